@@ -1,0 +1,8 @@
+"""Data layer: TFDS datasets read without TensorFlow (array_record + grain) and an embedding cache.
+
+- ``builders``: TFDS builders for the real datasets shipped in packages (animal_mnist,
+  sklearn_digits) and ``prepare(name, data_dir)``.
+- ``sources``: ``load_arrays``, grain pipelines with sharding, CIFAR-100 class-incremental
+  tasks and the MTIL dataset order for user-prepared TFDS datasets.
+- ``embedding_cache``: on-disk cache of frozen-backbone image/text embeddings.
+"""
