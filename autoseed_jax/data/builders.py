@@ -55,7 +55,8 @@ _ANIMAL_MNIST_FILES = {
 
 
 def default_data_dir() -> pathlib.Path:
-    """Where embedded datasets are built: ``$AUTOSEED_DATA_DIR`` or ``~/.cache/autoseed_jax/tfds``."""
+    """Where embedded datasets are built: ``$AUTOSEED_DATA_DIR``, else
+    ``~/.cache/autoseed_jax/tfds``."""
     from_env = os.environ.get(DATA_DIR_ENV)
     if from_env:
         return pathlib.Path(from_env).expanduser()

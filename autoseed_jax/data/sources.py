@@ -106,7 +106,10 @@ def prompt_template(name: str) -> str:
 
 
 def readable_class_name(raw_name: str) -> str:
-    """TFDS label name -> words: ``"/a/apartment_building/outdoor"`` -> ``"apartment building outdoor"``."""
+    """TFDS label name -> words.
+
+    ``"/a/apartment_building/outdoor"`` (SUN397) -> ``"apartment building outdoor"``.
+    """
     parts = [part for part in raw_name.split("/") if part]
     if len(parts) > 1 and len(parts[0]) == 1:  # SUN397 style "/<first letter>/<name>".
         parts = parts[1:]
@@ -121,7 +124,9 @@ def class_prompts(name: str, class_names: Sequence[str]) -> list[str]:
 
 def _check_known(name: str) -> None:
     if name not in builders.EMBEDDED_BUILDERS and name not in TFDS_DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}.")
+        raise ValueError(
+            f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}."
+        )
 
 
 def _how_to_prepare(tfds_name: str, data_dir: str) -> str:
@@ -158,7 +163,7 @@ def _diagnose_unreadable(tfds_name: str, data_dir: str, error: Exception) -> Exc
 
 
 def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None):
-    """Random-access source of split ``split`` of dataset ``name``: ``len(src)``, ``src[i]`` (a dict).
+    """Random-access source of ``split`` of dataset ``name``: ``len(src)``, ``src[i]`` -> dict.
 
     Embedded datasets are built into data_dir on first use. User-prepared datasets need
     data_dir (the ``--data_dir`` they were built into) and are read with ``tfds.data_source``.
@@ -180,7 +185,10 @@ def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None
             spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
         )
     except (AssertionError, FileNotFoundError, NotImplementedError, ValueError) as error:
-        raise _diagnose_unreadable(spec.tfds_name, data_dir, error) from error
+        diagnosed = _diagnose_unreadable(spec.tfds_name, data_dir, error)
+        if diagnosed is error:
+            raise
+        raise diagnosed from error
 
 
 def class_names_of(source, label_key: str = "label") -> list[str]:
@@ -197,7 +205,10 @@ def _image_key(name: str) -> str:
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """image: [H, W, C] uint8 -> [size, size, C] uint8 (shorter side to size, bicubic; center crop)."""
+    """image: [H, W, C] uint8 -> [size, size, C] uint8.
+
+    Shorter side resized to ``size`` (bicubic), then the center square is cropped.
+    """
     from PIL import Image  # pylint: disable=import-outside-toplevel
 
     height, width, channels = image.shape
@@ -279,7 +290,9 @@ def make_grain_dataset(
     return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
-def cifar100_class_order(seed: int = CIFAR100_CLASS_ORDER_SEED, num_classes: int = 100) -> np.ndarray:
+def cifar100_class_order(
+    seed: int = CIFAR100_CLASS_ORDER_SEED, num_classes: int = 100
+) -> np.ndarray:
     """[num_classes] int32 class ids in learning order: ``RandomState(seed).permutation``.
 
     Equals ``np.random.seed(1993); np.random.permutation(100)`` (the PyCIL order used by
@@ -304,7 +317,9 @@ def class_incremental_tasks(
     return [chunk.astype(np.int32) for chunk in np.split(class_order, num_tasks)]
 
 
-def task_example_indices(labels: np.ndarray, task_classes: Sequence[np.ndarray]) -> list[np.ndarray]:
+def task_example_indices(
+    labels: np.ndarray, task_classes: Sequence[np.ndarray]
+) -> list[np.ndarray]:
     """labels: [N] -> per task, the sorted int64 indices of examples whose label is in that task."""
     labels = np.asarray(labels)
     return [np.flatnonzero(np.isin(labels, classes)).astype(np.int64) for classes in task_classes]
