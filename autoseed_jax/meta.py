@@ -1,0 +1,97 @@
+"""Task-gradient conditions and the bilevel meta-update of G_φ (METHOD §4.3a–c).
+
+* ``sketch`` / ``task_gradient_condition``: per-class gradients of the task loss,
+  flattened and projected by a fixed seeded Gaussian matrix R [m, P]:
+  ``u_c = R g_c / ‖R g_c‖``. R is never stored: each parameter leaf's block of R is
+  regenerated from ``fold_in(sketch_key, leaf_index)``, so the same key always gives
+  the same R (the sketch is deterministic) and P can be large.
+* ``unrolled_inner_loop``: θ' = θ₀ − α ∇ L_inner(θ₀) repeated n times with ``lax.scan``;
+  differentiable with respect to anything ``L_inner`` closes over (the generator).
+* ``meta_update``: M optax steps on φ of an outer loss that runs the inner loop.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def sketch(tree, key: jax.Array, sketch_dim: int) -> jax.Array:
+  """R · flatten(tree) for a fixed Gaussian R [sketch_dim, P] derived from ``key``.
+
+  Returns:
+    [sketch_dim] float32 (not normalised).
+  """
+  leaves = jax.tree.leaves(tree)
+  total = jnp.zeros((sketch_dim,), jnp.float32)
+  for i, leaf in enumerate(leaves):
+    flat = leaf.reshape(-1).astype(jnp.float32)
+    block = jax.random.normal(jax.random.fold_in(key, i), (sketch_dim, flat.shape[0]))
+    total = total + block @ flat
+  return total / jnp.sqrt(float(sketch_dim))
+
+
+def task_gradient_condition(per_class_loss: Callable, params, class_weights: jax.Array, *,
+                            sketch_key: jax.Array, sketch_dim: int = 128) -> jax.Array:
+  """Sketched, normalised per-class task gradients u_c (METHOD §4.3a).
+
+  Args:
+    per_class_loss: ``(params, weights [N]) -> scalar``, the task loss on the task's data
+      with example weights (1 for examples of the class, 0 elsewhere).
+    params: θ_t, the parameters after online adaptation.
+    class_weights: [n, N] float/bool, one row of example weights per class.
+    sketch_key: fixes R; use the same key for the whole run.
+    sketch_dim: m.
+
+  Returns:
+    [n, m] unit-norm conditions (a zero row for a class without examples).
+  """
+  grads = jax.vmap(jax.grad(per_class_loss), in_axes=(None, 0))(
+      params, class_weights.astype(jnp.float32))
+  # R does not depend on the class, so under vmap each block of R is drawn once and
+  # applied to all classes as one matrix product.
+  r = jax.vmap(lambda g: sketch(g, sketch_key, sketch_dim))(grads)
+  return r / jnp.maximum(jnp.linalg.norm(r, axis=-1, keepdims=True), 1e-12)
+
+
+def unrolled_inner_loop(inner_loss: Callable, params0, *, learning_rate: float,
+                        num_steps: int):
+  """n steps of plain gradient descent on ``inner_loss(params)``, written with lax.scan.
+
+  Differentiating the result with respect to variables ``inner_loss`` closes over gives
+  the full (second-order) meta-gradient through the unrolled loop.
+
+  Returns:
+    θ' after ``num_steps`` steps.
+  """
+
+  def step(params, _):
+    grads = jax.grad(inner_loss)(params)
+    return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads), None
+
+  params, _ = jax.lax.scan(step, params0, None, length=num_steps)
+  return params
+
+
+def meta_update(outer_loss: Callable, gen_params, gen_opt_state, key: jax.Array, *,
+                optimizer: optax.GradientTransformation, num_steps: int):
+  """M optimiser steps on φ of ``outer_loss(φ, key) -> scalar`` (METHOD §4.3c).
+
+  Each step draws a fresh key (``fold_in(key, step)``) for the generator's noise.
+
+  Returns:
+    (φ, optimiser state, outer losses [num_steps] before each step).
+  """
+
+  def step(carry, i):
+    params, opt_state = carry
+    loss, grads = jax.value_and_grad(outer_loss)(params, jax.random.fold_in(key, i))
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  (gen_params, gen_opt_state), losses = jax.lax.scan(
+      step, (gen_params, gen_opt_state), jnp.arange(num_steps))
+  return gen_params, gen_opt_state, losses

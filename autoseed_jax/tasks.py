@@ -1,0 +1,232 @@
+"""Task streams on cached embeddings: fixed-shape task pytrees and their validation.
+
+A continual run sees a stream of tasks. Each task arrives as a ``Task`` pytree whose
+arrays are padded to the largest task of the stream (with counts saying how many rows
+are real), so every task has the same shapes and the jitted steps compile once.
+
+``build_stream`` turns per-task arrays (embeddings, labels) into a ``TaskStream``,
+checking the input first (empty tasks, one-class tasks, labels out of range, wrong
+embedding dims, NaN/Inf) and holding out a stratified validation split of each task's
+training data (``val_fraction``, 5% by default; METHOD §4.2, used by the seed update).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import flax.struct
+import jax
+import numpy as np
+
+
+@flax.struct.dataclass
+class Task:
+  """One task of a stream, padded to the stream's shapes.
+
+  Attributes:
+    index: [] int32, position of the task in the stream (0-based).
+    classes: [Ct] int32 class ids of this task (-1 in padding slots).
+    class_text: [Ct, d] frozen text embeddings f_T(prompt(c)) of those classes.
+    train_x: [N, d] frozen image embeddings used for online adaptation.
+    train_y: [N] int32 labels.
+    train_count: [] int32, real rows of train_x.
+    val_x: [Nv, d] held-out image embeddings D_t^val (seed update only).
+    val_y: [Nv] int32.
+    val_count: [] int32.
+  """
+
+  index: jax.Array
+  classes: jax.Array
+  class_text: jax.Array
+  train_x: jax.Array
+  train_y: jax.Array
+  train_count: jax.Array
+  val_x: jax.Array
+  val_y: jax.Array
+  val_count: jax.Array
+
+
+@flax.struct.dataclass
+class EvalSet:
+  """Test data of every task, stacked.
+
+  Attributes:
+    x: [T, Nt, d] frozen test image embeddings.
+    y: [T, Nt] int32 labels.
+    count: [T] int32 real rows per task.
+    class_mask: [T, C] bool, the classes of each task.
+    class_text: [C, d] frozen text embeddings of every class of the stream.
+  """
+
+  x: jax.Array
+  y: jax.Array
+  count: jax.Array
+  class_mask: jax.Array
+  class_text: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskStream:
+  """A named sequence of tasks plus the test data of all of them."""
+
+  name: str
+  tasks: tuple[Task, ...]
+  test: EvalSet
+  class_names: tuple[str, ...]
+  description: str = ''
+
+  @property
+  def num_tasks(self) -> int:
+    return len(self.tasks)
+
+  @property
+  def num_classes(self) -> int:
+    return int(self.test.class_text.shape[0])
+
+  @property
+  def dim(self) -> int:
+    return int(self.test.class_text.shape[1])
+
+  @property
+  def max_classes_per_task(self) -> int:
+    return int(self.tasks[0].classes.shape[0])
+
+  def task_classes(self, t: int) -> list[int]:
+    return [int(c) for c in np.asarray(self.tasks[t].classes) if c >= 0]
+
+
+def _check_embeddings(x, what: str, dim: int) -> np.ndarray:
+  x = np.asarray(x, np.float32)
+  if x.ndim != 2 or x.shape[1] != dim:
+    raise ValueError(
+        f'{what}: embeddings must have shape [N, {dim}] (the class text embedding dim), '
+        f'got {x.shape}. Encode images and prompts with the same backbone.')
+  bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+  if bad.size:
+    raise ValueError(
+        f'{what}: {bad.size} embedding(s) contain NaN or Inf, first at index {bad[0]}. '
+        'Check the encoder output or the cached embedding file (delete it to recompute).')
+  return x
+
+
+def _check_labels(y, what: str, num_classes: int, n: int) -> np.ndarray:
+  y = np.asarray(y)
+  if y.shape != (n,):
+    raise ValueError(f'{what}: expected {n} labels, got shape {y.shape}.')
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f'{what}: labels must be integers, got dtype {y.dtype}.')
+  out = np.flatnonzero((y < 0) | (y >= num_classes))
+  if out.size:
+    raise ValueError(
+        f'{what}: label {int(y[out[0]])} at index {out[0]} is out of range [0, {num_classes}); '
+        f'the stream has {num_classes} classes (one text embedding per class).')
+  return y.astype(np.int32)
+
+
+def split_validation(y: np.ndarray, fraction: float, rng: np.random.Generator):
+  """Stratified hold-out: at least one example per class when the class has >= 2.
+
+  Returns:
+    (train_idx, val_idx), int arrays into y.
+  """
+  train_idx, val_idx = [], []
+  for c in np.unique(y):
+    idx = rng.permutation(np.flatnonzero(y == c))
+    n_val = int(round(fraction * idx.size))
+    if fraction > 0 and idx.size >= 2:
+      n_val = min(max(n_val, 1), idx.size - 1)
+    val_idx.append(idx[:n_val])
+    train_idx.append(idx[n_val:])
+  return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+
+
+def _pad(a: np.ndarray, n: int, fill=0):
+  out = np.full((n,) + a.shape[1:], fill, a.dtype)
+  out[:a.shape[0]] = a
+  return out
+
+
+def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
+                 test: Sequence[tuple[np.ndarray, np.ndarray]], class_text: np.ndarray,
+                 class_names: Sequence[str], val_fraction: float = 0.05, seed: int = 0,
+                 description: str = '') -> TaskStream:
+  """Validates per-task arrays and packs them into a fixed-shape ``TaskStream``.
+
+  Args:
+    name: stream name (e.g. 'animals-ci').
+    train: per task, (image embeddings [n_t, d], labels [n_t]).
+    test: per task, (image embeddings [m_t, d], labels [m_t]).
+    class_text: [C, d] frozen text embeddings of every class's prompt.
+    class_names: C names.
+    val_fraction: share of each task's training data held out as D_t^val.
+    seed: seed of the validation split.
+
+  Raises:
+    ValueError naming the task, index and fix for: no tasks, train/test count mismatch,
+    an empty task, a task with one class, labels out of range, wrong embedding dims,
+    NaN/Inf embeddings.
+  """
+  class_text = np.asarray(class_text, np.float32)
+  if class_text.ndim != 2:
+    raise ValueError(f'class_text must be [C, d], got shape {class_text.shape}.')
+  num_classes, dim = class_text.shape
+  _check_embeddings(class_text, 'class text embeddings', dim)
+  if len(class_names) != num_classes:
+    raise ValueError(f'{len(class_names)} class names for {num_classes} class embeddings.')
+  if not train:
+    raise ValueError(f'stream {name!r} has no tasks.')
+  if len(train) != len(test):
+    raise ValueError(f'stream {name!r}: {len(train)} training tasks but {len(test)} test tasks.')
+  if not 0.0 <= val_fraction < 1.0:
+    raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}.')
+
+  rng = np.random.default_rng(seed)
+  parts = []
+  for t, ((x, y), (tx, ty)) in enumerate(zip(train, test)):
+    what = f'task {t} of stream {name!r}'
+    x = _check_embeddings(x, f'{what} (train)', dim)
+    tx = _check_embeddings(tx, f'{what} (test)', dim)
+    if x.shape[0] == 0 or tx.shape[0] == 0:
+      raise ValueError(f'{what} is empty (train {x.shape[0]}, test {tx.shape[0]} examples); '
+                       'remove it from the stream or give it data.')
+    y = _check_labels(y, f'{what} (train)', num_classes, x.shape[0])
+    ty = _check_labels(ty, f'{what} (test)', num_classes, tx.shape[0])
+    classes = np.unique(y)
+    if classes.size < 2:
+      raise ValueError(
+          f'{what} has a single class ({class_names[classes[0]]!r}); a task needs at least '
+          'two classes for its classification loss to teach anything. Merge it with a '
+          'neighbouring task.')
+    extra = np.setdiff1d(np.unique(ty), classes)
+    if extra.size:
+      raise ValueError(f'{what}: test labels {extra.tolist()} do not occur in its training data.')
+    tr_idx, va_idx = split_validation(y, val_fraction, rng)
+    parts.append((classes, x[tr_idx], y[tr_idx], x[va_idx], y[va_idx], tx, ty))
+
+  n_cls = max(p[0].size for p in parts)
+  n_tr = max(p[1].shape[0] for p in parts)
+  n_va = max(max(p[3].shape[0] for p in parts), 1)
+  n_te = max(p[5].shape[0] for p in parts)
+  tasks = []
+  for t, (classes, x, y, vx, vy, _, _) in enumerate(parts):
+    padded_classes = _pad(classes.astype(np.int32), n_cls, -1)
+    tasks.append(Task(
+        index=np.int32(t),
+        classes=padded_classes,
+        class_text=class_text[np.maximum(padded_classes, 0)] * (padded_classes >= 0)[:, None],
+        train_x=_pad(x, n_tr), train_y=_pad(y, n_tr), train_count=np.int32(x.shape[0]),
+        val_x=_pad(vx, n_va), val_y=_pad(vy, n_va), val_count=np.int32(vx.shape[0]),
+    ))
+  class_mask = np.zeros((len(parts), num_classes), bool)
+  for t, p in enumerate(parts):
+    class_mask[t, p[0]] = True
+  test_set = EvalSet(
+      x=np.stack([_pad(p[5], n_te) for p in parts]),
+      y=np.stack([_pad(p[6], n_te) for p in parts]),
+      count=np.array([p[5].shape[0] for p in parts], np.int32),
+      class_mask=class_mask,
+      class_text=class_text,
+  )
+  return TaskStream(name=name, tasks=tuple(tasks), test=test_set,
+                    class_names=tuple(class_names), description=description)

@@ -1,0 +1,60 @@
+"""Defaults shared by every config: the Auto-Seed VL2 method and its ablation switches.
+
+Each field is documented where it is set. Configs import ``method_config()`` and
+override what they need; any field can be overridden on the command line,
+e.g. ``--config.memory_budget=40``.
+"""
+
+import ml_collections
+
+
+def method_config() -> ml_collections.ConfigDict:
+  """Method hyperparameters (METHOD §1-§5), flat so `--config.<field>=` works."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0                      # run seed: parameter init, data order, noise, sketch R
+  c.method = 'autoseed'           # 'autoseed' | 'finetune' | 'zeroshot'
+
+  # Adapters (METHOD §1).
+  c.adapter_hidden = 256          # hidden width of each residual adapter MLP
+  c.adapter_alpha = 0.5           # residual ratio α
+  c.init_logit_scale = 10.0       # exp(log τ) at initialisation (learnable)
+
+  # Online adaptation (METHOD §4.2).
+  c.steps_per_task = 300          # optimiser steps on each task
+  c.steps_per_chunk = 100         # steps per compiled scan call (progress/checkpoint unit)
+  c.batch_size = 64               # real examples per step
+  c.learning_rate = 1e-3          # AdamW on θ
+  c.weight_decay = 1e-4
+  c.reset_optimizer = True        # fresh optimiser state at the start of every task
+
+  # Seed replay and consistency (METHOD §3, §4.1-4.2).
+  c.seed_batch_size = 32          # seeds drawn per step (without replacement)
+  c.replay_weight = 1.0           # λ_r
+  c.replay_infonce_weight = 1.0   # weight of in-batch InfoNCE inside L_replay
+  c.consistency_weight = 1.0      # λ_c; 0 is the "no consistency loss" ablation
+  c.kd_temperature = 2.0          # T_kd of the KL term
+
+  # Seed memory (METHOD §2, §4.3d).
+  c.memory_budget = 50            # K: seeds kept in memory after each task
+  c.memory_capacity = 0           # fixed slots of the memory pytree; 0 means = K
+  c.seeds_per_class = 5           # k: seeds kept per new class
+  c.candidates_per_class = 16     # k_gen: candidates generated per class before scoring
+  c.redundancy_cosine = 0.98      # skip a candidate this similar to a kept seed
+  c.prune = True                  # False: "no seed pruning (full memory)" ablation
+  c.seed_source = 'generator'     # 'generator' | 'generator_no_meta' | 'random'
+  c.random_seed_sigma = 0.05      # σ of the "random seeds" ablation: v = norm(e + σε)
+
+  # Generator G_φ and its meta-update (METHOD §4.3a-c).
+  c.sketch_dim = 128              # m: size of the sketched task gradient u_c
+  c.noise_dim = 16                # size of z
+  c.generator_hidden = 256
+  c.generator_layers = 2
+  c.generator_residual = True     # v, w = normalize(e_c + Δ) (see generator.py)
+  c.meta_steps = 20               # M: Adam steps on φ per task
+  c.meta_learning_rate = 1e-3
+  c.meta_seeds_per_class = 4      # seeds per class generated inside each meta step
+  c.inner_steps = 5               # n_inner: unrolled SGD steps from θ_{t-1}
+  c.inner_learning_rate = 0.5     # α of the inner loop
+  c.align_weight = 0.1            # β
+  c.anchor_weight = 1.0           # γ
+  return c
