@@ -156,8 +156,7 @@ def validate_config(config: ml_collections.ConfigDict, stream: TaskStream) -> No
   need(config.memory_budget <= capacity,
        f'memory_budget={config.memory_budget} exceeds memory_capacity={capacity}; '
        'raise memory_capacity or lower memory_budget.')
-  need(config.seed_batch_size <= capacity,
-       f'seed_batch_size={config.seed_batch_size} exceeds the memory capacity {capacity}.')
+  need(config.seed_batch_size > 0, f'seed_batch_size={config.seed_batch_size} must be > 0.')
   need(config.meta_steps >= 0 and config.inner_steps > 0,
        f'meta_steps={config.meta_steps} must be >= 0 and inner_steps={config.inner_steps} > 0.')
   need(config.kd_temperature > 0, f'kd_temperature={config.kd_temperature} must be > 0.')
@@ -183,6 +182,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
   gen_optimizer = optax.adam(config.meta_learning_rate)
   capacity = memory_capacity(config, stream)
+  seed_batch_size = min(config.seed_batch_size, capacity)
   budget = config.memory_budget if config.prune else capacity
   max_cosine = config.redundancy_cosine if config.prune else 2.0
   uses_seeds = config.method == 'autoseed'
@@ -256,7 +256,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_TAG), state.step)
       k_data, k_seed = jax.random.split(key)
       idx = jax.random.randint(k_data, (config.batch_size,), 0, task.train_count)
-      seed_batch = seeds.sample(state.memory, k_seed, config.seed_batch_size)
+      seed_batch = seeds.sample(state.memory, k_seed, seed_batch_size)
       grads, terms = jax.grad(training_loss, has_aux=True)(
           state.params, state, task.train_x[idx], task.train_y[idx], seed_batch)
       updates, opt_state = optimizer.update(grads, state.opt_state, state.params)

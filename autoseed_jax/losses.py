@@ -180,6 +180,6 @@ def anchor_loss(v, w, labels, image_means, text_means, *, mask=None) -> jax.Arra
     text_means: [C, d] class text means μ_T.
   """
   safe = jnp.clip(labels, 0, image_means.shape[0] - 1)
-  dist = (jnp.sum((v - image_means[safe]) ** 2, axis=-1)
-          + jnp.sum((w - text_means[safe]) ** 2, axis=-1))
+  dist = (jnp.sum((v - jnp.take(image_means, safe, axis=0)) ** 2, axis=-1)
+          + jnp.sum((w - jnp.take(text_means, safe, axis=0)) ** 2, axis=-1))
   return _masked_mean(dist, mask)

@@ -75,5 +75,30 @@ def main(argv):
   sys.stdout.flush()
 
 
+def run_cli(argv):
+  """``main`` with input errors reported as one clear line instead of a traceback."""
+  try:
+    main(argv)
+  except (ValueError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl flag parsing, with a bad config override (unknown key, wrong type) reported
+  as one line that names the key instead of a traceback from inside ml_collections."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    message = str(e)
+    if len(message) > 1 and message[0] == message[-1] and message[0] in '\'"':
+      message = message[1:-1]  # AttributeError wraps its text in repr quotes
+    message = message.replace('\\n', ' ').replace("\\'", "'")
+    print(f'error: bad command line: {message}\n'
+          f'Run `python -m autoseed_jax.main --helpfull` for flags; config fields are '
+          f'listed in the config file and experiments/configs/common.py.', file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(run_cli, flags_parser=parse_flags)

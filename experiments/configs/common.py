@@ -28,7 +28,7 @@ def method_config() -> ml_collections.ConfigDict:
   c.reset_optimizer = True        # fresh optimiser state at the start of every task
 
   # Seed replay and consistency (METHOD §3, §4.1-4.2).
-  c.seed_batch_size = 32          # seeds drawn per step (without replacement)
+  c.seed_batch_size = 32          # seeds drawn per step, without replacement (at most K)
   c.replay_weight = 1.0           # λ_r
   c.replay_infonce_weight = 1.0   # weight of in-batch InfoNCE inside L_replay
   c.consistency_weight = 1.0      # λ_c; 0 is the "no consistency loss" ablation
