@@ -1,0 +1,297 @@
+"""Named task streams built from real images: data layer -> frozen backbone -> cached embeddings.
+
+Every stream is built the same way: the images of each dataset are read with
+`autoseed_jax.data.sources.load_arrays`, encoded once by a frozen backbone (default: the
+offline LiT backbone, `models.offline_backbone`), cached on disk keyed by the backbone's
+fingerprint (`data.embedding_cache`), split into tasks and packed by `tasks.build_stream`.
+
+The pretraining split. The offline backbone's image tower was trained on a *pretraining
+split* carved out of each dataset's TRAIN split (`pretraining_split`): per class, the
+`PRETRAIN_FRACTION` (10%) of images whose salted content hash is smallest (byte-identical
+images always go the same way). A stream's training data is the rest of TRAIN (exactly the
+complement); its test data is the whole TEST split, which pretraining never sees. Sizes:
+
+| dataset        | TRAIN | pretraining split         | stream train (before val) | TEST |
+|----------------|-------|---------------------------|---------------------------|------|
+| animal_mnist   | 8,000 | 800 (80 per class)        | 7,200 (720 per class)     | 2,000|
+| sklearn_digits | 1,438 | 143 (14-15 per class)     | 1,295 (125-131 per class) |   359|
+
+`tasks.build_stream` then holds out `val_fraction` (5%) of each task's stream-train images per
+class as D_t^val. `train_fraction` < 1 keeps that share of each class's stream-train images
+(seeded, for quick runs) before the validation split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Callable
+
+import numpy as np
+
+from autoseed_jax.data import embedding_cache, sources
+from autoseed_jax.models import backbone as backbone_lib
+from autoseed_jax.tasks import TaskStream, build_stream
+
+PRETRAIN_FRACTION = 0.1
+# Salt of the content hash that picks the pretraining images; changing it changes the split
+# (and invalidates the committed image tower, which was trained on the current one).
+PRETRAIN_SALT = b"autoseed_jax/lit-pretraining-split/v1"
+# The datasets of the offline backbone's pretraining, with the offset of their class ids in
+# the shared 20-class bank (the same ids as the animals-digits stream).
+PRETRAIN_DATASETS = (("animal_mnist", 0), ("sklearn_digits", 10))
+
+ANIMALS = "animal_mnist"
+DIGITS = "sklearn_digits"
+# animals-ci learns the animal-mnist classes in label order, two per task.
+ANIMALS_CI_CLASS_ORDER = tuple(range(10))
+ANIMALS_CI_CLASSES_PER_TASK = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The pretraining split
+
+
+def content_digests(images: np.ndarray, salt: bytes = PRETRAIN_SALT) -> list[str]:
+    """images: [N, ...] -> N hex sha256 digests of salt + each image's bytes."""
+    return [hashlib.sha256(salt + np.ascontiguousarray(image).tobytes()).hexdigest()
+            for image in images]
+
+
+def pretraining_split(images: np.ndarray, labels: np.ndarray,
+                      fraction: float = PRETRAIN_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic per-class carve-out of a TRAIN split for LiT pretraining.
+
+    Per class, images are ordered by `content_digests`; distinct contents are taken in that
+    order until `round(fraction * class size)` images are taken (a content that occurs twice
+    brings both copies, so the count can exceed the target by the extra copies). The choice
+    depends only on image bytes and labels, not on record order.
+
+    images: [N, H, W, C] uint8; labels: [N] int.
+    Returns (pretrain_indices, stream_indices): sorted int64 arrays partitioning range(N).
+    """
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
+    digests = np.asarray(content_digests(images))
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        target = int(round(fraction * members.size))
+        ordered = members[np.argsort(digests[members], kind="stable")]
+        taken = 0
+        for start in range(ordered.size):
+            if taken >= target:
+                break
+            if start > 0 and digests[ordered[start]] == digests[ordered[start - 1]]:
+                continue  # already taken with its first copy
+            copies = ordered[digests[ordered] == digests[ordered[start]]]
+            chosen.append(copies)
+            taken += copies.size
+    is_pretrain = np.zeros(len(labels), bool)
+    if chosen:
+        is_pretrain[np.concatenate(chosen)] = True
+    return np.flatnonzero(is_pretrain).astype(np.int64), np.flatnonzero(~is_pretrain).astype(np.int64)
+
+
+def load_split_arrays(dataset: str, data_dir=None) -> dict[str, np.ndarray | list[str]]:
+    """One dataset, split into the three parts this module uses.
+
+    Returns {"pretrain_x", "pretrain_y", "train_x", "train_y", "test_x", "test_y": arrays
+    (uint8 [N, H, W, 1] images, int32 labels), "class_names": list, "prompts": list}.
+    """
+    train_x, train_y, class_names = sources.load_arrays(dataset, "train", data_dir)
+    test_x, test_y, _ = sources.load_arrays(dataset, "test", data_dir)
+    pretrain_idx, stream_idx = pretraining_split(train_x, train_y)
+    return {
+        "pretrain_x": train_x[pretrain_idx], "pretrain_y": train_y[pretrain_idx],
+        "train_x": train_x[stream_idx], "train_y": train_y[stream_idx],
+        "test_x": test_x, "test_y": test_y,
+        "class_names": class_names,
+        "prompts": sources.class_prompts(dataset, class_names),
+    }
+
+
+def pretraining_data(data_dir=None) -> dict:
+    """The LiT pretraining set: the pretraining splits of `PRETRAIN_DATASETS`.
+
+    Returns {"images": per dataset uint8 [N_i, H_i, W_i, 1], "labels": per dataset int32 [N_i]
+    in the shared bank (offset applied), "prompts": [C] class prompts of the bank,
+    "class_names": [C], "datasets": [{"name", "offset", "num_images", "train_size"}]}.
+    """
+    images, labels, prompts, names, described = [], [], [], [], []
+    for dataset, offset in PRETRAIN_DATASETS:
+        parts = load_split_arrays(dataset, data_dir)
+        if offset != len(prompts):
+            raise ValueError(f"class offset {offset} of {dataset} does not follow the "
+                             f"{len(prompts)} classes before it.")
+        images.append(parts["pretrain_x"])
+        labels.append(parts["pretrain_y"] + offset)
+        prompts += parts["prompts"]
+        names += [_bank_name(dataset, name) for name in parts["class_names"]]
+        described.append({
+            "name": dataset, "offset": offset, "num_images": int(len(parts["pretrain_x"])),
+            "train_size": int(len(parts["pretrain_x"]) + len(parts["train_x"])),
+        })
+    return {"images": images, "labels": labels, "prompts": prompts, "class_names": names,
+            "datasets": described}
+
+
+def _bank_name(dataset: str, class_name: str) -> str:
+    return f"digit {class_name}" if dataset == DIGITS else class_name
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding through the cache
+
+
+def subsample_per_class(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices keeping round(fraction * n_c) (at least 2) examples of each class c."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1.0:
+        return np.arange(len(labels))
+    kept = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = min(members.size, max(2, int(round(fraction * members.size))))
+        kept.append(rng.choice(members, count, replace=False))
+    return np.sort(np.concatenate(kept))
+
+
+@dataclasses.dataclass
+class _Embedded:
+    """A dataset's stream parts as embeddings: train/test [N, d] with labels, prompts [C, d]."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    class_text: np.ndarray
+    class_names: list[str]
+
+
+def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fraction: float,
+                   rng: np.random.Generator) -> _Embedded:
+    parts = load_split_arrays(dataset, data_dir)
+    keep = subsample_per_class(parts["train_y"], train_fraction, rng)
+
+    def images(split: str, x: np.ndarray) -> np.ndarray:
+        return embedding_cache.cached_embeddings(
+            backbone.encode_image, fingerprint=backbone.fingerprint, dataset=dataset,
+            split=split, images=x, cache_dir=cache_dir)
+
+    return _Embedded(
+        train_x=images("stream-train", parts["train_x"][keep]),
+        train_y=parts["train_y"][keep],
+        test_x=images("test", parts["test_x"]),
+        test_y=parts["test_y"],
+        class_text=embedding_cache.cached_text_embeddings(
+            backbone.encode_text, fingerprint=backbone.fingerprint, prompts=parts["prompts"],
+            cache_dir=cache_dir),
+        class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
+    )
+
+
+def _task_split(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.isin(y, np.asarray(classes))
+    return x[rows], y[rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# The streams
+
+
+def _animals_ci(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction):
+    rng = np.random.default_rng(seed)
+    animals = _embed_dataset(ANIMALS, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                             train_fraction=train_fraction, rng=rng)
+    order = np.asarray(ANIMALS_CI_CLASS_ORDER)
+    task_classes = np.split(order, len(order) // ANIMALS_CI_CLASSES_PER_TASK)
+    return build_stream(
+        "animals-ci",
+        train=[_task_split(animals.train_x, animals.train_y, c) for c in task_classes],
+        test=[_task_split(animals.test_x, animals.test_y, c) for c in task_classes],
+        class_text=animals.class_text, class_names=animals.class_names,
+        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-ci"].description)
+
+
+def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction):
+    rng = np.random.default_rng(seed)
+    domains = [_embed_dataset(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                              train_fraction=train_fraction, rng=rng)
+               for name in (ANIMALS, DIGITS)]
+    train, test = [], []
+    for offset, domain in zip((0, 10), domains):
+        train.append((domain.train_x, domain.train_y + offset))
+        test.append((domain.test_x, domain.test_y + offset))
+    return build_stream(
+        "animals-digits", train=train, test=test,
+        class_text=np.concatenate([d.class_text for d in domains]),
+        class_names=domains[0].class_names + domains[1].class_names,
+        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-digits"].description)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSpec:
+    """A named stream: its protocol in one paragraph and the function that builds it."""
+
+    name: str
+    description: str
+    build: Callable[..., TaskStream]
+
+
+STREAMS: dict[str, StreamSpec] = {
+    "animals-ci": StreamSpec(
+        "animals-ci",
+        "Class-incremental Animal-MNIST: 5 tasks x 2 classes in label order (bear, bird | "
+        "cat, cow | dog, elephant | giraffe, horse | sheep, zebra). Each task trains on the "
+        "720 stream-train images per class (the 80 per class of the LiT pretraining split "
+        "removed; 5% of them held out as D_t^val, so 684 + 36) and is tested on the 200 TEST "
+        "images per class. Evaluation after each task is over all classes seen so far "
+        "(10-way at the end) with the frozen text embeddings of "
+        "'a black and white silhouette of a {class}.'.",
+        _animals_ci),
+    "animals-digits": StreamSpec(
+        "animals-digits",
+        "Two domains in sequence (like the paper's C->R): task 1 = the 10 Animal-MNIST "
+        "classes (ids 0-9; 720 stream-train images per class, 200 test), task 2 = the 10 "
+        "scikit-learn digits (ids 10-19, 8x8 images upsampled to 32x32; 125-131 stream-train "
+        "images per class, 35-37 test). Prompts: 'a black and white silhouette of a "
+        "{animal}.' and 'a handwritten digit {d}.'. After task 2 both domains are "
+        "evaluated over all 20 classes.",
+        _animals_digits),
+}
+
+
+def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,
+               val_fraction: float = 0.05, train_fraction: float = 1.0) -> TaskStream:
+    """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
+
+    backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
+    data_dir: where the embedded TFDS datasets are built (default
+      `data.builders.default_data_dir()`); cache_dir: embedding cache (default
+      `data.embedding_cache.default_cache_dir()`).
+    seed: seed of the validation split and of the `train_fraction` subsample.
+    val_fraction: share of each task's training data held out as D_t^val.
+    train_fraction: share of each class's stream-train images kept (1.0: all).
+    """
+    if name not in STREAMS:
+        raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
+    if backbone is None:
+        from autoseed_jax.models.offline_backbone import load_offline_backbone  # pylint: disable=import-outside-toplevel
+        backbone = load_offline_backbone()
+    if not isinstance(backbone, backbone_lib.Backbone):
+        raise ValueError(f"backbone must implement models.backbone.Backbone (embed_dim, "
+                         f"fingerprint, encode_text, encode_image); got {type(backbone).__name__}.")
+    if cache_dir is None:
+        cache_dir = embedding_cache.default_cache_dir()
+    return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
+                               seed=seed, val_fraction=val_fraction,
+                               train_fraction=train_fraction)
+
