@@ -12,7 +12,7 @@ from experiments.configs.common import method_config
 
 @pytest.fixture(scope='module')
 def stream():
-  return make_synthetic_stream(num_tasks=4, classes_per_task=2, dim=32, train_per_class=120,
+  return make_synthetic_stream(num_tasks=4, classes_per_task=2, dim=64, train_per_class=120,
                                test_per_class=60, seed=1)
 
 

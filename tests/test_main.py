@@ -33,7 +33,7 @@ def test_demo_config_runs_end_to_end_and_writes_results(tmp_path):
   assert len(acc) == 3 and all(len(row) == 3 for row in acc)
   assert 0 < results['methods']['autoseed']['memory_bytes']
   records = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
-  assert {r['phase'] for r in records} == {'adapt', 'seed_update'}
+  assert {r['phase'] for r in records} == {'adapt', 'consolidate'}
 
 
 @pytest.mark.parametrize('flag, message', [

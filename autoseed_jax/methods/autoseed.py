@@ -1,0 +1,209 @@
+"""Auto-Seed VL2 as a method of the shared engine (METHOD §4).
+
+* Seed replay + online adaptation: every step adds ``λ_r L_replay + λ_c L_consist`` on a
+  batch of seeds drawn from the memory (``extra_loss``).
+* Seed update (``consolidate``), after online adaptation on task t:
+  (a) per-class task-gradient conditions u_c under θ_t, sketched to m dims;
+  (b, c) M meta-steps of Adam on φ, each differentiating the outer loss through an
+      unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone;
+  (d) k_gen candidates per class, scored by gradient alignment with the held-out real
+      data of their class, the best k non-redundant kept; ``S_t = prune(add(S, new), K)``.
+
+Ablations (config): ``consistency_weight=0``; ``seed_source`` = ``random`` (no generator:
+v = normalize(e_c + σε), w = e_c) or ``generator_no_meta`` (G_φ at its initialisation);
+``prune=False`` (no redundancy filter, memory large enough for k seeds of every class).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from autoseed_jax import losses, meta, seeds, selection
+from autoseed_jax.generator import SeedGenerator, generate, init_generator, random_seeds
+from autoseed_jax.methods.base import Context, Method
+
+SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
+
+# Tags folded into the run key so each use of randomness has its own stream.
+_GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG = 10, 11, 12
+
+
+def memory_capacity(config, num_classes: int) -> int:
+  """Slots of the seed memory: ``memory_capacity`` if set, else the budget K; with
+  pruning off, room for every class's seeds (the "full memory" ablation)."""
+  if not config.prune:
+    return num_classes * config.seeds_per_class
+  return config.memory_capacity or config.memory_budget
+
+
+def validate(config, num_classes: int) -> None:
+  """Raises ValueError naming the field and a fix for values Auto-Seed cannot run."""
+
+  def need(cond, msg):
+    if not cond:
+      raise ValueError(f'invalid config: {msg}')
+
+  need(config.seed_source in SEED_SOURCES,
+       f'seed_source={config.seed_source!r}; choose one of {SEED_SOURCES}.')
+  need(config.seeds_per_class > 0,
+       f'seeds_per_class={config.seeds_per_class} must be > 0 (seeds kept per class).')
+  need(config.candidates_per_class >= config.seeds_per_class,
+       f'candidates_per_class={config.candidates_per_class} must be >= seeds_per_class='
+       f'{config.seeds_per_class}.')
+  need(config.memory_budget > 0,
+       f'memory_budget={config.memory_budget} must be > 0 (seeds kept in memory).')
+  capacity = memory_capacity(config, num_classes)
+  need(config.memory_budget <= capacity,
+       f'memory_budget={config.memory_budget} exceeds memory_capacity={capacity}; '
+       'raise memory_capacity or lower memory_budget.')
+  need(config.seed_batch_size > 0, f'seed_batch_size={config.seed_batch_size} must be > 0.')
+  need(config.meta_steps >= 0 and config.inner_steps > 0,
+       f'meta_steps={config.meta_steps} must be >= 0 and inner_steps={config.inner_steps} > 0.')
+  need(config.kd_temperature > 0, f'kd_temperature={config.kd_temperature} must be > 0.')
+
+
+def autoseed(context: Context) -> Method:
+  """Builds the Auto-Seed VL2 hooks for ``context.config``."""
+  config, dim = context.config, context.dim
+  validate(config, context.num_classes)
+  generator = SeedGenerator(hidden_dim=config.generator_hidden,
+                            num_layers=config.generator_layers,
+                            residual=config.generator_residual)
+  gen_optimizer = optax.adam(config.meta_learning_rate)
+  capacity = memory_capacity(config, context.num_classes)
+  seed_batch_size = min(config.seed_batch_size, capacity)
+  budget = config.memory_budget if config.prune else capacity
+  max_cosine = config.redundancy_cosine if config.prune else 2.0
+
+  def init_state(key):
+    gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
+                                sketch_dim=config.sketch_dim, dim=dim,
+                                noise_dim=config.noise_dim)
+    return dict(memory=seeds.init_memory(capacity, dim), gen_params=gen_params,
+                gen_opt_state=gen_optimizer.init(gen_params))
+
+  def seed_replay_loss(params, bank, seen, v, w, label, valid):
+    v_img, w_txt, scale = context.embed(params, v, w)
+    class_emb = context.embed(params, text_z=bank)[1]
+    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=seen,
+                              mask=valid, infonce_weight=config.replay_infonce_weight)
+
+  def extra_loss(params, state, x, y, key):
+    """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
+    del x, y
+    batch = seeds.sample(state.memory, key, seed_batch_size)
+    v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
+    class_emb = context.embed(params, text_z=state.class_bank)[1]
+    terms = {}
+    total = 0.0
+    if config.replay_weight > 0:
+      terms['replay'] = losses.replay_loss(
+          v_img, w_txt, batch.label, class_emb, scale, class_mask=state.seen,
+          mask=batch.valid, infonce_weight=config.replay_infonce_weight)
+      total = total + config.replay_weight * terms['replay']
+    if config.consistency_weight > 0:
+      prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
+      prev_class = context.embed(state.prev_params, text_z=state.class_bank)[1]
+      terms['consistency'] = losses.consistency_loss(
+          v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
+          logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
+          mask=batch.valid, kd_temperature=config.kd_temperature)
+      total = total + config.consistency_weight * terms['consistency']
+    return total, terms
+
+  def consolidate(state, task):
+    """The seed update of METHOD §4.3 for ``task``; returns (state, info)."""
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
+    k_meta, k_gen = jax.random.split(key)
+    sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
+    n_cls = task.classes.shape[0]
+    class_ok = task.classes >= 0
+    class_text = losses.l2_normalize(task.class_text)
+    in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
+    in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+    train_w = ((task.train_y[None] == task.classes[:, None]) & in_train[None]).astype(jnp.float32)
+    val_w = ((task.val_y[None] == task.classes[:, None]) & in_val[None]).astype(jnp.float32)
+    bank, seen = state.class_bank, state.seen
+
+    def task_loss_on(params, x, y, weights):
+      return context.weighted_task_loss(params, bank, seen, x, y, weights)
+
+    def make_candidates(gen_params, key, per_class, condition):
+      """[n_cls * per_class] flat candidates (v, w, slot, label, ok)."""
+      if config.seed_source == 'random':
+        v, w = random_seeds(key, class_text, num_per_class=per_class,
+                            sigma=config.random_seed_sigma)
+      else:
+        v, w = generate(generator, gen_params, key, condition=condition,
+                        class_text=class_text, num_per_class=per_class,
+                        noise_dim=config.noise_dim)
+      slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
+      return (v.reshape(-1, dim), w.reshape(-1, dim), slot,
+              jnp.where(class_ok, task.classes, 0)[slot], class_ok[slot])
+
+    # (a) task-gradient conditions u_c under θ_t (the random source needs none).
+    condition = None
+    if config.seed_source != 'random':
+      condition = meta.task_gradient_condition(
+          lambda p, wts: task_loss_on(p, task.train_x, task.train_y, wts),
+          state.params, train_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim)
+
+    # (c) meta-update of φ through an unrolled inner loop from θ_{t-1}.
+    gen_params, gen_opt_state = state.gen_params, state.gen_opt_state
+    info = {}
+    if config.seed_source == 'generator' and config.meta_steps > 0:
+      image_means = losses.l2_normalize(train_w @ task.train_x)
+
+      def outer_loss(phi, key):
+        v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
+                                                condition)
+        adapted_params = meta.unrolled_inner_loop(
+            lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
+            learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
+        teach = task_loss_on(adapted_params, task.val_x, task.val_y,
+                             in_val.astype(jnp.float32))
+        v_img, class_emb, scale = context.embed(state.params, v, bank)
+        classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
+                                      mask=ok)
+        return (teach + classified
+                + config.align_weight * losses.alignment_loss(v, w, mask=ok)
+                + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
+                                                            class_text, mask=ok))
+
+      gen_params, gen_opt_state, meta_losses = meta.meta_update(
+          outer_loss, gen_params, gen_opt_state, k_meta, optimizer=gen_optimizer,
+          num_steps=config.meta_steps)
+      info['meta_loss_first'] = meta_losses[0]
+      info['meta_loss_last'] = meta_losses[-1]
+
+    # (d) generate candidates, score by gradient alignment, keep the best k per class.
+    v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
+                                            condition)
+    val_grads = jax.vmap(lambda wts: selection.flat_grad(
+        task_loss_on, state.params, task.val_x, task.val_y, wts))(val_w)
+
+    def one_seed_loss(params, s):
+      sv, sw, slabel = s
+      return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
+                              jnp.ones((1,), bool))
+
+    score = selection.gradient_alignment_scores(
+        one_seed_loss, state.params, (v, w, label), slot, val_grads)
+    shape = (n_cls, config.candidates_per_class)
+    keep = selection.select_diverse(
+        v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
+        num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
+    new = seeds.make_seeds(v, w, label, task.index, score=score, valid=keep)
+    memory = seeds.prune(seeds.add(state.memory, new), budget)
+    kept = jnp.maximum(jnp.sum(keep), 1)
+    info.update(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
+                mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,
+                seed_text_cosine=jnp.sum(jnp.where(keep, jnp.sum(v * w, -1), 0)) / kept)
+    return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
+                         memory=memory), info
+
+  return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
+                consolidate=consolidate,
+                memory_bytes=lambda state: int(seeds.nbytes(state.memory)))

@@ -1,0 +1,75 @@
+"""What a continual-learning method is, to the engine in ``autoseed_jax.continual``.
+
+Every method shares the engine's loop (begin task → online adaptation in jitted scans →
+consolidation → evaluation), the frozen backbone's cached embeddings, the adapters and
+the metrics. A method only says what differs:
+
+* ``init_state(key) -> dict``: its own entries of the ``ContinualState`` (the seed
+  memory and generator of Auto-Seed VL2, a replay buffer or Fisher in ``extras``...);
+* ``extra_loss(params, state, x, y, key) -> (scalar, terms)``: added to the task loss at
+  every online-adaptation step (replay, consistency, distillation, penalties);
+* ``consolidate(state, task) -> (state, info)``: runs once after online adaptation
+  (seed update, buffer insertion, Fisher estimation), compiled with ``jit``;
+* ``memory_bytes(state) -> int``: bytes held in its replay memory.
+
+``Context`` holds what every method needs to compute losses: the config, the adapter
+module and the stream's sizes, with the common loss helpers as methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from autoseed_jax import losses
+from autoseed_jax.adapters import VLAdapter, adapted
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+  """The static pieces shared by the engine and a method (built once per run)."""
+
+  config: ml_collections.ConfigDict
+  adapter: VLAdapter
+  num_classes: int
+  dim: int
+  num_tasks: int
+
+  def embed(self, params, image_z=None, text_z=None):
+    """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""
+    return adapted(self.adapter, params, image_z, text_z)
+
+  def weighted_task_loss(self, params, bank, seen, x, y, weights):
+    """L_task with per-example weights [N] (class or validity masks); scalar."""
+    img, class_emb, scale = self.embed(params, x, bank)
+    logits = losses.class_logits(img, class_emb, scale, seen)
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+    return jnp.sum(ce * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """A continual-learning method as hooks into the shared engine (see module doc)."""
+
+  name: str
+  trains: bool = True
+  init_state: Callable[[jax.Array], dict] = lambda key: {}
+  extra_loss: Callable | None = None
+  consolidate: Callable | None = None
+  memory_bytes: Callable[[Any], int] = lambda state: 0
+
+
+def finetune(context: Context) -> Method:
+  """Sequential fine-tuning: online adaptation on each task's data only (lower bound)."""
+  del context
+  return Method(name='finetune')
+
+
+def zeroshot(context: Context) -> Method:
+  """The frozen backbone (Continual-CLIP): adapters stay at their identity init."""
+  del context
+  return Method(name='zeroshot', trains=False)
