@@ -16,6 +16,12 @@ complement); its test data is the whole TEST split, which pretraining never sees
 | animal_mnist   | 8,000 | 800 (80 per class)        | 7,200 (720 per class)     | 2,000|
 | sklearn_digits | 1,438 | 143 (14-15 per class)     | 1,295 (125-131 per class) |   359|
 
+Why animals-digits has two tasks (one per domain) rather than several per domain: the shift
+it measures is the domain change, as in the paper's C->R sequence; forgetting between
+class-incremental steps inside one domain is what animals-ci measures. Each of its tasks has
+10 classes, and sequential fine-tuning on the digits already erases the animals (about 80
+points of forgetting), so more tasks are not needed for continual learning to matter.
+
 `tasks.build_stream` then holds out `val_fraction` (5%) of each task's stream-train images per
 class as D_t^val. `train_fraction` < 1 keeps that share of each class's stream-train images
 (seeded, for quick runs) before the validation split.
