@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from autoseed_jax import seeds
+from autoseed_jax import parallel, seeds
 from autoseed_jax.adapters import VLAdapter, init_adapter
 from autoseed_jax.losses import class_logits, task_loss
 from autoseed_jax.methods import Context, Method, get_method
@@ -97,6 +97,7 @@ class Learner:
     end_task: ``(state, test) -> state``: evaluates row t, θ⁻ ← θ.
     steps_per_task: online-adaptation steps per task.
     steps_per_chunk: steps per call of ``adapt`` (progress and checkpoint granularity).
+    parallelism: the mesh and compile mode (``autoseed_jax.parallel``).
   """
 
   method: Method
@@ -107,10 +108,20 @@ class Learner:
   end_task: Callable
   steps_per_task: int
   steps_per_chunk: int
+  parallelism: parallel.Parallelism
 
   @property
   def name(self) -> str:
     return self.method.name
+
+  def put_task(self, task: Task) -> Task:
+    """Places a task on the mesh: example rows sharded over ``data`` (jit mode)."""
+    return parallel.place_rows_sharded(
+        task, self.parallelism, row_fields=('train_x', 'train_y', 'val_x', 'val_y'))
+
+  def put_test(self, test: EvalSet) -> EvalSet:
+    """Places the test sets on the mesh (replicated: they are evaluated per task)."""
+    return parallel.replicate(test, self.parallelism)
 
   def chunks(self) -> list[int]:
     """Sizes of the ``adapt`` calls that make up one task's online adaptation."""
@@ -125,14 +136,21 @@ class Learner:
       for n in self.chunks():
         state, step_losses = self.adapt(state, task, n)
         if log is not None:
-          log({'phase': 'adapt', 'task': int(task.index), 'step': int(state.step),
-               **{k: float(jnp.mean(v)) for k, v in step_losses.items()}})
+          log({'phase': 'adapt', **_scalars(task=task.index, step=state.step),
+               **_scalars(**step_losses)})
     if self.consolidate is not None:
       state, info = self.consolidate(state, task)
       if log is not None:
-        log({'phase': 'consolidate', 'task': int(task.index),
-             **{k: float(jnp.mean(v)) for k, v in info.items()}})
+        log({'phase': 'consolidate', **_scalars(task=task.index), **_scalars(**info)})
     return self.end_task(state, test)
+
+
+def _scalars(**arrays) -> dict:
+  """Host Python numbers for a log record (means of per-step arrays)."""
+  out = {}
+  for k, v in parallel.to_host(arrays).items():
+    out[k] = int(v) if np.issubdtype(v.dtype, np.integer) and v.ndim == 0 else float(v.mean())
+  return out
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -148,8 +166,16 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
   num_classes, dim, num_tasks = stream.num_classes, stream.dim, stream.num_tasks
   adapter = VLAdapter(hidden_dim=config.adapter_hidden, alpha=config.adapter_alpha,
                       init_logit_scale=config.init_logit_scale)
+  par = parallel.make_parallelism(config)
+  task = stream.tasks[0]
+  for name, rows in (('train', task.train_x.shape[0]), ('validation', task.val_x.shape[0])):
+    if rows % par.num_shards:
+      raise ValueError(
+          f'stream {stream.name!r}: {rows} padded {name} rows per task do not split over '
+          f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
+          '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
   context = Context(config=config, adapter=adapter, num_classes=num_classes, dim=dim,
-                    num_tasks=num_tasks)
+                    num_tasks=num_tasks, parallelism=par)
   method = get_method(config.method, context)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
 
@@ -200,13 +226,18 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     terms['total'] = total
     return total, terms
 
-  def adapt(state: ContinualState, task: Task, num_steps: int):
+  def adapt(state: ContinualState, task: Task, num_steps: int, *, axis_name=None):
+    """``num_steps`` online-adaptation steps (one step function for jit and pmap)."""
+
     def step(state, _):
       key = jax.random.fold_in(jax.random.fold_in(state.key, _STEP_TAG), state.step)
       k_data, k_method = jax.random.split(key)
+      # Every device draws the same global batch; each keeps its rows.
       idx = jax.random.randint(k_data, (config.batch_size,), 0, task.train_count)
+      idx = parallel.shard_rows(idx, par, axis_name)
       grads, terms = jax.grad(training_loss, has_aux=True)(
           state.params, state, task.train_x[idx], task.train_y[idx], k_method)
+      grads, terms = parallel.mean_over_devices((grads, terms), axis_name)
       updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
       state = state.replace(params=optax.apply_updates(state.params, updates),
                             opt_state=opt_state, step=state.step + 1)
@@ -219,16 +250,23 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     return state.replace(acc_matrix=state.acc_matrix.at[state.tasks_done].set(row),
                          prev_params=state.params, tasks_done=state.tasks_done + 1)
 
+  def consolidate(state: ContinualState, task: Task, *, axis_name=None):
+    return method.consolidate(state, task, axis_name=axis_name)
+
   return Learner(
       method=method,
-      init=jax.jit(init),
+      init=jax.jit(init, out_shardings=par.replicated),
       begin_task=jax.jit(begin_task, donate_argnums=0),
-      adapt=jax.jit(adapt, donate_argnums=0, static_argnums=2) if method.trains else None,
-      consolidate=(jax.jit(method.consolidate, donate_argnums=0)
+      adapt=(parallel.compile_step(adapt, par, static_argnums=2, donate_argnums=0,
+                                   pmap_argnums=(0, 1))
+             if method.trains else None),
+      consolidate=(parallel.compile_step(consolidate, par, donate_argnums=0,
+                                         pmap_argnums=(0, 1))
                    if method.consolidate is not None else None),
       end_task=jax.jit(end_task, donate_argnums=0),
       steps_per_task=config.steps_per_task,
       steps_per_chunk=min(config.steps_per_chunk, config.steps_per_task),
+      parallelism=par,
   )
 
 
@@ -258,12 +296,12 @@ def run_sequence(config: ml_collections.ConfigDict, stream: TaskStream, *,
   """
   learner = learner or build_learner(config, stream)
   start = time.perf_counter()
-  test = jax.device_put(stream.test)
+  test = learner.put_test(stream.test)
   state = learner.init(jax.random.PRNGKey(config.seed), test)
   for task in stream.tasks:
-    state = learner.learn_task(state, jax.device_put(task), test=test, log=log)
-  acc = np.asarray(state.acc_matrix)
-  initial = np.asarray(state.initial_acc)
+    state = learner.learn_task(state, learner.put_task(task), test=test, log=log)
+  acc = parallel.to_host(state.acc_matrix)
+  initial = parallel.to_host(state.initial_acc)
   return RunResult(
       method=learner.name, state=state, acc_matrix=acc, initial_acc=initial,
       metrics=all_metrics(acc, initial),

@@ -77,10 +77,14 @@ def unrolled_inner_loop(inner_loss: Callable, params0, *, learning_rate: float,
 
 
 def meta_update(outer_loss: Callable, gen_params, gen_opt_state, key: jax.Array, *,
-                optimizer: optax.GradientTransformation, num_steps: int):
+                optimizer: optax.GradientTransformation, num_steps: int,
+                axis_name: str | None = None):
   """M optimiser steps on φ of ``outer_loss(φ, key) -> scalar`` (METHOD §4.3c).
 
   Each step draws a fresh key (``fold_in(key, step)``) for the generator's noise.
+  Under ``pmap`` (``axis_name`` set) each device's ``outer_loss`` returns its share of
+  the global loss (the shares sum to it); gradients and losses are summed over devices,
+  so every device takes the same step as a single device would.
 
   Returns:
     (φ, optimiser state, outer losses [num_steps] before each step).
@@ -89,6 +93,8 @@ def meta_update(outer_loss: Callable, gen_params, gen_opt_state, key: jax.Array,
   def step(carry, i):
     params, opt_state = carry
     loss, grads = jax.value_and_grad(outer_loss)(params, jax.random.fold_in(key, i))
+    if axis_name is not None:
+      loss, grads = jax.lax.psum((loss, grads), axis_name)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
 

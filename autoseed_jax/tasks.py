@@ -150,7 +150,7 @@ def _pad(a: np.ndarray, n: int, fill=0):
 def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
                  test: Sequence[tuple[np.ndarray, np.ndarray]], class_text: np.ndarray,
                  class_names: Sequence[str], val_fraction: float = 0.05, seed: int = 0,
-                 description: str = '') -> TaskStream:
+                 description: str = '', pad_multiple: int = 8) -> TaskStream:
   """Validates per-task arrays and packs them into a fixed-shape ``TaskStream``.
 
   Args:
@@ -161,6 +161,9 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
     class_names: C names.
     val_fraction: share of each task's training data held out as D_t^val.
     seed: seed of the validation split.
+    description: one line shown with results.
+    pad_multiple: per-task row counts are padded up to a multiple of this, so the rows
+      split evenly over that many data-parallel devices (or any divisor of it).
 
   Raises:
     ValueError naming the task, index and fix for: no tasks, train/test count mismatch,
@@ -204,10 +207,13 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
     tr_idx, va_idx = split_validation(y, val_fraction, rng)
     parts.append((classes, x[tr_idx], y[tr_idx], x[va_idx], y[va_idx], tx, ty))
 
+  def padded(n):
+    return -(-max(n, 1) // pad_multiple) * pad_multiple
+
   n_cls = max(p[0].size for p in parts)
-  n_tr = max(p[1].shape[0] for p in parts)
-  n_va = max(max(p[3].shape[0] for p in parts), 1)
-  n_te = max(p[5].shape[0] for p in parts)
+  n_tr = padded(max(p[1].shape[0] for p in parts))
+  n_va = padded(max(p[3].shape[0] for p in parts))
+  n_te = padded(max(p[5].shape[0] for p in parts))
   tasks = []
   for t, (classes, x, y, vx, vy, _, _) in enumerate(parts):
     padded_classes = _pad(classes.astype(np.int32), n_cls, -1)

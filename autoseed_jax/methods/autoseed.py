@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from autoseed_jax import losses, meta, seeds, selection
+from autoseed_jax import losses, meta, parallel, seeds, selection
 from autoseed_jax.generator import SeedGenerator, generate, init_generator, random_seeds
 from autoseed_jax.methods.base import Context, Method
 
@@ -113,8 +113,12 @@ def autoseed(context: Context) -> Method:
       total = total + config.consistency_weight * terms['consistency']
     return total, terms
 
-  def consolidate(state, task):
-    """The seed update of METHOD §4.3 for ``task``; returns (state, info)."""
+  def consolidate(state, task, *, axis_name=None):
+    """The seed update of METHOD §4.3 for ``task``; returns (state, info).
+
+    Under pmap (``axis_name``) the meta-update is data-parallel over the held-out set
+    (each device scores its rows of D_t^val); the rest is computed on every device.
+    """
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     k_meta, k_gen = jax.random.split(key)
     sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
@@ -156,25 +160,32 @@ def autoseed(context: Context) -> Method:
     if config.seed_source == 'generator' and config.meta_steps > 0:
       image_means = losses.l2_normalize(train_w @ task.train_x)
 
+      # This device's rows of D_t^val (all of them under jit, where XLA splits the work).
+      val_x, val_y, val_in = (parallel.shard_rows(a, context.parallelism, axis_name)
+                              for a in (task.val_x, task.val_y, in_val))
+      shards = 1 if axis_name is None else context.parallelism.num_shards
+
       def outer_loss(phi, key):
         v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
                                                 condition)
         adapted_params = meta.unrolled_inner_loop(
             lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
             learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
-        teach = task_loss_on(adapted_params, task.val_x, task.val_y,
-                             in_val.astype(jnp.float32))
+        teach = context.weighted_task_loss(adapted_params, bank, seen, val_x, val_y,
+                                           val_in.astype(jnp.float32),
+                                           normalizer=task.val_count.astype(jnp.float32))
         v_img, class_emb, scale = context.embed(state.params, v, bank)
         classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
                                       mask=ok)
-        return (teach + classified
-                + config.align_weight * losses.alignment_loss(v, w, mask=ok)
-                + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
-                                                            class_text, mask=ok))
+        seed_terms = (classified
+                      + config.align_weight * losses.alignment_loss(v, w, mask=ok)
+                      + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
+                                                                  class_text, mask=ok))
+        return teach + seed_terms / shards  # shares that sum to the global loss
 
       gen_params, gen_opt_state, meta_losses = meta.meta_update(
           outer_loss, gen_params, gen_opt_state, k_meta, optimizer=gen_optimizer,
-          num_steps=config.meta_steps)
+          num_steps=config.meta_steps, axis_name=axis_name)
       info['meta_loss_first'] = meta_losses[0]
       info['meta_loss_last'] = meta_losses[-1]
 
@@ -206,4 +217,4 @@ def autoseed(context: Context) -> Method:
 
   return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
                 consolidate=consolidate,
-                memory_bytes=lambda state: int(seeds.nbytes(state.memory)))
+                memory_bytes=lambda state: int(parallel.to_host(seeds.nbytes(state.memory))))

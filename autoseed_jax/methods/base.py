@@ -8,8 +8,10 @@ the metrics. A method only says what differs:
   memory and generator of Auto-Seed VL2, a replay buffer or Fisher in ``extras``...);
 * ``extra_loss(params, state, x, y, key) -> (scalar, terms)``: added to the task loss at
   every online-adaptation step (replay, consistency, distillation, penalties);
-* ``consolidate(state, task) -> (state, info)``: runs once after online adaptation
-  (seed update, buffer insertion, Fisher estimation), compiled with ``jit``;
+* ``consolidate(state, task, *, axis_name=None) -> (state, info)``: runs once after
+  online adaptation (seed update, buffer insertion, Fisher estimation), compiled like
+  the adaptation steps (``axis_name`` is ``'data'`` under pmap, else None; a method may
+  ignore it and compute replicated);
 * ``memory_bytes(state) -> int``: bytes held in its replay memory.
 
 ``Context`` holds what every method needs to compute losses: the config, the adapter
@@ -27,6 +29,7 @@ import ml_collections
 
 from autoseed_jax import losses
 from autoseed_jax.adapters import VLAdapter, adapted
+from autoseed_jax.parallel import Parallelism
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,17 +41,23 @@ class Context:
   num_classes: int
   dim: int
   num_tasks: int
+  parallelism: Parallelism
 
   def embed(self, params, image_z=None, text_z=None):
     """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""
     return adapted(self.adapter, params, image_z, text_z)
 
-  def weighted_task_loss(self, params, bank, seen, x, y, weights):
-    """L_task with per-example weights [N] (class or validity masks); scalar."""
+  def weighted_task_loss(self, params, bank, seen, x, y, weights, normalizer=None):
+    """L_task with per-example weights [N] (class or validity masks); scalar.
+
+    Divides by ``normalizer`` when given (a device's share of a loss whose weights are
+    spread over devices), else by the sum of ``weights``.
+    """
     img, class_emb, scale = self.embed(params, x, bank)
     logits = losses.class_logits(img, class_emb, scale, seen)
     ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
-    return jnp.sum(ce * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    total = jnp.sum(weights) if normalizer is None else normalizer
+    return jnp.sum(ce * weights) / jnp.maximum(total, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""Runs one short continual run on 1 device, on 8 with jit+sharding and on 8 with pmap.
+
+Started by tests/test_parallel.py in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results.
+"""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from autoseed_jax import continual, parallel  # noqa: E402
+from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
+from experiments.configs.common import method_config  # noqa: E402
+
+
+def config(num_devices, mode):
+  c = method_config()
+  c.steps_per_task, c.steps_per_chunk, c.meta_steps = 40, 20, 4
+  c.adapter_hidden, c.generator_hidden, c.memory_budget = 32, 32, 24
+  c.num_devices, c.parallel = num_devices, mode
+  return c
+
+
+def main():
+  assert jax.device_count() == 8, jax.devices()
+  stream = make_synthetic_stream(num_tasks=3, classes_per_task=2, dim=32, train_per_class=60,
+                                 test_per_class=30, seed=2)
+  out = {}
+  for name, (n, mode) in {'one': (1, 'jit'), 'jit8': (8, 'jit'), 'pmap8': (8, 'pmap')}.items():
+    c = config(n, mode)
+    learner = continual.build_learner(c, stream)
+    test = learner.put_test(stream.test)
+    state = learner.init(jax.random.PRNGKey(0), test)
+    task = learner.put_task(stream.tasks[0])
+    state = learner.begin_task(state, task)
+    state, _ = learner.adapt(state, task, 1)                 # one training step
+    step_params = parallel.to_host(state.params)
+    state, _ = learner.adapt(state, task, 39)
+    state, info = learner.consolidate(state, task)           # includes the meta-update
+    gen = parallel.to_host(state.gen_params)
+    result = continual.run_sequence(c, stream, learner=learner)
+    out[name] = {
+        'step_params': jax.tree.map(lambda x: x.ravel().tolist(), step_params),
+        'gen_params': jax.tree.map(lambda x: x.ravel().tolist(), gen),
+        'meta_loss_last': float(info['meta_loss_last']),
+        'acc_matrix': result.acc_matrix.tolist(),
+        'memory_v': parallel.to_host(result.state.memory.v).tolist(),
+        'train_x_sharding': str(task.train_x.sharding),
+    }
+  print('RESULT ' + json.dumps(out))
+
+
+if __name__ == '__main__':
+  main()
