@@ -1,0 +1,94 @@
+"""Matplotlib figures of a run: accuracy-matrix heatmaps and accuracy after each task.
+
+Every function writes a PNG and returns its path; the Agg backend is used, so no
+display is needed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -> str:
+  """One heatmap of R[i, j] (rows: after task i; columns: task j) per method.
+
+  Args:
+    records: method -> result record with 'acc_matrix' ([T][T], percent).
+    path: PNG file to write.
+  """
+  methods = list(records)
+  n = len(methods)
+  fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False)
+  image = None
+  for ax, method in zip(axes[0], methods):
+    acc = np.asarray(records[method]['acc_matrix'], float)
+    t = acc.shape[0]
+    image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
+    for i in range(t):
+      for j in range(t):
+        ax.text(j, i, f'{acc[i, j]:.0f}', ha='center', va='center', fontsize=8,
+                color='white' if acc[i, j] < 60 else 'black')
+    ax.set_title(method)
+    ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)])
+    ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)])
+    ax.set_xlabel('evaluated on task')
+    ax.set_ylabel('after learning task')
+  fig.colorbar(image, ax=axes[0].tolist(), label='accuracy (%)', shrink=0.8)
+  if title:
+    fig.suptitle(title)
+  return _save(fig, path)
+
+
+def accuracy_after_each_task(records: dict[str, dict], path: str, *,
+                             title: str = '') -> str:
+  """Average accuracy over the tasks seen so far, after each task, one line per method."""
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for method, record in records.items():
+    acc = np.asarray(record['acc_matrix'], float)
+    seen_avg = [acc[t, :t + 1].mean() for t in range(acc.shape[0])]
+    ax.plot(range(1, len(seen_avg) + 1), seen_avg, marker='o', label=method)
+  ax.set_xlabel('tasks learned')
+  ax.set_ylabel('accuracy on tasks seen so far (%)')
+  ax.set_ylim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  if title:
+    ax.set_title(title)
+  return _save(fig, path)
+
+
+def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarray,
+                    seed_labels: np.ndarray, path: str, *, title: str = '') -> str:
+  """Real image embeddings and seed visual prototypes on the top-2 principal axes of
+  the real embeddings (dots: real; stars: seeds; colour: class)."""
+  mean = real.mean(axis=0)
+  _, _, vt = np.linalg.svd(real - mean, full_matrices=False)
+  proj = lambda x: (x - mean) @ vt[:2].T
+  fig, ax = plt.subplots(figsize=(5.5, 4.5))
+  cmap = plt.get_cmap('tab20')
+  classes = np.unique(np.concatenate([real_labels, seed_labels]))
+  for k, c in enumerate(classes):
+    r = proj(real[real_labels == c])
+    ax.scatter(r[:, 0], r[:, 1], s=4, alpha=0.25, color=cmap(k % 20))
+    s = proj(seeds_v[seed_labels == c])
+    ax.scatter(s[:, 0], s[:, 1], s=90, marker='*', edgecolor='black', linewidth=0.5,
+               color=cmap(k % 20), label=str(c))
+  ax.set_xlabel('PC 1 of real embeddings')
+  ax.set_ylabel('PC 2')
+  ax.set_title(title or 'seeds (stars) vs real embeddings (dots)')
+  if len(classes) <= 20:
+    ax.legend(fontsize=6, ncol=2, title='class', title_fontsize=7)
+  return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=110, bbox_inches='tight')
+  plt.close(fig)
+  return path

@@ -1,0 +1,102 @@
+r"""Rebuilds a run's tables and plots from its work directory.
+
+  python -m autoseed_jax.report --workdir runs/demo
+
+Reads ``results.json`` (and ``seeds_<method>.npz`` when present) and writes
+``accuracy_matrix.png``, ``accuracy_after_each_task.png``, ``seed_projection.png`` and
+``results.md`` into the work directory, and prints the metrics table. ``main`` calls
+``write_report`` at the end of every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from autoseed_jax import plots, reporting
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a finished run.')
+
+
+def load_results(workdir: str) -> dict:
+  """The run's results.json; a clear error if it is missing or unreadable."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} does not exist: run `python -m autoseed_jax.main '
+                            f'--config ... --workdir {workdir}` first.')
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path} is corrupted ({e}); rerun the same main command to rebuild '
+                     'it from the checkpoints.') from e
+
+
+def markdown_table(results: dict) -> str:
+  """The METHOD §6 metrics of every method as a Markdown table."""
+  head = ['method'] + list(reporting.METRIC_NAMES.values()) + ['memory (B)']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for method, rec in results['methods'].items():
+    vals = ['n/a' if rec['metrics'][k] is None else f"{rec['metrics'][k]:.2f}"
+            for k in reporting.METRIC_NAMES]
+    lines.append('| ' + ' | '.join([method] + vals + [str(rec['memory_bytes'])]) + ' |')
+  return '\n'.join(lines)
+
+
+def seed_projection_inputs(workdir: str, results: dict):
+  """(real test embeddings, labels, seed v, seed labels) for the seed projection plot,
+  or None when the run kept no seeds."""
+  seeds_path = os.path.join(workdir, 'seeds_autoseed.npz')
+  if not os.path.exists(seeds_path):
+    return None
+  from autoseed_jax.main import load_stream
+  import ml_collections
+  stream = load_stream(ml_collections.ConfigDict(results['config']['stream']))
+  count = np.asarray(stream.test.count)
+  real = np.concatenate([np.asarray(stream.test.x[t])[:count[t]] for t in range(len(count))])
+  labels = np.concatenate([np.asarray(stream.test.y[t])[:count[t]] for t in range(len(count))])
+  stored = np.load(seeds_path)
+  return real, labels, stored['v'], stored['label']
+
+
+def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
+  """Writes the plots and results.md for ``results``; returns the files written."""
+  title = results.get('stream', '')
+  written = [
+      plots.accuracy_heatmaps(results['methods'], os.path.join(workdir, 'accuracy_matrix.png'),
+                              title=title),
+      plots.accuracy_after_each_task(results['methods'],
+                                     os.path.join(workdir, 'accuracy_after_each_task.png'),
+                                     title=title),
+  ]
+  if seed_inputs is None:
+    seed_inputs = seed_projection_inputs(workdir, results)
+  if seed_inputs is not None:
+    written.append(plots.seed_projection(*seed_inputs,
+                                         os.path.join(workdir, 'seed_projection.png')))
+  md_path = os.path.join(workdir, 'results.md')
+  with open(md_path, 'w') as f:
+    f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
+  written.append(md_path)
+  return written
+
+
+def main(argv):
+  del argv
+  try:
+    results = load_results(_WORKDIR.value)
+  except (FileNotFoundError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  print(reporting.format_metrics_table(results['methods']))
+  for path in write_report(_WORKDIR.value, results):
+    print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('workdir')
+  app.run(main)
