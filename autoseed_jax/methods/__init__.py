@@ -5,11 +5,24 @@
 
 from autoseed_jax.methods.autoseed import autoseed
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
+from autoseed_jax.methods.dgr import dgr, dgr_pixel
+from autoseed_jax.methods.er import er
+from autoseed_jax.methods.ewc import ewc
+from autoseed_jax.methods.hnet import hnet
+from autoseed_jax.methods.joint import joint
+from autoseed_jax.methods.lwf import lwf
 
 METHODS = {
     'autoseed': autoseed,
     'finetune': finetune,
     'zeroshot': zeroshot,
+    'joint': joint,
+    'er': er,
+    'lwf': lwf,
+    'ewc': ewc,
+    'dgr': dgr,
+    'dgr_pixel': dgr_pixel,
+    'hnet': hnet,
 }
 
 

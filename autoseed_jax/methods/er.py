@@ -1,0 +1,161 @@
+"""ER-VLM: exemplar replay of real embeddings from a reservoir buffer (METHOD §7).
+
+The buffer holds real training examples (frozen image embedding x, label y) in fixed
+shapes: ``x [M, d] float32``, ``y [M] int32``, ``valid [M] bool`` and ``seen [] int32``, the
+number of stream examples offered to it so far. After online adaptation on task t
+(``consolidate``), every real training example of the task is offered once to the buffer
+by reservoir sampling (Vitter's Algorithm R over the whole stream), so at any time the
+buffer is a uniform sample without replacement of all training examples seen so far, at
+most M of them. Every online-adaptation step then adds ``λ_er · L_task`` on a batch drawn
+uniformly (with replacement) from the valid slots, with the classes seen so far as the
+label space, to the engine's task loss on the real batch of the current task.
+
+Memory, in bytes: a stored example is its embedding (d float32) and its label (int32),
+``4 d + 4`` bytes (``bytes_per_example``); the valid flags and the counter are
+bookkeeping and not counted. The budget is given either in examples
+(``er_memory_examples``) or in bytes (``er_memory_bytes``: M = bytes // (4 d + 4)), so
+ER can be run at the same bytes as the seed memory or at a multiple of them
+(``bytes_matching_seed_memory``). A budget of 0 is sequential fine-tuning exactly: the
+replay term and the buffer insertion are left out of the compiled program.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from autoseed_jax import seeds
+from autoseed_jax.methods.base import Context, Method
+
+# Tag folded into the run key for the reservoir's randomness.
+_RESERVOIR_TAG = 20
+
+
+def defaults() -> dict:
+  """ER-VLM hyperparameters and their defaults (config fields of the same names)."""
+  return dict(
+      er_memory_examples=100,  # M, examples kept in the buffer (used when er_memory_bytes=0)
+      er_memory_bytes=0,       # > 0: memory budget in bytes, M = bytes // (4 d + 4)
+      er_batch_size=64,        # buffer examples replayed per step
+      er_weight=1.0,           # λ_er, weight of the replay term
+  )
+
+
+def settings(config) -> dict:
+  """``defaults()`` overridden by the fields present in ``config``."""
+  return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def bytes_per_example(dim: int) -> int:
+  """Bytes one stored exemplar occupies: a float32 embedding of ``dim`` and an int32 label."""
+  return 4 * dim + 4
+
+
+def bytes_matching_seed_memory(config, dim: int, factor: float = 1.0) -> int:
+  """``factor`` × the bytes of a full Auto-Seed memory of ``config.memory_budget`` seeds
+  (every per-seed field counted, ``seeds.bytes_per_seed``): the ``er_memory_bytes`` that
+  gives ER the same memory as the seeds (factor 1) or ten times it (factor 10)."""
+  per_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim))
+  return int(factor * config.memory_budget * per_seed)
+
+
+def memory_examples(config, dim: int) -> int:
+  """M, the buffer size in examples, from ``er_memory_examples`` or ``er_memory_bytes``."""
+  s = settings(config)
+  if s['er_memory_examples'] < 0 or s['er_memory_bytes'] < 0:
+    raise ValueError(
+        f"invalid config: er_memory_examples={s['er_memory_examples']} and "
+        f"er_memory_bytes={s['er_memory_bytes']} must be >= 0.")
+  if s['er_memory_bytes'] > 0:
+    return int(s['er_memory_bytes']) // bytes_per_example(dim)
+  return int(s['er_memory_examples'])
+
+
+def init_buffer(capacity: int, dim: int) -> dict:
+  """An empty reservoir of ``capacity`` slots (at least 1 slot, so shapes never vanish)."""
+  slots = max(capacity, 1)
+  return dict(x=jnp.zeros((slots, dim), jnp.float32), y=jnp.zeros((slots,), jnp.int32),
+              valid=jnp.zeros((slots,), bool), seen=jnp.zeros((), jnp.int32))
+
+
+def reservoir_insert(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array,
+                     key: jax.Array) -> dict:
+  """Offers the first ``count`` rows of (x, y) to the buffer by reservoir sampling.
+
+  Algorithm R, vectorised: the example offered as the n-th of the stream (0-based) goes
+  to slot n while n < M, else to slot j ~ U{0..n} when j < M (and is dropped otherwise);
+  where several examples of this call land in one slot the last one wins, exactly as if
+  they had been offered one by one.
+
+  Args:
+    buffer: ``{'x': [M, d], 'y': [M], 'valid': [M] bool, 'seen': [] int32}``.
+    x: [N, d] embeddings; y: [N] int32 labels; count: [] int32, real rows (rest padding).
+    key: PRNG key of this insertion.
+
+  Returns:
+    The updated buffer (same shapes); ``seen`` grows by ``count``.
+  """
+  capacity = buffer['x'].shape[0]
+  n = x.shape[0]
+  rows = jnp.arange(n, dtype=jnp.int32)
+  position = buffer['seen'] + rows  # stream index of each offered example
+  draw = jax.random.randint(key, (n,), 0, jnp.maximum(position + 1, 1))
+  slot = jnp.where(position < capacity, position, draw)
+  slot = jnp.where((rows < count) & (slot < capacity), slot, capacity)  # capacity = dropped
+  winner = jnp.full((capacity + 1,), -1, jnp.int32).at[slot].max(rows)[:capacity]
+  written = winner >= 0
+  source = jnp.maximum(winner, 0)
+  return dict(x=jnp.where(written[:, None], x[source], buffer['x']),
+              y=jnp.where(written, y[source], buffer['y']),
+              valid=buffer['valid'] | written,
+              seen=buffer['seen'] + count.astype(jnp.int32))
+
+
+def sample_buffer(buffer: dict, key: jax.Array, batch_size: int):
+  """``batch_size`` rows drawn uniformly with replacement from the valid slots.
+
+  Returns (x [B, d], y [B], valid [B] bool); all rows are invalid while the buffer is
+  empty. Valid slots are always the leading ones (reservoir slots fill in order).
+  """
+  filled = jnp.sum(buffer['valid'], dtype=jnp.int32)
+  idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(filled, 1))
+  return buffer['x'][idx], buffer['y'][idx], buffer['valid'][idx]
+
+
+def er(context: Context) -> Method:
+  """Builds the ER-VLM hooks for ``context.config`` (see module doc)."""
+  config, dim = context.config, context.dim
+  s = settings(config)
+  capacity = memory_examples(config, dim)
+  if capacity > 0 and (s['er_batch_size'] <= 0 or s['er_weight'] < 0):
+    raise ValueError(f"invalid config: er_batch_size={s['er_batch_size']} must be > 0 and "
+                     f"er_weight={s['er_weight']} >= 0.")
+  per_example = bytes_per_example(dim)
+
+  def init_state(key):
+    del key
+    return {'extras': init_buffer(capacity, dim)}
+
+  def extra_loss(params, state, x, y, key):
+    """λ_er · L_task on a batch of buffer examples, over the classes seen so far."""
+    del x, y
+    bx, by, valid = sample_buffer(state.extras, key, s['er_batch_size'])
+    replay = context.weighted_task_loss(params, state.class_bank, state.seen, bx, by,
+                                        valid.astype(jnp.float32))
+    return s['er_weight'] * replay, {'replay': replay}
+
+  def consolidate(state, task, *, axis_name=None):
+    """Offers every real training example of ``task`` to the reservoir."""
+    del axis_name  # computed replicated (under pmap every device holds the whole task)
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _RESERVOIR_TAG), task.index)
+    buffer = reservoir_insert(state.extras, task.train_x, task.train_y, task.train_count, key)
+    return state.replace(extras=buffer), {
+        'buffer_size': jnp.sum(buffer['valid'], dtype=jnp.int32), 'stream_seen': buffer['seen']}
+
+  def memory_bytes(state):
+    return int(jnp.sum(state.extras['valid'])) * per_example if capacity > 0 else 0
+
+  if capacity == 0:  # no memory: exactly sequential fine-tuning
+    return Method(name='er', init_state=init_state)
+  return Method(name='er', init_state=init_state, extra_loss=extra_loss,
+                consolidate=consolidate, memory_bytes=memory_bytes)

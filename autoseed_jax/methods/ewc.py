@@ -1,0 +1,137 @@
+"""Elastic Weight Consolidation (Kirkpatrick et al. 2017), online form (METHOD §7).
+
+After online adaptation on task t (``consolidate``), the diagonal empirical Fisher of θ_t
+on the task's training data,
+
+    F_t = mean_i (∇_θ ℓ(θ_t; x_i, y_i))²,
+
+ℓ the task loss (CE over the classes seen so far) of one example, is computed from
+per-example gradients (``vmap``) in chunks of ``ewc_fisher_batch`` rows (split over the
+devices under pmap). It is
+accumulated online (Schwarz et al. 2018): ``F ← γ F + F_t`` with ``γ = ewc_decay`` (1: the
+plain sum over tasks), and the anchor becomes θ* = θ_t. Every online-adaptation step then
+adds the penalty
+
+    λ_ewc / 2 · Σ_k F_k (θ_k − θ*_k)²
+
+over every adapter parameter (the temperature included). Before the first consolidation F
+is zero, so the penalty is 0. The extras are ``{'fisher': F, 'anchor': θ*}``, two pytrees
+shaped like θ.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from autoseed_jax import parallel
+from autoseed_jax.adapters import init_adapter
+from autoseed_jax.methods.base import Context, Method
+
+
+def defaults() -> dict:
+  """EWC hyperparameters and their defaults (config fields of the same names)."""
+  return dict(
+      ewc_weight=1e6,        # λ_ewc (the empirical Fisher of a well-fit model is small)
+      ewc_decay=1.0,         # γ of online EWC: F ← γ F + F_t (1 = sum over tasks)
+      ewc_fisher_batch=64,   # examples per vmapped chunk of per-example gradients
+  )
+
+
+def settings(config) -> dict:
+  """``defaults()`` overridden by the fields present in ``config``."""
+  return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def squared_gradient_sum(example_loss, params, x, y, weights, *, chunk: int):
+  """Σ_i w_i (∇_θ ℓ(θ; x_i, y_i))², per-example gradients vmapped ``chunk`` rows at a time.
+
+  Args:
+    example_loss: ``(params, x [d], y []) -> scalar`` loss of one example.
+    params: θ, any pytree.
+    x: [N, d] inputs; y: [N] int32 labels; weights: [N] float32 (0 for padding rows).
+    chunk: rows per vmapped block (bounds memory to ``chunk`` gradients at a time).
+
+  Returns:
+    A pytree like ``params``, every entry >= 0.
+  """
+  n = x.shape[0]
+  blocks = -(-n // chunk)
+  pad = blocks * chunk - n
+  xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(blocks, chunk, -1)
+  ys = jnp.pad(y, (0, pad)).reshape(blocks, chunk)
+  ws = jnp.pad(weights, (0, pad)).reshape(blocks, chunk)
+  per_example = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))
+
+  def add_block(total, block):
+    bx, by, bw = block
+    grads = per_example(params, bx, by)
+    return jax.tree.map(lambda t, g: t + jnp.einsum('n...,n->...', g * g, bw), total,
+                        grads), None
+
+  zero = jax.tree.map(jnp.zeros_like, params)
+  total, _ = jax.lax.scan(add_block, zero, (xs, ys, ws))
+  return total
+
+
+def fisher_diagonal(example_loss, params, x, y, count, *, chunk: int, parallelism=None,
+                    axis_name=None):
+  """Diagonal empirical Fisher: mean over the first ``count`` rows of squared gradients.
+
+  x: [N, d]; y: [N] int32; count: [] int32 real rows (the rest is padding). Under pmap
+  (``axis_name`` set, with the engine's ``parallelism``) each device sums its share of the
+  rows and the shares are added over devices.
+  """
+  weights = (jnp.arange(x.shape[0]) < count).astype(jnp.float32)
+  if axis_name is not None:
+    x, y, weights = (parallel.shard_rows(a, parallelism, axis_name) for a in (x, y, weights))
+  total = squared_gradient_sum(example_loss, params, x, y, weights, chunk=chunk)
+  if axis_name is not None:
+    total = jax.lax.psum(total, axis_name)
+  return jax.tree.map(lambda t: t / jnp.maximum(count, 1).astype(t.dtype), total)
+
+
+def ewc_penalty(params, fisher, anchor) -> jax.Array:
+  """½ Σ F (θ − θ*)², a scalar (multiply by λ_ewc)."""
+  terms = jax.tree.map(lambda p, f, a: jnp.sum(f * (p - a) ** 2), params, fisher, anchor)
+  return 0.5 * sum(jax.tree.leaves(terms))
+
+
+def ewc(context: Context) -> Method:
+  """Builds the EWC hooks for ``context.config`` (see module doc)."""
+  s = settings(context.config)
+  if s['ewc_weight'] < 0 or not 0 <= s['ewc_decay'] <= 1 or s['ewc_fisher_batch'] <= 0:
+    raise ValueError(f"invalid config: ewc_weight={s['ewc_weight']} must be >= 0, "
+                     f"ewc_decay={s['ewc_decay']} in [0, 1] and "
+                     f"ewc_fisher_batch={s['ewc_fisher_batch']} > 0.")
+
+  def init_state(key):
+    # θ's shapes: the engine's adapter initialised on the same dim (values unused).
+    shapes = init_adapter(context.adapter, key, context.dim)
+    zeros = jax.tree.map(jnp.zeros_like, shapes)
+    return {'extras': {'fisher': zeros, 'anchor': zeros}}
+
+  def extra_loss(params, state, x, y, key):
+    del x, y, key
+    penalty = ewc_penalty(params, state.extras['fisher'], state.extras['anchor'])
+    return s['ewc_weight'] * penalty, {'ewc': penalty}
+
+  def consolidate(state, task, *, axis_name=None):
+    """F ← γ F + F_t with F_t at θ_t on the task's training data; θ* ← θ_t."""
+    bank, seen = state.class_bank, state.seen
+
+    def example_loss(params, x, y):
+      return context.weighted_task_loss(params, bank, seen, x[None], y[None],
+                                        jnp.ones((1,), jnp.float32))
+
+    task_fisher = fisher_diagonal(example_loss, state.params, task.train_x, task.train_y,
+                                  task.train_count, chunk=s['ewc_fisher_batch'],
+                                  parallelism=context.parallelism, axis_name=axis_name)
+    fisher = jax.tree.map(lambda f, new: s['ewc_decay'] * f + new,
+                          state.extras['fisher'], task_fisher)
+    info = {'fisher_mean': jnp.mean(jnp.concatenate(
+        [jnp.ravel(f) for f in jax.tree.leaves(task_fisher)]))}
+    return state.replace(extras={'fisher': fisher, 'anchor': state.params}), info
+
+  return Method(name='ewc', init_state=init_state, extra_loss=extra_loss,
+                consolidate=consolidate)

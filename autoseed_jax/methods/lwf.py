@@ -1,0 +1,59 @@
+"""Learning without Forgetting (Li & Hoiem 2016) on the adapters (METHOD §7).
+
+No memory. Every online-adaptation step on task t adds, on the engine's real batch of
+task t,
+
+    λ_lwf · T² · KL(p⁻(·|x) ‖ p(·|x)),
+
+where p and p⁻ are the softmax of θ's and θ⁻'s scaled cosine logits over the classes seen
+before task t (``state.prev_seen``, the classes θ⁻ knows) at temperature T, and θ⁻ = the
+parameters at the end of task t−1 (``state.prev_params``, treated as constants). On the
+first task no class was seen before, so both distributions are the same and the term is 0.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from autoseed_jax import losses
+from autoseed_jax.methods.base import Context, Method
+
+
+def defaults() -> dict:
+  """LwF hyperparameters and their defaults (config fields of the same names)."""
+  return dict(
+      lwf_weight=1.0,        # λ_lwf
+      lwf_temperature=2.0,   # T of the distillation softmax
+  )
+
+
+def settings(config) -> dict:
+  """``defaults()`` overridden by the fields present in ``config``."""
+  return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def distillation_loss(context: Context, params, prev_params, class_bank, prev_seen, x, *,
+                      temperature: float):
+  """T² · KL(p⁻ ‖ p) over the ``prev_seen`` classes on x [B, d]; 0 when θ = θ⁻."""
+  img, class_emb, scale = context.embed(params, x, class_bank)
+  prev_img, prev_class, prev_scale = jax.lax.stop_gradient(
+      context.embed(prev_params, x, class_bank))
+  logits = losses.class_logits(img, class_emb, scale, prev_seen)
+  prev_logits = losses.class_logits(prev_img, prev_class, prev_scale, prev_seen)
+  return losses.distillation_kl(logits, prev_logits, temperature=temperature)
+
+
+def lwf(context: Context) -> Method:
+  """Builds the LwF hooks for ``context.config`` (see module doc)."""
+  s = settings(context.config)
+  if s['lwf_weight'] < 0 or s['lwf_temperature'] <= 0:
+    raise ValueError(f"invalid config: lwf_weight={s['lwf_weight']} must be >= 0 and "
+                     f"lwf_temperature={s['lwf_temperature']} > 0.")
+
+  def extra_loss(params, state, x, y, key):
+    del y, key
+    kd = distillation_loss(context, params, state.prev_params, state.class_bank,
+                           state.prev_seen, x, temperature=s['lwf_temperature'])
+    return s['lwf_weight'] * kd, {'distillation': kd}
+
+  return Method(name='lwf', extra_loss=extra_loss)
