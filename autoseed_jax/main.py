@@ -5,27 +5,35 @@ r"""The one entry point: run continual-learning methods on a task stream.
 Any config field can be overridden: ``--config.memory_budget=40``,
 ``--config.stream.seed=1``. The run writes into ``--workdir``:
 
-  metrics.jsonl   one JSON object per chunk of steps / seed update (readable live)
+  metrics.jsonl   one JSON object per chunk of steps / seed update (readable live;
+                  appended to, read it with ``autoseed_jax.runner.read_metrics``)
   results.json    accuracy matrix, initial accuracies and METHOD §6 metrics per method
+  methods/        per method: checkpoints, config signature, finished result
 
 and prints each method's accuracy matrix and a metrics table.
+
+Rerunning the same command resumes (big_vision ``--workdir`` semantics): finished
+methods are not rerun and an interrupted one continues from its newest checkpoint with
+bit-identical results (``autoseed_jax.runner``). A different config on the same workdir
+is refused. Ctrl-C (or SIGTERM) saves a checkpoint at the end of the current chunk and
+exits with status 128 + the signal number (130 for Ctrl-C).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autoseed_jax import reporting
-from autoseed_jax.continual import run_sequence
+from autoseed_jax import reporting, runner
+from autoseed_jax.checkpoint import CheckpointError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file.',
                                           lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for logs and results.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Directory for logs, results and checkpoints; rerunning the same '
+    'command on it resumes the run.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -45,43 +53,37 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
   config = _CONFIG.value
   workdir = _WORKDIR.value
-  os.makedirs(workdir, exist_ok=True)
-  stream = load_stream(config.stream)
-  print(f'stream {stream.name}: {stream.description}')
-  if stream.name == 'synthetic':
-    print('NOTE: this is the small synthetic embedding benchmark '
-          '(autoseed_jax/synthetic.py), not real image data.')
-  log_path = os.path.join(workdir, 'metrics.jsonl')
-  results = {}
-  with open(log_path, 'a') as log_file:
-    for method in config.methods:
-      run_config = config.copy_and_resolve_references()
-      with run_config.unlocked():
-        run_config.method = method
-      print(f'\n== {method} ==', flush=True)
-
-      def log(record, method=method):
-        log_file.write(json.dumps({'method': method, **record}) + '\n')
-        log_file.flush()
-
-      result = run_sequence(run_config, stream, log=log)
-      results[method] = reporting.result_record(result)
-      print(reporting.format_matrix(result.acc_matrix, result.initial_acc))
-  reporting.write_json(os.path.join(workdir, 'results.json'),
-                       {'stream': stream.name, 'description': stream.description,
-                        'config': config.to_dict(), 'methods': results})
-  print('\n' + reporting.format_metrics_table(results))
-  print(f'\nresults: {os.path.join(workdir, "results.json")}')
+  runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+  with runner.stop_on_signals() as stop:
+    stream = load_stream(config.stream)
+    print(f'stream {stream.name}: {stream.description}')
+    if stream.name == 'synthetic':
+      print('NOTE: this is the small synthetic embedding benchmark '
+            '(autoseed_jax/synthetic.py), not real image data.')
+    sys.stdout.flush()
+    records = runner.run_workdir(config, stream, workdir, stop=stop,
+                                 out=lambda line: print(line, flush=True))
+  print('\n' + reporting.format_metrics_table(records))
+  print(f'\nresults: {runner.WorkdirPaths(workdir).results}')
   sys.stdout.flush()
 
 
 def run_cli(argv):
-  """``main`` with input errors reported as one clear line instead of a traceback."""
+  """``main`` with input errors (exit 2), unusable workdirs, failed saves and NaN losses
+  (exit 1) reported as a clear message instead of a traceback; an interrupted run exits
+  with 128 + the signal number after saving a checkpoint."""
   try:
     main(argv)
+  except runner.RunInterrupted as e:
+    sys.stdout.flush()
+    print(str(e), file=sys.stderr)
+    sys.exit(128 + e.signum)
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except (runner.WorkdirError, runner.NonFiniteLossError, CheckpointError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 def parse_flags(argv):

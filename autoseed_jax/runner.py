@@ -1,0 +1,548 @@
+"""Runs methods inside a workdir that survives interruptions (big_vision ``--workdir``).
+
+Rerunning the same command on the same workdir resumes where the last run stopped: a
+finished method is not rerun, a half-done one resumes from its newest intact checkpoint
+and ends with bit-identical numbers (every random draw is a function of the run key and
+the state's step counter). Workdir layout:
+
+  metrics.jsonl                       appended, one JSON object per line (``read_metrics``)
+  results.json                        every method of the config (rewritten at the end)
+  methods/<method>/signature.json     the config and stream the checkpoints belong to
+  methods/<method>/checkpoints/<id>/  orbax checkpoints of the ``ContinualState``
+  methods/<method>/checkpoints.corrupt/  checkpoints found unreadable, set aside
+  methods/<method>/result.json        the finished method's record
+
+Checkpoints are written after every task and at the end of every chunk of steps that
+crosses a multiple of ``checkpoint_every_steps`` (``checkpoint_settings``). A run that
+starts with a different config or stream than the workdir's checkpoints is refused
+(``ConfigMismatchError``). SIGINT/SIGTERM stop the run at the end of the current chunk
+with a checkpoint (``stop_on_signals``); a non-finite loss stops it before anything of
+the bad chunk is saved (``NonFiniteLossError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+
+from autoseed_jax import reporting
+from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
+                                     signature_differences)
+from autoseed_jax.continual import Learner, RunResult, build_learner
+from autoseed_jax.metrics import all_metrics
+from autoseed_jax.parallel import to_host
+from autoseed_jax.tasks import TaskStream
+
+# Defaults of the checkpoint config fields (read with ``config.get``).
+DEFAULT_CHECKPOINTS_TO_KEEP = 3
+# State fields that must stay finite (the seed memory legitimately holds -inf scores).
+_TRAINED_FIELDS = ('params', 'opt_state', 'gen_params', 'gen_opt_state')
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be used or written (not a directory, read-only, disk full)."""
+
+
+class ConfigMismatchError(ValueError):
+  """The workdir holds checkpoints of a run with another config or stream."""
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN/Inf; nothing from that point on was saved."""
+
+
+class RunInterrupted(Exception):
+  """The run stopped on a signal after saving a checkpoint.
+
+  Attributes:
+    signum: the signal that stopped it (``signal.SIGINT`` or ``signal.SIGTERM``).
+  """
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSettings:
+  """When checkpoints are taken and how many are kept.
+
+  Attributes:
+    every_steps: save at the end of a chunk that crosses a multiple of this many steps
+      of the current task (0: only after each task). Multiples of ``steps_per_chunk``
+      save exactly there.
+    keep: checkpoints kept per method (the newest ones).
+  """
+
+  every_steps: int
+  keep: int
+
+
+def checkpoint_settings(config: ml_collections.ConfigDict) -> CheckpointSettings:
+  """``checkpoint_every_steps`` (default ``steps_per_chunk``) and ``checkpoints_to_keep``
+  (default 3) from ``config``; raises ValueError naming a bad value."""
+  every = config.get('checkpoint_every_steps', config.steps_per_chunk)
+  keep = config.get('checkpoints_to_keep', DEFAULT_CHECKPOINTS_TO_KEEP)
+  if every < 0:
+    raise ValueError(f'invalid config: checkpoint_every_steps={every} must be >= 0 '
+                     '(0 saves only after each task).')
+  if keep < 1:
+    raise ValueError(f'invalid config: checkpoints_to_keep={keep} must be >= 1.')
+  return CheckpointSettings(every_steps=every, keep=keep)
+
+
+class StopRequest:
+  """Set by a signal handler (``stop_on_signals``); read by the run between chunks."""
+
+  def __init__(self):
+    self.signum: int | None = None
+
+  @property
+  def requested(self) -> bool:
+    return self.signum is not None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+  """While active, the first SIGINT (Ctrl-C) or SIGTERM asks the run to save a
+  checkpoint and stop at the end of the current chunk; a second one stops at once
+  (``KeyboardInterrupt``; saved checkpoints stay intact). Previous handlers come back
+  on exit. Outside the main thread nothing is installed."""
+  stop = StopRequest()
+
+  def handler(signum, frame):
+    del frame
+    if stop.requested:
+      raise KeyboardInterrupt
+    stop.signum = signum
+    sys.stderr.write(f'\n{signal.Signals(signum).name} received: saving a checkpoint at '
+                     'the end of the current chunk, then stopping (send it again to '
+                     'stop at once).\n')
+    sys.stderr.flush()
+
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    for signum in (signal.SIGINT, signal.SIGTERM):
+      previous[signum] = signal.signal(signum, handler)
+  try:
+    yield stop
+  finally:
+    for signum, old in previous.items():
+      signal.signal(signum, old)
+
+
+def position(state, learner: Learner) -> tuple[int, int]:
+  """(index of the current task, online-adaptation steps done in it) of ``state``.
+
+  ``tasks_done`` tasks are finished; the engine's ``step`` counts adaptation steps over
+  the whole run, so ``step - tasks_done * steps_per_task`` of the current task are done
+  (0: the task has not begun; ``steps_per_task``: adaptation complete, consolidation and
+  evaluation pending). Methods that do not train are always at a task's start.
+  """
+  tasks_done = host_int(state.tasks_done)
+  if learner.adapt is None:
+    return tasks_done, 0
+  return tasks_done, host_int(state.step) - tasks_done * learner.steps_per_task
+
+
+def describe_position(state, learner: Learner, num_tasks: int) -> str:
+  """E.g. ``task 2 of 3, 20/40 steps`` or ``all 3 tasks done``."""
+  task, done = position(state, learner)
+  if task >= num_tasks:
+    return f'all {num_tasks} tasks done'
+  if learner.adapt is None:
+    return f'task {task + 1} of {num_tasks}, not started'
+  return f'task {task + 1} of {num_tasks}, {done}/{learner.steps_per_task} steps'
+
+
+def _remaining_chunks(learner: Learner, done: int) -> list[int]:
+  """The chunk sizes left in a task after ``done`` steps (a chunk boundary)."""
+  chunks, boundary = learner.chunks(), 0
+  for i, n in enumerate(chunks + [0]):
+    if boundary == done:
+      return chunks[i:]
+    boundary += n
+  raise ValueError(f'a checkpoint at step {done} of a task is not at a chunk boundary of '
+                   f'{chunks}; it was written with another steps_per_chunk.')
+
+
+def _first_non_finite(terms: dict) -> tuple[int, list[str]] | None:
+  """(index of the first step with a non-finite loss term, names of those terms)."""
+  per_step = {k: v.reshape(v.shape[0], -1) for k, v in to_host(terms).items()}
+  bad = {k: ~np.isfinite(v).all(axis=1) for k, v in per_step.items()}
+  any_bad = np.any(np.stack(list(bad.values())), axis=0)
+  if not any_bad.any():
+    return None
+  i = int(np.argmax(any_bad))
+  return i, sorted(k for k, b in bad.items() if b[i])
+
+
+def _record_values(arrays: dict) -> dict:
+  """Host Python numbers for a log record: integer scalars as int, else the mean."""
+  values = {}
+  for k, v in to_host(arrays).items():
+    integer = np.issubdtype(v.dtype, np.integer) and v.ndim == 0
+    values[k] = int(v) if integer else float(np.mean(v))
+  return values
+
+
+def _non_finite_fields(state) -> list[str]:
+  """Trained fields of ``state`` holding a NaN/Inf (seed scores of -inf are legitimate)."""
+  bad = []
+  for field in _TRAINED_FIELDS:
+    leaves = jax.tree.leaves(to_host(getattr(state, field)))
+    if any(np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all() for x in leaves):
+      bad.append(field)
+  return bad
+
+
+def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: Learner,
+               store: CheckpointStore, *, log: Callable[[dict], None] | None = None,
+               stop: StopRequest | None = None,
+               out: Callable[[str], None] = print) -> RunResult:
+  """``continual.run_sequence`` with checkpoints: resumes from ``store``'s newest intact
+  checkpoint (a finished run is only read back) and saves into it as it goes.
+
+  Args:
+    config: the run config of one method (``config.method`` set).
+    stream: the task stream.
+    learner: ``build_learner(config, stream)``.
+    store: the method's checkpoints.
+    log: receives a dict per chunk / consolidation (and a ``resume`` record).
+    stop: checked after every chunk and task; when set, saves and raises RunInterrupted.
+    out: receives progress and warning lines.
+
+  Raises:
+    NonFiniteLossError: a loss term or a trained parameter became NaN/Inf.
+    RunInterrupted: ``stop`` was requested; a checkpoint of the current state was saved.
+    CheckpointError: a checkpoint could not be written.
+  """
+  log = log or (lambda record: None)
+  settings = checkpoint_settings(config)
+  num_tasks, steps_per_task = stream.num_tasks, learner.steps_per_task
+  test = learner.put_test(stream.test)
+  state = learner.init(jax.random.PRNGKey(config.seed), test)
+  seconds_before = 0.0
+  restored = store.restore_latest(state, warn=out)
+  if restored is not None:
+    state, seconds_before = restored.state, float(restored.meta.get('seconds', 0.0))
+    out(f'resuming from checkpoint {restored.checkpoint_id} '
+        f'({describe_position(state, learner, num_tasks)}) in {store.directory}')
+    log({'phase': 'resume', 'task': host_int(state.tasks_done),
+         'step': host_int(state.step), 'checkpoint': restored.checkpoint_id})
+  start = time.perf_counter()
+
+  def save(state) -> int:
+    bad = _non_finite_fields(state)
+    if bad:
+      raise NonFiniteLossError(
+          f'method {learner.name!r}: {", ".join(bad)} became non-finite by '
+          f'{describe_position(state, learner, num_tasks)} (run step '
+          f'{host_int(state.step)}); not saved. {_last_good(store)} Lower learning_rate / '
+          'meta_learning_rate, and start the changed run in another --workdir.')
+    return store.save(state, seconds=round(seconds_before + time.perf_counter() - start, 3))
+
+  def stop_here(state):
+    ckpt_id = save(state)
+    raise RunInterrupted(
+        f'interrupted by {signal.Signals(stop.signum).name}: method {learner.name!r} '
+        f'saved checkpoint {ckpt_id} ({describe_position(state, learner, num_tasks)}) in '
+        f'{store.directory}. Rerun the same command to resume.', stop.signum)
+
+  while host_int(state.tasks_done) < num_tasks:
+    t, done = position(state, learner)
+    task = learner.put_task(stream.tasks[t])
+    if done == 0:
+      state = learner.begin_task(state, task)  # resets the optimiser: fresh tasks only
+    if learner.adapt is not None:
+      for n in _remaining_chunks(learner, done):
+        state, terms = learner.adapt(state, task, n)
+        bad = _first_non_finite(terms)
+        if bad is not None:
+          i, names = bad
+          raise NonFiniteLossError(
+              f'method {learner.name!r}: non-finite loss ({", ".join(names)}) at step '
+              f'{done + i + 1}/{steps_per_task} of task {t + 1} (run step '
+              f'{host_int(state.step) - n + i + 1}); nothing after the last checkpoint was '
+              f'saved. {_last_good(store)} Lower learning_rate or check the data, and '
+              'start the changed run in another --workdir.')
+        log({'phase': 'adapt', 'task': t, 'step': host_int(state.step),
+             **_record_values(terms)})
+        done += n
+        every = settings.every_steps
+        if every and done // every > (done - n) // every:  # crossed a multiple of every
+          save(state)
+        if stop is not None and stop.requested:
+          stop_here(state)
+    if learner.consolidate is not None:
+      state, info = learner.consolidate(state, task)
+      info = _record_values(info)
+      bad = sorted(k for k, v in info.items() if not np.isfinite(v))
+      if bad:
+        raise NonFiniteLossError(
+            f'method {learner.name!r}: the consolidation of task {t + 1} gave non-finite '
+            f'{", ".join(bad)}; not saved. {_last_good(store)} Lower meta_learning_rate '
+            'and start the changed run in another --workdir.')
+      log({'phase': 'consolidate', 'task': t, **info})
+    state = learner.end_task(state, test)
+    save(state)
+    if stop is not None and stop.requested:
+      stop_here(state)
+  acc, initial = to_host((state.acc_matrix, state.initial_acc))
+  return RunResult(method=learner.name, state=state, acc_matrix=acc, initial_acc=initial,
+                   metrics=all_metrics(acc, initial),
+                   memory_bytes=learner.method.memory_bytes(state),
+                   seconds=seconds_before + time.perf_counter() - start)
+
+
+def _last_good(store: CheckpointStore) -> str:
+  ids = store.ids()
+  if not ids:
+    return 'No checkpoint was saved before it.'
+  return f'The last good checkpoint is {ids[-1]} in {store.directory}.'
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkdirPaths:
+  """Where things live in a workdir (see the module doc)."""
+
+  root: str
+
+  @property
+  def metrics(self) -> str:
+    return os.path.join(self.root, 'metrics.jsonl')
+
+  @property
+  def results(self) -> str:
+    return os.path.join(self.root, 'results.json')
+
+  def method_dir(self, method: str) -> str:
+    return os.path.join(self.root, 'methods', method)
+
+  def signature(self, method: str) -> str:
+    return os.path.join(self.method_dir(method), 'signature.json')
+
+  def checkpoints(self, method: str) -> str:
+    return os.path.join(self.method_dir(method), 'checkpoints')
+
+  def result(self, method: str) -> str:
+    return os.path.join(self.method_dir(method), 'result.json')
+
+
+def prepare_workdir(workdir: str) -> None:
+  """Creates ``workdir`` and checks that a file can be written in it.
+
+  Raises:
+    WorkdirError: naming the directory and the OS error (read-only file system, a path
+      through a regular file, no space left, permission denied).
+  """
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir) as probe:
+      probe.write(b'autoseed_jax workdir write check')
+      probe.flush()
+      os.fsync(probe.fileno())
+  except OSError as e:
+    raise WorkdirError(f'cannot write to --workdir {workdir}: {e}. Choose a writable '
+                       'directory with free space.') from e
+
+
+def config_for_method(config: ml_collections.ConfigDict, method: str):
+  """The run config of one entry of ``config.methods``."""
+  run_config = config.copy_and_resolve_references()
+  with run_config.unlocked():
+    run_config.method = method
+  return run_config
+
+
+def _read_json(path: str, out: Callable[[str], None], *, then: str):
+  """The JSON object in ``path``; None if missing, or (after a warning ending with
+  ``then``) if unreadable."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      value = json.load(f)
+    if not isinstance(value, dict):
+      raise ValueError(f'expected a JSON object, found {type(value).__name__}')
+    return value
+  except (OSError, ValueError) as e:
+    out(f'warning: {path} is unreadable ({type(e).__name__}: {e}); {then}.')
+    return None
+
+
+def _write_json(path: str, value) -> None:
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    reporting.write_json(path, value)
+  except OSError as e:
+    raise WorkdirError(f'cannot write {path}: {e}. Free disk space or make the workdir '
+                       'writable, then rerun the same command to resume.') from e
+
+
+def _has_progress(paths: WorkdirPaths, method: str) -> bool:
+  """Whether ``method`` saved anything in the workdir (a checkpoint or its result)."""
+  checkpoints = paths.checkpoints(method)
+  saved = os.path.isdir(checkpoints) and any(n.isdigit() for n in os.listdir(checkpoints))
+  return saved or os.path.exists(paths.result(method))
+
+
+def check_signatures(config: ml_collections.ConfigDict, stream: TaskStream,
+                     paths: WorkdirPaths) -> dict[str, dict]:
+  """Each method's signature; raises ConfigMismatchError if it differs from the one in
+  the workdir of a method that saved something (a checkpoint or its result).
+
+  The message names every differing field and the fix (another --workdir, or delete the
+  method's directory to start it over).
+  """
+  signatures, mismatches = {}, {}
+  for method in config.methods:
+    signature = run_signature(config_for_method(config, method), stream)
+    path = paths.signature(method)
+    if _has_progress(paths, method):
+      try:
+        with open(path) as f:  # written before the method's first checkpoint
+          saved = json.load(f)
+        differences = signature_differences(saved, signature)
+      except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigMismatchError(
+            f'{path} is missing or unreadable ({type(e).__name__}: {e}), so the '
+            f'checkpoints of method {method!r} cannot be matched to this config. Delete '
+            f'{paths.method_dir(method)} to start that method over, or use another '
+            '--workdir.') from e
+      if differences:
+        mismatches.setdefault(tuple(differences), []).append(method)
+    signatures[method] = signature
+  if mismatches:
+    listed = []
+    for differences, methods in mismatches.items():
+      listed.append(f'methods {", ".join(methods)}:\n    ' + '\n    '.join(differences))
+    raise ConfigMismatchError(
+        f'--workdir {paths.root} holds checkpoints of a run with a different config or '
+        'stream; a checkpoint only resumes the run it came from. Differences:\n  '
+        + '\n  '.join(listed)
+        + f'\nUse another --workdir, rerun with the workdir\'s values, or delete '
+        f'{os.path.join(paths.root, "methods", "<method>")} to start a method over.')
+  return signatures
+
+
+def metrics_logger(log_file, method: str) -> Callable[[dict], None]:
+  """A ``log`` callback appending ``{'method': method, **record}`` lines to ``log_file``;
+  a failed write (disk full) raises WorkdirError."""
+
+  def log(record: dict) -> None:
+    try:
+      log_file.write(json.dumps({'method': method, **record}) + '\n')
+      log_file.flush()
+    except OSError as e:
+      raise WorkdirError(f'cannot append to {log_file.name}: {e}. Checkpoints saved so far '
+                         'are intact; free disk space and rerun the same command to '
+                         'resume.') from e
+
+  return log
+
+
+def _open_log(path: str):
+  """Opens ``metrics.jsonl`` for appending, ending a line cut short by a crash first."""
+  try:
+    log_file = open(path, 'a+')
+    if log_file.tell() > 0:
+      log_file.seek(log_file.tell() - 1)
+      if log_file.read(1) != '\n':
+        log_file.write('\n')
+    return log_file
+  except OSError as e:
+    raise WorkdirError(f'cannot open {path} for appending: {e}.') from e
+
+
+def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: str, *,
+                stop: StopRequest | None = None,
+                out: Callable[[str], None] = print) -> dict[str, dict]:
+  """Runs every method of ``config.methods`` on ``stream`` in ``workdir``, resuming.
+
+  Finished methods are read back from their ``result.json`` (or, if that is unreadable,
+  rebuilt from their final checkpoint); the others resume from their newest intact
+  checkpoint. Writes ``results.json`` and returns the per-method records
+  (``reporting.result_record``).
+
+  Raises:
+    WorkdirError, ConfigMismatchError, NonFiniteLossError, RunInterrupted,
+    checkpoint.CheckpointError (see their docs).
+  """
+  paths = WorkdirPaths(workdir)
+  prepare_workdir(workdir)
+  _read_json(paths.results, out, then='it will be rewritten at the end')
+  signatures = check_signatures(config, stream, paths)
+  settings = checkpoint_settings(config)
+  # Every method's config is validated before any method runs (compilation is lazy).
+  learners = {m: build_learner(config_for_method(config, m), stream) for m in config.methods}
+  records = {}
+  log_file = _open_log(paths.metrics)
+  try:
+    for method in config.methods:
+      if stop is not None and stop.requested:
+        raise RunInterrupted(f'interrupted by {signal.Signals(stop.signum).name} before '
+                             f'method {method!r} started. Rerun the same command to resume.',
+                             stop.signum)
+      out(f'\n== {method} ==')
+      record = _read_json(paths.result(method), out,
+                          then='rebuilding it from the checkpoints (or by rerunning)')
+      if record is not None:
+        out(f'finished in an earlier run ({paths.result(method)})')
+      else:
+        _write_json(paths.signature(method), signatures[method])
+        store = CheckpointStore(paths.checkpoints(method), keep=settings.keep)
+        try:
+          result = run_method(config_for_method(config, method), stream, learners[method],
+                              store, log=metrics_logger(log_file, method), stop=stop, out=out)
+        finally:
+          store.close()
+        record = reporting.result_record(result)
+        _write_json(paths.result(method), record)
+      out(reporting.format_matrix(record['acc_matrix'], record['initial_acc']))
+      records[method] = record
+  finally:
+    try:
+      log_file.close()
+    except OSError:
+      pass  # a failed flush was already reported by ``log``
+  _write_json(paths.results, {'stream': stream.name, 'description': stream.description,
+                              'config': config.to_dict(), 'methods': records})
+  return records
+
+
+def read_metrics(path: str) -> list[dict]:
+  """The records of ``metrics.jsonl`` as one uninterrupted run would have written them.
+
+  A resumed run appends a ``{"phase": "resume", ...}`` record and then logs again the
+  chunks done after its checkpoint; a record that comes again for the same (method,
+  phase, task, step) replaces the earlier one (the numbers are the same, runs being
+  deterministic). Resume records and lines cut short by a crash are left out.
+  """
+  records = {}
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except ValueError:
+        continue
+      if not isinstance(record, dict) or record.get('phase') == 'resume':
+        continue
+      key = (record.get('method'), record.get('phase'), record.get('task'),
+             record.get('step'))
+      records.pop(key, None)
+      records[key] = record
+  return list(records.values())
+
