@@ -21,6 +21,7 @@ exits with status 128 + the signal number (130 for Ctrl-C).
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -54,13 +55,13 @@ def main(argv):
   config = _CONFIG.value
   workdir = _WORKDIR.value
   runner.prepare_workdir(workdir)  # fail fast, before loading the stream
-  with runner.stop_on_signals() as stop:
-    stream = load_stream(config.stream)
-    print(f'stream {stream.name}: {stream.description}')
-    if stream.name == 'synthetic':
-      print('NOTE: this is the small synthetic embedding benchmark '
-            '(autoseed_jax/synthetic.py), not real image data.')
-    sys.stdout.flush()
+  stream = load_stream(config.stream)
+  print(f'stream {stream.name}: {stream.description}')
+  if stream.name == 'synthetic':
+    print('NOTE: this is the small synthetic embedding benchmark '
+          '(autoseed_jax/synthetic.py), not real image data.')
+  sys.stdout.flush()
+  with runner.stop_on_signals() as stop:  # Ctrl-C: checkpoint, then stop
     records = runner.run_workdir(config, stream, workdir, stop=stop,
                                  out=lambda line: print(line, flush=True))
   print('\n' + reporting.format_metrics_table(records))
@@ -78,6 +79,10 @@ def run_cli(argv):
     sys.stdout.flush()
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
+  except KeyboardInterrupt:  # before training, or a second Ctrl-C
+    print('\ninterrupted; checkpoints saved so far are intact. Rerun the same command to '
+          'resume.', file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

@@ -91,9 +91,10 @@ class CheckpointSettings:
 
 
 def checkpoint_settings(config: ml_collections.ConfigDict) -> CheckpointSettings:
-  """``checkpoint_every_steps`` (default ``steps_per_chunk``) and ``checkpoints_to_keep``
+  """``checkpoint_every_steps`` (default: every chunk) and ``checkpoints_to_keep``
   (default 3) from ``config``; raises ValueError naming a bad value."""
-  every = config.get('checkpoint_every_steps', config.steps_per_chunk)
+  every = config.get('checkpoint_every_steps',
+                     min(config.steps_per_chunk, config.steps_per_task))
   keep = config.get('checkpoints_to_keep', DEFAULT_CHECKPOINTS_TO_KEEP)
   if every < 0:
     raise ValueError(f'invalid config: checkpoint_every_steps={every} must be >= 0 '

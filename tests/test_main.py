@@ -52,3 +52,13 @@ def test_invalid_value_is_one_line_without_traceback(tmp_path):
   assert proc.returncode == 2
   assert 'seeds_per_class=0 must be > 0' in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_unwritable_workdir_is_one_line_before_any_work(tmp_path):
+  blocker = tmp_path / 'a_file'
+  blocker.write_text('a regular file where a directory is expected')
+  proc = run_main(blocker / 'run')
+  assert proc.returncode == 1
+  assert f'error: cannot write to --workdir {blocker}/run' in proc.stderr
+  assert 'Traceback' not in proc.stderr
+  assert 'stream' not in proc.stdout  # refused before the stream is loaded
