@@ -93,9 +93,11 @@ def cli(tmp_path_factory):
   """An uninterrupted run, and on another workdir: Ctrl-C in autoseed's first task,
   SIGKILL in its second task, then the same command once more to the end."""
   base = tmp_path_factory.mktemp('cli')
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(base / 'jax_cache'),
+  env = dict(os.environ, JAX_PLATFORMS='cpu',  # one device: bit-identical reruns
+             JAX_COMPILATION_CACHE_DIR=str(base / 'jax_cache'),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  env.pop('XLA_FLAGS', None)
   runs = {'reference_dir': base / 'reference', 'work': base / 'work', 'env': env}
   runs['reference'] = finish(start(runs['reference_dir'], env, 'run'))
   assert runs['reference'][0] == 0, runs['reference'][2][-3000:]
