@@ -20,15 +20,16 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from autoseed_jax import continual, parallel, tasks
-from autoseed_jax.adapters import VLAdapter
-from autoseed_jax.adapters import init_adapter
+from autoseed_jax.adapters import VLAdapter, adapted, init_adapter
+from autoseed_jax.losses import class_logits
 from autoseed_jax.methods import base
 from autoseed_jax.methods.er import (bytes_matching_seed_memory, init_buffer, memory_examples,
                                      reservoir_insert, sample_buffer)
 from autoseed_jax.methods.ewc import ewc, fisher_diagonal
+from autoseed_jax.methods.hnet import hnet
 from autoseed_jax.methods.lwf import lwf
-from autoseed_jax.models import image_encoder, lit
 from autoseed_jax.metrics import all_metrics
+from autoseed_jax.models import image_encoder, lit
 from autoseed_jax.profiling import count_compilations
 from autoseed_jax.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
@@ -51,6 +52,7 @@ def small_config(method, stream, **overrides):
   c.joint_buffer_rows = int(stream.tasks[0].train_x.shape[0])
   c.dgr_vae_steps = 200
   c.dgr_hidden = 128
+  c.ewc_weight = 1e6  # softer than the default, so the last task is learned with margin
   for k, v in overrides.items():
     c[k] = v
   return c
@@ -311,6 +313,38 @@ def test_hnet_keeps_the_adapters_of_old_tasks(results):
   # Fine-tuning moves the adapters themselves over the same two tasks.
   ft = [ravel_pytree(p)[0] for p in results['finetune'].params_after]
   assert drift < 0.1 * np.linalg.norm(ft[2] - ft[0]), (drift, np.linalg.norm(ft[2] - ft[0]))
+
+
+def test_hnet_task_inference_by_entropy_recovers_old_tasks(results, stream):
+  config = small_config('hnet', stream, hnet_task_inference='entropy')
+  method = hnet(engine_context(config, stream))
+  state, test = results['hnet'].state, stream.test
+  mask = np.asarray(state.seen)
+
+  def accuracy(logits_fn):
+    acc = []
+    for j in range(stream.num_tasks):
+      pred = np.argmax(np.asarray(logits_fn(test.x[j])), axis=-1)
+      n = int(test.count[j])
+      acc.append(100.0 * np.mean(pred[:n] == np.asarray(test.y[j])[:n]))
+    return np.array(acc)
+
+  eval_logits = jax.jit(method.eval_logits)
+  entropy = accuracy(lambda x: eval_logits(state.params, state.extras, x, test.class_text,
+                                           mask))
+  latest = results['hnet'].acc_matrix[-1]
+  # Choosing each input's task model brings back the old tasks the latest model forgot.
+  assert entropy[:-1].mean() > latest[:-1].mean() + 20, (entropy, latest)
+  assert entropy.mean() > latest.mean() + 10, (entropy, latest)
+  # Before any task is stored, the logits are the current embedding's (as 'latest').
+  empty = jax.tree.map(jnp.zeros_like, state.extras)
+  x = test.x[0][:8]
+  variables = method.adapter_params(state.params)
+  img, class_emb, scale = adapted(engine_context(config, stream).adapter, variables, x,
+                                  test.class_text)
+  np.testing.assert_allclose(
+      np.asarray(eval_logits(state.params, empty, x, test.class_text, mask)),
+      np.asarray(class_logits(img, class_emb, scale, mask)), rtol=1e-5)
 
 
 def test_later_tasks_compile_nothing(results):

@@ -32,7 +32,7 @@ from autoseed_jax.methods.base import Context, Method
 def defaults() -> dict:
   """EWC hyperparameters and their defaults (config fields of the same names)."""
   return dict(
-      ewc_weight=1e6,        # λ_ewc (the empirical Fisher of a well-fit model is small)
+      ewc_weight=1e8,        # λ_ewc (large: the empirical Fisher of a well-fit model is small)
       ewc_decay=1.0,         # γ of online EWC: F ← γ F + F_t (1 = sum over tasks)
       ewc_fisher_batch=64,   # examples per vmapped chunk of per-example gradients
   )

@@ -21,21 +21,24 @@ parameters; while learning task t+1 every step adds
 
 so the adapters of earlier tasks stay what they were (the optional look-ahead term of the
 paper is not used). The stored embeddings are fixed; ``extras`` holds
-``{'embeddings': [T, E], 'targets': [T, P], 'stored': [T] bool}``.
+``{'embeddings': [T, E], 'targets': [T, P], 'stored': [T] bool, 'classes': [T, C] bool}``
+(``classes``: each task's own classes, for task inference).
 
 Task embeddings: a new task starts from the previous task's embedding (its adapters start
 where the last task's ended, like every other method's), then e and Θ are trained on it.
 
-Class-incremental evaluation: the task id of a test input is unknown, so the model
-evaluated after task t is θ(e_t), the latest task's adapters (the engine evaluates
-``state.params``). Task inference by predictive entropy over the stored embeddings (the
-paper's HNET+ENT) is not implemented: it needs the stored embeddings at evaluation, which
-the engine's evaluation hook does not pass.
+Class-incremental evaluation (``hnet_task_inference``): the task id of a test input is
+unknown. ``'latest'`` evaluates θ(e_t), the latest task's adapters, on every input (the
+engine evaluates ``state.params``). ``'entropy'`` is the paper's HNET+ENT: each input is
+classified by every stored task's adapters over that task's own classes, and the task with
+the least predictive entropy gives the prediction (``eval_logits``). Classes of tasks not
+yet learned are then never predicted, so R[i, j] = 0 for j > i and FWT is negative.
 
 Engine hooks: the engine calls ``method.init_params(key, adapter_variables) -> θ`` once at
 initialisation and maps θ to adapter variables with ``method.adapter_params(θ)`` wherever
-it embeds (training loss and evaluation). ``HypernetMethod`` is ``Method`` with those two
-fields.
+it embeds (training loss and evaluation); with task inference it takes the evaluation
+logits from ``method.eval_logits(θ, extras, image_z [B, d], class_text [C, d], label_mask
+[C]) -> [B, C]``. ``HypernetMethod`` is ``Method`` with those three fields.
 """
 
 from __future__ import annotations
@@ -48,11 +51,14 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from autoseed_jax.adapters import init_adapter
+from autoseed_jax.adapters import adapted, init_adapter
+from autoseed_jax.losses import class_logits
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the hypernetwork's initialisation.
 _HNET_INIT_TAG = 25
+
+TASK_INFERENCE = ('latest', 'entropy')
 
 
 def defaults() -> dict:
@@ -65,6 +71,7 @@ def defaults() -> dict:
       hnet_layers=2,                # hidden layers of the hypernetwork MLP
       hnet_reg_weight=1.0,          # β of the output regulariser
       hnet_embedding_init=0.1,      # std of the first task embedding's initialisation
+      hnet_task_inference='latest',  # evaluation: 'latest' task embedding or 'entropy'
   )
 
 
@@ -79,6 +86,7 @@ class HypernetMethod(Method):
 
   init_params: Callable | None = None
   adapter_params: Callable | None = None
+  eval_logits: Callable | None = None
 
 
 class ChunkedHypernetwork(nn.Module):
@@ -124,6 +132,9 @@ def hnet(context: Context) -> HypernetMethod:
       raise ValueError(f'invalid config: {name}={s[name]} must be > 0.')
   if s['hnet_reg_weight'] < 0:
     raise ValueError(f"invalid config: hnet_reg_weight={s['hnet_reg_weight']} must be >= 0.")
+  if s['hnet_task_inference'] not in TASK_INFERENCE:
+    raise ValueError(f"invalid config: hnet_task_inference={s['hnet_task_inference']!r}; "
+                     f'choose one of {TASK_INFERENCE}.')
   template = init_adapter(context.adapter, jax.random.PRNGKey(0), context.dim)
   flat_template, unflatten = ravel_pytree(template)
   num_outputs = flat_template.shape[0]
@@ -150,7 +161,34 @@ def hnet(context: Context) -> HypernetMethod:
     del key
     return {'extras': {'embeddings': jnp.zeros((num_tasks, emb_dim), jnp.float32),
                        'targets': jnp.zeros((num_tasks, num_outputs), jnp.float32),
-                       'stored': jnp.zeros((num_tasks,), bool)}}
+                       'stored': jnp.zeros((num_tasks,), bool),
+                       'classes': jnp.zeros((num_tasks, context.num_classes), bool)}}
+
+  def task_logits(params, task_embedding, image_z, class_text, class_mask):
+    """[B, C] logits of the adapters θ(e) generated for ``task_embedding``."""
+    variables = unflatten(outputs(params, task_embedding))
+    img, class_emb, scale = adapted(context.adapter, variables, image_z, class_text)
+    return class_logits(img, class_emb, scale, class_mask)
+
+  def entropy_task_inference(params, extras, image_z, class_text, label_mask):
+    """[B, C] logits of HNET+ENT: per input, the stored task whose adapters give the least
+    entropy over that task's own classes, and its logits over those classes. Before any
+    task is stored: the current embedding's logits over ``label_mask``.
+
+    image_z: [B, d] frozen image embeddings; class_text: [C, d]; label_mask: [C] bool.
+    """
+
+    def one_task(task_embedding, classes):
+      logits = task_logits(params, task_embedding, image_z, class_text, label_mask & classes)
+      log_p = jax.nn.log_softmax(logits, axis=-1)
+      return logits, -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+    logits, entropy = jax.vmap(one_task)(extras['embeddings'], extras['classes'])
+    entropy = jnp.where(extras['stored'][:, None], entropy, jnp.inf)  # [T, B]
+    best = jnp.argmin(entropy, axis=0)
+    chosen = jnp.take_along_axis(logits, best[None, :, None], axis=0)[0]
+    latest = task_logits(params, params['task_embedding'], image_z, class_text, label_mask)
+    return jnp.where(jnp.any(extras['stored']), chosen, latest)
 
   def extra_loss(params, state, x, y, key):
     del x, y, key
@@ -164,11 +202,15 @@ def hnet(context: Context) -> HypernetMethod:
     ex = state.extras
     embeddings = ex['embeddings'].at[task.index].set(state.params['task_embedding'])
     stored = ex['stored'].at[task.index].set(True)
+    classes = ex['classes'].at[task.index].set(state.seen & ~state.prev_seen)
     targets = jax.vmap(outputs, in_axes=(None, 0))(state.params, embeddings)
     targets = jnp.where(stored[:, None], targets, 0.0)
     return state.replace(extras={'embeddings': embeddings, 'targets': targets,
-                                 'stored': stored}), {'tasks_stored': jnp.sum(stored)}
+                                 'stored': stored, 'classes': classes}), {
+                                     'tasks_stored': jnp.sum(stored)}
 
-  return HypernetMethod(name='hnet', init_state=init_state, extra_loss=extra_loss,
-                        consolidate=consolidate, init_params=init_params,
-                        adapter_params=adapter_params)
+  return HypernetMethod(
+      name='hnet', init_state=init_state, extra_loss=extra_loss, consolidate=consolidate,
+      init_params=init_params, adapter_params=adapter_params,
+      eval_logits=(entropy_task_inference if s['hnet_task_inference'] == 'entropy'
+                   else None))
