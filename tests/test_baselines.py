@@ -371,12 +371,25 @@ def test_bad_baseline_configs_are_named(stream):
 
 @flax.struct.dataclass
 class PixelTask(tasks.Task):
-  """A Task that also carries its training images on the tower's input grid.
+  """A Task carrying its training images, for engines whose Task has no such field.
 
   train_pixels: [N, 32, 32, 1] float32 in [-1, 1], row i the image of train_x[i].
   """
 
-  train_pixels: jax.Array
+  train_pixels: jax.Array = None
+
+
+def with_train_pixels(s, train, pixels):
+  """``s`` with each task's training images aligned to its (split, padded) train_x rows."""
+  with_pixels = []
+  for task, (x, _), px in zip(s.tasks, train, pixels):
+    row_of = {row.tobytes(): i for i, row in enumerate(x)}
+    grid = np.zeros((task.train_x.shape[0],) + px.shape[1:], np.float32)
+    for i in range(int(task.train_count)):
+      grid[i] = px[row_of[np.asarray(task.train_x[i]).tobytes()]]
+    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(tasks.Task)}
+    with_pixels.append(PixelTask(**{**fields, 'train_pixels': grid}))
+  return dataclasses.replace(s, tasks=tuple(with_pixels))
 
 
 def pixel_stream(tower_params, tower_config):
@@ -402,18 +415,18 @@ def pixel_stream(tower_params, tower_config):
     pixels.append(px)
   text = rng.normal(size=(num_classes, tower_config.embed_dim)).astype(np.float32)
   text /= np.linalg.norm(text, axis=1, keepdims=True)
-  s = tasks.build_stream('pixels', train=train, test=test, class_text=text,
-                         class_names=[f'c{c}' for c in range(num_classes)])
-  with_pixels = []
-  for task, (x, _), px in zip(s.tasks, train, pixels):
-    row_of = {row.tobytes(): i for i, row in enumerate(x)}
-    grid = np.zeros((task.train_x.shape[0], size, size, 1), np.float32)
-    for i in range(int(task.train_count)):
-      grid[i] = px[row_of[np.asarray(task.train_x[i]).tobytes()]]
-    with_pixels.append(PixelTask(**{f.name: getattr(task, f.name)
-                                    for f in dataclasses.fields(tasks.Task)},
-                                 train_pixels=grid))
-  return dataclasses.replace(s, tasks=tuple(with_pixels))
+  kwargs = dict(train=train, test=test, class_text=text,
+                class_names=[f'c{c}' for c in range(num_classes)])
+  if 'train_pixels' in {f.name for f in dataclasses.fields(tasks.Task)}:
+    s = tasks.build_stream('pixels', train_pixels=pixels, **kwargs)
+  else:
+    s = with_train_pixels(tasks.build_stream('pixels', **kwargs), train, pixels)
+  # The tower applied to a task's images gives its embeddings, row for row.
+  first = s.tasks[0]
+  n = int(first.train_count)
+  np.testing.assert_allclose(np.asarray(encode(first.train_pixels[:n])),
+                             np.asarray(first.train_x[:n]), atol=1e-6)
+  return s
 
 
 @pytest.fixture(scope='module')
