@@ -128,25 +128,71 @@ class Learner:
     full, rest = divmod(self.steps_per_task, self.steps_per_chunk)
     return [self.steps_per_chunk] * full + ([rest] if rest else [])
 
+  def position(self, state: ContinualState) -> tuple[int, int]:
+    """(index of the current task, online-adaptation steps done in it) of ``state``.
+
+    ``tasks_done`` tasks are finished; ``step`` counts adaptation steps over the whole
+    run, so ``step - tasks_done * steps_per_task`` of the current task are done (0: not
+    begun; ``steps_per_task``: adaptation complete, consolidation and evaluation
+    pending). Methods that do not train are always at a task's start.
+    """
+    tasks_done = int(parallel.to_host(state.tasks_done))
+    if self.adapt is None:
+      return tasks_done, 0
+    return tasks_done, int(parallel.to_host(state.step)) - tasks_done * self.steps_per_task
+
+  def remaining_chunks(self, done: int) -> list[int]:
+    """The chunk sizes left in a task after ``done`` steps (a chunk boundary)."""
+    chunks, boundary = self.chunks(), 0
+    for i, n in enumerate(chunks + [0]):
+      if boundary == done:
+        return chunks[i:]
+      boundary += n
+    raise ValueError(f'a state at step {done} of a task is not at a chunk boundary of '
+                     f'{chunks}; it was saved with another steps_per_chunk.')
+
   def learn_task(self, state: ContinualState, task: Task, *, test: EvalSet,
-                 log: Callable[[dict], None] | None = None) -> ContinualState:
-    """The phases of METHOD §4 for one task, then evaluation of row t."""
-    state = self.begin_task(state, task)
+                 log: Callable[[dict], None] | None = None,
+                 on_chunk: Callable | None = None,
+                 on_consolidate: Callable | None = None) -> ContinualState:
+    """The phases of METHOD §4 for one task, then evaluation of row t.
+
+    A state saved part-way through the task resumes where it stopped (``position``):
+    the task is begun (class bank, optimiser reset) only when none of its steps are done,
+    and only the remaining chunks of online adaptation run.
+
+    Args:
+      state: the run state (its current task must be ``task``).
+      task: the task, placed with ``put_task``.
+      test: every task's test set, placed with ``put_test``.
+      log: receives one record per chunk of steps and one per consolidation.
+      on_chunk: ``(state, loss terms [n], steps done before, n)`` after each chunk is
+        logged (the runner checks for NaN, saves and honours Ctrl-C here).
+      on_consolidate: ``(state, info as host numbers)`` after the consolidation.
+    """
+    t, done = self.position(state)
+    if done == 0:
+      state = self.begin_task(state, task)
     if self.adapt is not None:
-      for n in self.chunks():
-        state, step_losses = self.adapt(state, task, n)
+      for n in self.remaining_chunks(done):
+        state, terms = self.adapt(state, task, n)
         if log is not None:
-          log({'phase': 'adapt', **_scalars(task=task.index, step=state.step),
-               **_scalars(**step_losses)})
+          log({'phase': 'adapt', 'task': t, **_scalars(step=state.step), **_scalars(**terms)})
+        if on_chunk is not None:
+          on_chunk(state, terms, done, n)
+        done += n
     if self.consolidate is not None:
       state, info = self.consolidate(state, task)
+      info = _scalars(**info)
       if log is not None:
-        log({'phase': 'consolidate', **_scalars(task=task.index), **_scalars(**info)})
+        log({'phase': 'consolidate', 'task': t, **info})
+      if on_consolidate is not None:
+        on_consolidate(state, info)
     return self.end_task(state, test)
 
 
 def _scalars(**arrays) -> dict:
-  """Host Python numbers for a log record (means of per-step arrays)."""
+  """Host Python numbers for a log record: integer scalars as int, else the mean."""
   out = {}
   for k, v in parallel.to_host(arrays).items():
     out[k] = int(v) if np.issubdtype(v.dtype, np.integer) and v.ndim == 0 else float(v.mean())
@@ -218,7 +264,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     """L_task on the real batch plus the method's extra terms; (total, terms)."""
     img, class_emb, scale = context.embed(params, x, state.class_bank)
     total = task_loss(img, class_emb, y, scale, class_mask=state.seen)
-    terms = {'task': total}
+    terms = {'task_loss': total}
     if method.extra_loss is not None:
       extra, extra_terms = method.extra_loss(params, state, x, y, key)
       total = total + extra

@@ -144,39 +144,14 @@ def stop_on_signals() -> Iterator[StopRequest]:
       signal.signal(signum, old)
 
 
-def position(state, learner: Learner) -> tuple[int, int]:
-  """(index of the current task, online-adaptation steps done in it) of ``state``.
-
-  ``tasks_done`` tasks are finished; the engine's ``step`` counts adaptation steps over
-  the whole run, so ``step - tasks_done * steps_per_task`` of the current task are done
-  (0: the task has not begun; ``steps_per_task``: adaptation complete, consolidation and
-  evaluation pending). Methods that do not train are always at a task's start.
-  """
-  tasks_done = host_int(state.tasks_done)
-  if learner.adapt is None:
-    return tasks_done, 0
-  return tasks_done, host_int(state.step) - tasks_done * learner.steps_per_task
-
-
 def describe_position(state, learner: Learner, num_tasks: int) -> str:
   """E.g. ``task 2 of 3, 20/40 steps`` or ``all 3 tasks done``."""
-  task, done = position(state, learner)
+  task, done = learner.position(state)
   if task >= num_tasks:
     return f'all {num_tasks} tasks done'
   if learner.adapt is None:
     return f'task {task + 1} of {num_tasks}, not started'
   return f'task {task + 1} of {num_tasks}, {done}/{learner.steps_per_task} steps'
-
-
-def _remaining_chunks(learner: Learner, done: int) -> list[int]:
-  """The chunk sizes left in a task after ``done`` steps (a chunk boundary)."""
-  chunks, boundary = learner.chunks(), 0
-  for i, n in enumerate(chunks + [0]):
-    if boundary == done:
-      return chunks[i:]
-    boundary += n
-  raise ValueError(f'a checkpoint at step {done} of a task is not at a chunk boundary of '
-                   f'{chunks}; it was written with another steps_per_chunk.')
 
 
 def _first_non_finite(terms: dict) -> tuple[int, list[str]] | None:
@@ -188,15 +163,6 @@ def _first_non_finite(terms: dict) -> tuple[int, list[str]] | None:
     return None
   i = int(np.argmax(any_bad))
   return i, sorted(k for k, b in bad.items() if b[i])
-
-
-def _record_values(arrays: dict) -> dict:
-  """Host Python numbers for a log record: integer scalars as int, else the mean."""
-  values = {}
-  for k, v in to_host(arrays).items():
-    integer = np.issubdtype(v.dtype, np.integer) and v.ndim == 0
-    values[k] = int(v) if integer else float(np.mean(v))
-  return values
 
 
 def _non_finite_fields(state) -> list[str]:
@@ -262,42 +228,37 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
         f'saved checkpoint {ckpt_id} ({describe_position(state, learner, num_tasks)}) in '
         f'{store.directory}. Rerun the same command to resume.', stop.signum)
 
+  def check_chunk(state, terms, done, n):
+    """NaN check, periodic save and Ctrl-C after each chunk of ``n`` steps."""
+    t = host_int(state.tasks_done)
+    bad = _first_non_finite(terms)
+    if bad is not None:
+      i, names = bad
+      raise NonFiniteLossError(
+          f'method {learner.name!r}: non-finite loss ({", ".join(names)}) at step '
+          f'{done + i + 1}/{steps_per_task} of task {t + 1} (run step '
+          f'{host_int(state.step) - n + i + 1}); nothing after the last checkpoint was '
+          f'saved. {_last_good(store)} Lower learning_rate or check the data, and '
+          'start the changed run in another --workdir.')
+    every = settings.every_steps
+    if every and (done + n) // every > done // every:  # crossed a multiple of every
+      save(state)
+    if stop is not None and stop.requested:
+      stop_here(state)
+
+  def check_consolidation(state, info):
+    bad = sorted(k for k, v in info.items() if not np.isfinite(v))
+    if bad:
+      raise NonFiniteLossError(
+          f'method {learner.name!r}: the consolidation of task '
+          f'{host_int(state.tasks_done) + 1} gave non-finite {", ".join(bad)}; not saved. '
+          f'{_last_good(store)} Lower meta_learning_rate and start the changed run in '
+          'another --workdir.')
+
   while host_int(state.tasks_done) < num_tasks:
-    t, done = position(state, learner)
-    task = learner.put_task(stream.tasks[t])
-    if done == 0:
-      state = learner.begin_task(state, task)  # resets the optimiser: fresh tasks only
-    if learner.adapt is not None:
-      for n in _remaining_chunks(learner, done):
-        state, terms = learner.adapt(state, task, n)
-        bad = _first_non_finite(terms)
-        if bad is not None:
-          i, names = bad
-          raise NonFiniteLossError(
-              f'method {learner.name!r}: non-finite loss ({", ".join(names)}) at step '
-              f'{done + i + 1}/{steps_per_task} of task {t + 1} (run step '
-              f'{host_int(state.step) - n + i + 1}); nothing after the last checkpoint was '
-              f'saved. {_last_good(store)} Lower learning_rate or check the data, and '
-              'start the changed run in another --workdir.')
-        log({'phase': 'adapt', 'task': t, 'step': host_int(state.step),
-             **_record_values(terms)})
-        done += n
-        every = settings.every_steps
-        if every and done // every > (done - n) // every:  # crossed a multiple of every
-          save(state)
-        if stop is not None and stop.requested:
-          stop_here(state)
-    if learner.consolidate is not None:
-      state, info = learner.consolidate(state, task)
-      info = _record_values(info)
-      bad = sorted(k for k, v in info.items() if not np.isfinite(v))
-      if bad:
-        raise NonFiniteLossError(
-            f'method {learner.name!r}: the consolidation of task {t + 1} gave non-finite '
-            f'{", ".join(bad)}; not saved. {_last_good(store)} Lower meta_learning_rate '
-            'and start the changed run in another --workdir.')
-      log({'phase': 'consolidate', 'task': t, **info})
-    state = learner.end_task(state, test)
+    task = learner.put_task(stream.tasks[host_int(state.tasks_done)])
+    state = learner.learn_task(state, task, test=test, log=log, on_chunk=check_chunk,
+                               on_consolidate=check_consolidation)
     save(state)
     if stop is not None and stop.requested:
       stop_here(state)
@@ -529,8 +490,8 @@ def read_metrics(path: str) -> list[dict]:
 
   A resumed run appends a ``{"phase": "resume", ...}`` record and then logs again the
   chunks done after its checkpoint; a record that comes again for the same (method,
-  phase, task, step) replaces the earlier one (the numbers are the same, runs being
-  deterministic). Resume records and lines cut short by a crash are left out.
+  phase, task, step) replaces the earlier one in its place (the numbers are the same,
+  runs being deterministic). Resume records and lines cut short by a crash are left out.
   """
   records = {}
   with open(path) as f:
@@ -543,7 +504,6 @@ def read_metrics(path: str) -> list[dict]:
         continue
       key = (record.get('method'), record.get('phase'), record.get('task'),
              record.get('step'))
-      records.pop(key, None)
-      records[key] = record
+      records[key] = record  # a repeat keeps the first one's place in the order
   return list(records.values())
 
