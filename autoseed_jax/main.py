@@ -8,9 +8,12 @@ Any config field can be overridden: ``--config.memory_budget=40``,
   metrics.jsonl   one JSON object per chunk of steps / seed update (readable live;
                   appended to, read it with ``autoseed_jax.runner.read_metrics``)
   results.json    accuracy matrix, initial accuracies and METHOD §6 metrics per method
-  methods/        per method: checkpoints, config signature, finished result
+  results.md      the metrics table in Markdown
+  *.png           accuracy-matrix heatmaps, accuracy after each task, seed projection
+  methods/        per method: checkpoints, config signature, finished result, seeds
 
-and prints each method's accuracy matrix and a metrics table.
+and prints each method's accuracy matrix and a metrics table. ``python -m
+autoseed_jax.report --workdir ...`` rebuilds the tables and plots later.
 
 Rerunning the same command resumes (big_vision ``--workdir`` semantics): finished
 methods are not rerun and an interrupted one continues from its newest checkpoint with
@@ -27,7 +30,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from autoseed_jax import reporting, runner
+import jax
+
+from autoseed_jax import parallel, report, reporting, runner
 from autoseed_jax.checkpoint import CheckpointError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file.',
@@ -38,14 +43,31 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def load_backbone(spec: str):
+  """The frozen backbone named by ``config.stream.backbone``.
+
+  ``offline`` (default): the LiT-pretrained CNN image tower + MiniLM text tower shipped
+  with the project. ``clip:<path>``: an OpenCLIP/OpenAI CLIP checkpoint you bring
+  (``open_clip_model.safetensors`` or ``.npz``; the architecture is read from its shapes).
+  """
+  if spec == 'offline':
+    return None  # streams.get_stream's default
+  if spec.startswith('clip:'):
+    from autoseed_jax.models.clip import CLIPBackbone
+    return CLIPBackbone.from_checkpoint(spec[len('clip:'):])
+  raise ValueError(f"stream.backbone={spec!r}: use 'offline' or 'clip:/path/to/"
+                   "open_clip_model.safetensors'.")
+
+
 def load_stream(stream_config):
   """Builds the task stream named by ``config.stream.name``."""
-  kwargs = {k: v for k, v in stream_config.items() if k != 'name'}
+  kwargs = {k: v for k, v in stream_config.items() if k not in ('name', 'backbone')}
   if stream_config.name == 'synthetic':
     from autoseed_jax.synthetic import make_synthetic_stream
     return make_synthetic_stream(**kwargs)
   from autoseed_jax.streams import get_stream
-  return get_stream(stream_config.name, **kwargs)
+  backbone = load_backbone(stream_config.get('backbone', 'offline'))
+  return get_stream(stream_config.name, backbone=backbone, **kwargs)
 
 
 def main(argv):
@@ -54,6 +76,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
   config = _CONFIG.value
   workdir = _WORKDIR.value
+  parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
   runner.prepare_workdir(workdir)  # fail fast, before loading the stream
   stream = load_stream(config.stream)
   print(f'stream {stream.name}: {stream.description}')
@@ -65,7 +88,9 @@ def main(argv):
     records = runner.run_workdir(config, stream, workdir, stop=stop,
                                  out=lambda line: print(line, flush=True))
   print('\n' + reporting.format_metrics_table(records))
-  print(f'\nresults: {runner.WorkdirPaths(workdir).results}')
+  if jax.process_index() == 0:
+    for path in report.write_report(workdir, report.load_results(workdir), stream=stream):
+      print(f'wrote {path}')
   sys.stdout.flush()
 
 

@@ -2,7 +2,7 @@ r"""Rebuilds a run's tables and plots from its work directory.
 
   python -m autoseed_jax.report --workdir runs/demo
 
-Reads ``results.json`` (and ``seeds_<method>.npz`` when present) and writes
+Reads ``results.json`` (and ``methods/autoseed/seeds.npz`` when present) and writes
 ``accuracy_matrix.png``, ``accuracy_after_each_task.png``, ``seed_projection.png`` and
 ``results.md`` into the work directory, and prints the metrics table. ``main`` calls
 ``write_report`` at the end of every run.
@@ -18,9 +18,6 @@ import numpy as np
 from absl import app, flags
 
 from autoseed_jax import plots, reporting
-
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Work directory of a finished run.')
-
 
 def load_results(workdir: str) -> dict:
   """The run's results.json; a clear error if it is missing or unreadable."""
@@ -47,15 +44,17 @@ def markdown_table(results: dict) -> str:
   return '\n'.join(lines)
 
 
-def seed_projection_inputs(workdir: str, results: dict):
+def seed_projection_inputs(workdir: str, results: dict, stream=None):
   """(real test embeddings, labels, seed v, seed labels) for the seed projection plot,
-  or None when the run kept no seeds."""
-  seeds_path = os.path.join(workdir, 'seeds_autoseed.npz')
+  or None when the run kept no seeds. ``stream`` is rebuilt from the stored config when
+  not given (embeddings come from the cache)."""
+  seeds_path = os.path.join(workdir, 'methods', 'autoseed', 'seeds.npz')
   if not os.path.exists(seeds_path):
     return None
-  from autoseed_jax.main import load_stream
-  import ml_collections
-  stream = load_stream(ml_collections.ConfigDict(results['config']['stream']))
+  if stream is None:
+    import ml_collections
+    from autoseed_jax.main import load_stream
+    stream = load_stream(ml_collections.ConfigDict(results['config']['stream']))
   count = np.asarray(stream.test.count)
   real = np.concatenate([np.asarray(stream.test.x[t])[:count[t]] for t in range(len(count))])
   labels = np.concatenate([np.asarray(stream.test.y[t])[:count[t]] for t in range(len(count))])
@@ -63,8 +62,13 @@ def seed_projection_inputs(workdir: str, results: dict):
   return real, labels, stored['v'], stored['label']
 
 
-def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
-  """Writes the plots and results.md for ``results``; returns the files written."""
+def write_report(workdir: str, results: dict, *, stream=None,
+                 seed_inputs=None) -> list[str]:
+  """Writes the plots and results.md for ``results``; returns the files written.
+
+  ``stream`` (the run's task stream) saves rebuilding it for the seed projection;
+  ``seed_inputs`` gives that plot's arrays directly.
+  """
   title = results.get('stream', '')
   written = [
       plots.accuracy_heatmaps(results['methods'], os.path.join(workdir, 'accuracy_matrix.png'),
@@ -74,7 +78,7 @@ def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
                                      title=title),
   ]
   if seed_inputs is None:
-    seed_inputs = seed_projection_inputs(workdir, results)
+    seed_inputs = seed_projection_inputs(workdir, results, stream)
   if seed_inputs is not None:
     written.append(plots.seed_projection(*seed_inputs,
                                          os.path.join(workdir, 'seed_projection.png')))
@@ -87,16 +91,19 @@ def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
 
 def main(argv):
   del argv
+  workdir = flags.FLAGS.workdir
   try:
-    results = load_results(_WORKDIR.value)
+    results = load_results(workdir)
   except (FileNotFoundError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(reporting.format_metrics_table(results['methods']))
-  for path in write_report(_WORKDIR.value, results):
+  for path in write_report(workdir, results):
     print(f'wrote {path}')
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('workdir')
+  # Defined here, not at import: autoseed_jax.main (which imports this module) has its
+  # own --workdir flag.
+  flags.DEFINE_string('workdir', None, 'Work directory of a finished run.', required=True)
   app.run(main)

@@ -299,6 +299,10 @@ class WorkdirPaths:
   def checkpoints(self, method: str) -> str:
     return os.path.join(self.method_dir(method), 'checkpoints')
 
+  def seeds(self, method: str) -> str:
+    """The final seed memory's valid seeds (v, w, label, task), for plots and analysis."""
+    return os.path.join(self.method_dir(method), 'seeds.npz')
+
   def result(self, method: str) -> str:
     return os.path.join(self.method_dir(method), 'result.json')
 
@@ -345,7 +349,14 @@ def _read_json(path: str, out: Callable[[str], None], *, then: str):
     return None
 
 
+def _is_writer() -> bool:
+  """Only process 0 of a multi-process run writes logs, results and seed files."""
+  return jax.process_index() == 0
+
+
 def _write_json(path: str, value) -> None:
+  if not _is_writer():
+    return
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     reporting.write_json(path, value)
@@ -417,7 +428,10 @@ def metrics_logger(log_file, method: str) -> Callable[[dict], None]:
 
 
 def _open_log(path: str):
-  """Opens ``metrics.jsonl`` for appending, ending a line cut short by a crash first."""
+  """Opens ``metrics.jsonl`` for appending, ending a line cut short by a crash first
+  (other processes of a multi-process run log nowhere)."""
+  if not _is_writer():
+    return open(os.devnull, 'a')
   try:
     log_file = open(path, 'a+')
     if log_file.tell() > 0:
@@ -472,6 +486,10 @@ def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: 
         finally:
           store.close()
         record = reporting.result_record(result)
+        if result.state.memory is not None and _is_writer():
+          memory = to_host(result.state.memory)
+          np.savez(paths.seeds(method), v=memory.v[memory.valid], w=memory.w[memory.valid],
+                   label=memory.label[memory.valid], task=memory.task[memory.valid])
         _write_json(paths.result(method), record)
       out(reporting.format_matrix(record['acc_matrix'], record['initial_acc']))
       records[method] = record

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,7 +17,7 @@ TINY = ['--config.steps_per_task=20', '--config.steps_per_chunk=10', '--config.m
 
 def run_main(workdir, *extra):
   cmd = [sys.executable, '-m', 'autoseed_jax.main',
-         '--config', os.path.join(ROOT, 'experiments/configs/demo.py'),
+         '--config', os.path.join(ROOT, 'experiments/configs/synthetic.py'),
          '--workdir', str(workdir), *TINY, *extra]
   return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
@@ -62,3 +63,24 @@ def test_unwritable_workdir_is_one_line_before_any_work(tmp_path):
   assert f'error: cannot write to --workdir {blocker}/run' in proc.stderr
   assert 'Traceback' not in proc.stderr
   assert 'stream' not in proc.stdout  # refused before the stream is loaded
+
+
+def test_demo_config_runs_on_real_images_and_writes_plots(tmp_path):
+  """The real demo config (animals-ci, offline backbone) end to end, with tiny settings."""
+  env = dict(os.environ, AUTOSEED_CACHE_DIR=str(tmp_path / 'cache'),
+             AUTOSEED_DATA_DIR=str(tmp_path / 'data'))
+  cmd = [sys.executable, '-m', 'autoseed_jax.main',
+         '--config', os.path.join(ROOT, 'experiments/configs/demo.py'),
+         '--workdir', str(tmp_path / 'run'), '--config.steps_per_task=20',
+         '--config.steps_per_chunk=20', '--config.meta_steps=2',
+         '--config.stream.train_fraction=0.2']
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'animals-ci' in proc.stdout and 'synthetic' not in proc.stdout
+  results = json.load(open(tmp_path / 'run/results.json'))
+  assert len(results['methods']['autoseed']['acc_matrix']) == 5
+  for name in ('accuracy_matrix.png', 'accuracy_after_each_task.png', 'seed_projection.png',
+               'results.md'):
+    assert (tmp_path / 'run' / name).stat().st_size > 0, name
+  seeds = np.load(tmp_path / 'run/methods/autoseed/seeds.npz')
+  assert seeds['v'].shape[1] == 384 and len(set(seeds['label'].tolist())) == 10

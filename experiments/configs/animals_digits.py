@@ -12,6 +12,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.methods = ('zeroshot', 'finetune', 'autoseed')
   config.stream = ml_collections.ConfigDict(dict(
       name='animals-digits',  # task 1: animals (classes 0-9); task 2: digits (10-19)
+      backbone='offline',     # or 'clip:/path/to/open_clip_model.safetensors'
       seed=0,                 # seed of the validation split
       val_fraction=0.05,      # share of each task's training data held out as D_t^val
       train_fraction=1.0,     # share of each class's training images used

@@ -57,4 +57,14 @@ def method_config() -> ml_collections.ConfigDict:
   c.inner_learning_rate = 0.5     # α of the inner loop
   c.align_weight = 0.1            # β
   c.anchor_weight = 1.0           # γ
+
+  # Devices (autoseed_jax/parallel.py).
+  c.parallel = 'jit'              # 'jit' (NamedSharding over a data mesh) | 'pmap'
+  c.num_devices = 0               # data-parallel devices; 0 = every device
+  c.distributed = False           # call jax.distributed.initialize (multi-host runs)
+
+  # Checkpoints (autoseed_jax/runner.py): rerunning a command on its --workdir resumes it.
+  c.checkpoint_every_steps = 100  # also save at chunk ends crossing a multiple of this
+                                  # many steps of a task (0: only after each task)
+  c.checkpoints_to_keep = 3       # newest checkpoints kept per method (>= 2 keeps a fallback)
   return c

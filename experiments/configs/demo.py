@@ -1,27 +1,29 @@
 # COMMAND: python -m autoseed_jax.main --config experiments/configs/demo.py --workdir runs/demo
-"""The demo: Auto-Seed VL2 beside zero-shot and sequential fine-tuning.
+"""The demo (`make demo`): Auto-Seed VL2 beside zero-shot and sequential fine-tuning on
+real images, offline.
 
-Runs on the small synthetic class-incremental embedding benchmark
-(autoseed_jax/synthetic.py: 5 tasks x 2 classes, d=64) until the real embedded
-image benchmark is wired in. Fields not set here come from common.py.
+Stream `animals-ci`: class-incremental Animal-MNIST, 5 tasks x 2 classes (see
+autoseed_jax/streams.py and the README). The frozen backbone is the offline default: a
+small CNN image tower pretrained LiT-style against the frozen MiniLM text tower on a
+split the stream never sees (committed checkpoint), with MiniLM (all-MiniLM-L6-v2) for
+the class prompts. Embeddings are cached on first use. Fields not set here come from
+common.py; the optimisation settings below are shared by every method of the run.
 """
 
 import ml_collections
 
-from experiments.configs.common import method_config
+from experiments.configs.real_streams import real_stream_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = method_config()
+  config = real_stream_config()
   # Methods run one after the other on the same stream, each from a fresh state.
   config.methods = ('zeroshot', 'finetune', 'autoseed')
   config.stream = ml_collections.ConfigDict(dict(
-      name='synthetic',       # the stream builder (see autoseed_jax/synthetic.py)
-      num_tasks=5,            # tasks in sequence
-      classes_per_task=2,     # new classes per task
-      dim=64,                 # embedding dim d
-      train_per_class=200,    # training examples per class (5% held out as D_val)
-      test_per_class=100,     # test examples per class
-      seed=0,                 # data seed (independent of the run seed)
+      name='animals-ci',      # a stream of autoseed_jax/streams.py (or 'synthetic')
+      backbone='offline',     # or 'clip:/path/to/open_clip_model.safetensors'
+      seed=0,                 # seed of the validation split
+      val_fraction=0.05,      # share of each task's training data held out as D_t^val
+      train_fraction=1.0,     # share of each class's training images used
   ))
   return config
