@@ -176,6 +176,11 @@ def test_er_budget_in_bytes_and_memory_count(results, stream):
   per_seed = 2 * 4 * stream.dim + 4 + 4 + 4 + 1  # v, w, label, task, score, valid
   config.memory_budget = 40
   assert bytes_matching_seed_memory(config, stream.dim, 10) == 400 * per_seed
+  config.er_memory_bytes, config.er_memory_seed_multiple = 0, 10.0
+  assert memory_examples(config, stream.dim) == 400 * per_seed // (4 * stream.dim + 4)
+  config.er_memory_bytes = 1000
+  with pytest.raises(ValueError, match='both set the ER budget'):
+    memory_examples(config, stream.dim)
   r = results['er']
   buffer = r.state.extras
   assert int(np.sum(buffer['valid'])) == 100  # the default er_memory_examples

@@ -12,11 +12,13 @@ label space, to the engine's task loss on the real batch of the current task.
 
 Memory, in bytes: a stored example is its embedding (d float32) and its label (int32),
 ``4 d + 4`` bytes (``bytes_per_example``); the valid flags and the counter are
-bookkeeping and not counted. The budget is given either in examples
-(``er_memory_examples``) or in bytes (``er_memory_bytes``: M = bytes // (4 d + 4)), so
-ER can be run at the same bytes as the seed memory or at a multiple of them
-(``bytes_matching_seed_memory``). A budget of 0 is sequential fine-tuning exactly: the
-replay term and the buffer insertion are left out of the compiled program.
+bookkeeping and not counted. The budget is given in examples (``er_memory_examples``), in
+bytes (``er_memory_bytes``: M = bytes // (4 d + 4)) or as a multiple of a full seed memory
+(``er_memory_seed_multiple``: that many times the bytes of ``memory_budget`` Auto-Seed
+seeds, ``bytes_matching_seed_memory``), so ER runs at the same bytes as the seed memory
+(1) or ten times them (10) whatever the embedding dim. A budget of 0 is sequential
+fine-tuning exactly: the replay term and the buffer insertion are left out of the compiled
+program.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ _RESERVOIR_TAG = 20
 def defaults() -> dict:
   """ER-VLM hyperparameters and their defaults (config fields of the same names)."""
   return dict(
-      er_memory_examples=100,  # M, examples kept in the buffer (used when er_memory_bytes=0)
+      er_memory_examples=100,  # M, examples kept (when the two fields below are 0)
       er_memory_bytes=0,       # > 0: memory budget in bytes, M = bytes // (4 d + 4)
+      er_memory_seed_multiple=0.0,  # > 0: budget = this many full seed memories, in bytes
       er_batch_size=64,        # buffer examples replayed per step
       er_weight=1.0,           # λ_er, weight of the replay term
   )
@@ -60,12 +63,19 @@ def bytes_matching_seed_memory(config, dim: int, factor: float = 1.0) -> int:
 
 
 def memory_examples(config, dim: int) -> int:
-  """M, the buffer size in examples, from ``er_memory_examples`` or ``er_memory_bytes``."""
+  """M, the buffer size in examples, from whichever budget field is set (see module doc)."""
   s = settings(config)
-  if s['er_memory_examples'] < 0 or s['er_memory_bytes'] < 0:
+  fields = ('er_memory_examples', 'er_memory_bytes', 'er_memory_seed_multiple')
+  for name in fields:
+    if s[name] < 0:
+      raise ValueError(f'invalid config: {name}={s[name]} must be >= 0.')
+  if s['er_memory_bytes'] > 0 and s['er_memory_seed_multiple'] > 0:
     raise ValueError(
-        f"invalid config: er_memory_examples={s['er_memory_examples']} and "
-        f"er_memory_bytes={s['er_memory_bytes']} must be >= 0.")
+        f"invalid config: er_memory_bytes={s['er_memory_bytes']} and er_memory_seed_multiple="
+        f"{s['er_memory_seed_multiple']} both set the ER budget; set one of them to 0.")
+  if s['er_memory_seed_multiple'] > 0:
+    budget = bytes_matching_seed_memory(config, dim, s['er_memory_seed_multiple'])
+    return budget // bytes_per_example(dim)
   if s['er_memory_bytes'] > 0:
     return int(s['er_memory_bytes']) // bytes_per_example(dim)
   return int(s['er_memory_examples'])

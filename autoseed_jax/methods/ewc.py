@@ -6,17 +6,21 @@ on the task's training data,
     F_t = mean_i (∇_θ ℓ(θ_t; x_i, y_i))²,
 
 ℓ the task loss (CE over the classes seen so far) of one example, is computed from
-per-example gradients (``vmap``) in chunks of ``ewc_fisher_batch`` rows (split over the
-devices under pmap). It is
-accumulated online (Schwarz et al. 2018): ``F ← γ F + F_t`` with ``γ = ewc_decay`` (1: the
-plain sum over tasks), and the anchor becomes θ* = θ_t. Every online-adaptation step then
-adds the penalty
+per-example gradients (``vmap``) in chunks of ``ewc_fisher_batch`` rows (the rows split
+over the devices under pmap). It is accumulated online (Schwarz et al. 2018):
+``F ← γ F + F_t`` with ``γ = ewc_decay`` (1: the plain sum over tasks), and the anchor
+becomes θ* = θ_t. Every online-adaptation step then adds the penalty
 
     λ_ewc / 2 · Σ_k F_k (θ_k − θ*_k)²
 
 over every adapter parameter (the temperature included). Before the first consolidation F
 is zero, so the penalty is 0. The extras are ``{'fisher': F, 'anchor': θ*}``, two pytrees
 shaped like θ.
+
+The empirical Fisher of a model that fits its task almost perfectly is small (per-example
+gradients near zero), so useful λ_ewc are large: the default 1e8 was chosen on the demo's
+synthetic stream (1e6: 38.6% final average accuracy, 1e7: 59.5%, 1e8: 86.3%, 1e9: 84.2%);
+tune it per stream.
 """
 
 from __future__ import annotations
