@@ -26,7 +26,7 @@ def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -
   n = len(methods)
   fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False)
   image = None
-  for ax, method in zip(axes[0], methods):
+  for k, (ax, method) in enumerate(zip(axes[0], methods)):
     acc = np.asarray(records[method]['acc_matrix'], float)
     t = acc.shape[0]
     image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
@@ -38,7 +38,8 @@ def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -
     ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)])
     ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)])
     ax.set_xlabel('evaluated on task')
-    ax.set_ylabel('after learning task')
+    if k == 0:
+      ax.set_ylabel('after learning task')
   fig.colorbar(image, ax=axes[0].tolist(), label='accuracy (%)', shrink=0.8)
   if title:
     fig.suptitle(title)
