@@ -21,6 +21,7 @@ recompiles.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from typing import Any, Callable
 
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tqdm
 
 from autoseed_jax import parallel, seeds
 from autoseed_jax.adapters import VLAdapter, init_adapter
@@ -173,21 +175,29 @@ class Learner:
     t, done = self.position(state)
     if done == 0:
       state = self.begin_task(state, task)
-    if self.adapt is not None:
-      for n in self.remaining_chunks(done):
-        state, terms = self.adapt(state, task, n)
+    bar = tqdm.tqdm(total=self.steps_per_task if self.adapt is not None else 0,
+                    initial=done, desc=f'{self.name} task {t + 1}', unit='step',
+                    leave=False, disable=not sys.stderr.isatty())
+    with bar:
+      if self.adapt is not None:
+        for n in self.remaining_chunks(done):
+          state, terms = self.adapt(state, task, n)
+          record = {**_scalars(step=state.step), **_scalars(**terms)}
+          bar.update(n)
+          bar.set_postfix(loss=f"{record['total']:.3f}")
+          if log is not None:
+            log({'phase': 'adapt', 'task': t, **record})
+          if on_chunk is not None:
+            on_chunk(state, terms, done, n)
+          done += n
+      if self.consolidate is not None:
+        bar.set_description(f'{self.name} task {t + 1}: {self.method.consolidate_name}')
+        state, info = self.consolidate(state, task)
+        info = _scalars(**info)
         if log is not None:
-          log({'phase': 'adapt', 'task': t, **_scalars(step=state.step), **_scalars(**terms)})
-        if on_chunk is not None:
-          on_chunk(state, terms, done, n)
-        done += n
-    if self.consolidate is not None:
-      state, info = self.consolidate(state, task)
-      info = _scalars(**info)
-      if log is not None:
-        log({'phase': 'consolidate', 'task': t, **info})
-      if on_consolidate is not None:
-        on_consolidate(state, info)
+          log({'phase': 'consolidate', 'task': t, **info})
+        if on_consolidate is not None:
+          on_consolidate(state, info)
     return self.end_task(state, test)
 
 
@@ -197,6 +207,14 @@ def _scalars(**arrays) -> dict:
   for k, v in parallel.to_host(arrays).items():
     out[k] = int(v) if np.issubdtype(v.dtype, np.integer) and v.ndim == 0 else float(v.mean())
   return out
+
+
+def _adapter_embed(context: Context, adapter_params: Callable | None) -> Callable:
+  """The engine's default embedding: θ (or ``adapter_params(θ)``) through the adapters."""
+  if adapter_params is None:
+    return context.embed
+  return lambda params, image_z=None, text_z=None: context.embed(
+      adapter_params(params), image_z, text_z)
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -221,16 +239,17 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
           f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
           '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
   context = Context(config=config, adapter=adapter, num_classes=num_classes, dim=dim,
-                    num_tasks=num_tasks, parallelism=par)
+                    num_tasks=num_tasks, parallelism=par, class_names=tuple(stream.class_names))
   method = get_method(config.method, context)
+  embed = method.embed or _adapter_embed(context, method.adapter_params)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
 
   def evaluate(params, test: EvalSet, label_masks):
     """[T] accuracies (percent) of ``params`` on every task, label space per task."""
-    class_emb = context.embed(params, text_z=test.class_text)[1]
+    class_emb = embed(params, text_z=test.class_text)[1]
 
     def one(x, y, count, mask):
-      img, _, scale = context.embed(params, image_z=x)
+      img, _, scale = embed(params, image_z=x)
       pred = jnp.argmax(class_logits(img, class_emb, scale, mask), axis=-1)
       valid = jnp.arange(x.shape[0]) < count
       return 100.0 * jnp.sum((pred == y) & valid) / count
@@ -238,7 +257,10 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     return jax.vmap(one)(test.x, test.y, test.count, label_masks)
 
   def init(key, test: EvalSet) -> ContinualState:
-    params = init_adapter(adapter, jax.random.fold_in(key, _INIT_TAG), dim)
+    init_key = jax.random.fold_in(key, _INIT_TAG)
+    params = init_adapter(adapter, init_key, dim)
+    if method.init_params is not None:
+      params = method.init_params(init_key, params)
     # b_j: the initial model on task j, over the classes of tasks 1..j.
     cumulative = jnp.cumsum(test.class_mask, axis=0) > 0
     fields = dict(memory=None, gen_params=None, gen_opt_state=None, extras={})
@@ -262,7 +284,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
 
   def training_loss(params, state: ContinualState, x, y, key):
     """L_task on the real batch plus the method's extra terms; (total, terms)."""
-    img, class_emb, scale = context.embed(params, x, state.class_bank)
+    img, class_emb, scale = embed(params, x, state.class_bank)
     total = task_loss(img, class_emb, y, scale, class_mask=state.seen)
     terms = {'task_loss': total}
     if method.extra_loss is not None:

@@ -216,5 +216,5 @@ def autoseed(context: Context) -> Method:
                          memory=memory), info
 
   return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate,
+                consolidate=consolidate, consolidate_name='seed update',
                 memory_bytes=lambda state: int(parallel.to_host(seeds.nbytes(state.memory))))

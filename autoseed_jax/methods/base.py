@@ -14,8 +14,19 @@ the metrics. A method only says what differs:
   ignore it and compute replicated);
 * ``memory_bytes(state) -> int``: bytes held in its replay memory.
 
+Methods whose trained parameters θ are not the adapters set the parameter hooks:
+
+* ``init_params(key, adapter_variables) -> θ``: θ at initialisation (the engine's
+  optimiser trains this pytree); default: the adapter variables themselves;
+* ``adapter_params(θ) -> adapter variables``: where the engine embeds through the
+  adapters (training loss, evaluation), it uses these (a hypernetwork's output);
+* ``embed(θ, image_z=None, text_z=None) -> (image emb [N, d] or None, class emb [C, d] or
+  None, logit scale)``: replaces the adapter path altogether where the engine embeds
+  (prompt learning: class embeddings computed by the frozen text tower from learned
+  prompts; ``text_z`` is then the engine's [C, d] class bank, all C classes in id order).
+
 ``Context`` holds what every method needs to compute losses: the config, the adapter
-module and the stream's sizes, with the common loss helpers as methods.
+module, the stream's sizes and class names, with the common loss helpers as methods.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ class Context:
   dim: int
   num_tasks: int
   parallelism: Parallelism
+  class_names: tuple[str, ...] = ()
 
   def embed(self, params, image_z=None, text_z=None):
     """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""
@@ -69,7 +81,11 @@ class Method:
   init_state: Callable[[jax.Array], dict] = lambda key: {}
   extra_loss: Callable | None = None
   consolidate: Callable | None = None
+  consolidate_name: str = 'consolidate'
   memory_bytes: Callable[[Any], int] = lambda state: 0
+  init_params: Callable | None = None
+  adapter_params: Callable | None = None
+  embed: Callable | None = None
 
 
 def finetune(context: Context) -> Method:
