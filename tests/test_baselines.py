@@ -7,7 +7,6 @@ as their definitions say; the replay and regularisation baselines forget less th
 fine-tuning where that is expected.
 """
 
-import contextlib
 import dataclasses
 import pathlib
 from types import SimpleNamespace
@@ -58,61 +57,20 @@ def small_config(method, stream, **overrides):
   return c
 
 
-@contextlib.contextmanager
-def parameter_hooks():
-  """The engine with the ``init_params`` / ``adapter_params`` hooks hnet needs.
-
-  When ``Method`` already has those fields the engine calls them itself and this does
-  nothing; otherwise the engine's ``Context.embed`` and ``init_adapter`` are wrapped to
-  call the built method's hooks (the same two calls the engine makes).
-  """
-  if 'adapter_params' in {f.name for f in dataclasses.fields(base.Method)}:
-    yield
-    return
-  built = {}
-  get_method, init_adapter = continual.get_method, continual.init_adapter
-
-  def hook(name):
-    return getattr(built.get('method'), name, None)
-
-  class HookedContext(continual.Context):
-
-    def embed(self, params, image_z=None, text_z=None):
-      to_adapter = hook('adapter_params')
-      return super().embed(params if to_adapter is None else to_adapter(params),
-                           image_z, text_z)
-
-  def recording_get_method(name, context):
-    built['method'] = get_method(name, context)
-    return built['method']
-
-  def hooked_init_adapter(adapter, key, dim):
-    params = init_adapter(adapter, key, dim)
-    init_params = hook('init_params')
-    return params if init_params is None else init_params(key, params)
-
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(continual, 'get_method', recording_get_method)
-    patch.setattr(continual, 'Context', HookedContext)
-    patch.setattr(continual, 'init_adapter', hooked_init_adapter)
-    yield
-
-
 def run(method, stream, log=None, **overrides):
   """Runs ``method`` task by task. The result also records ``later_compilations``, the
   XLA compilations while learning tasks 2..T (all shapes are fixed after task 1), and
   ``params_after[t]`` / ``extras_after[t]``, θ and the method's extras after task t."""
   config = small_config(method, stream, **overrides)
-  with parameter_hooks():
-    learner = continual.build_learner(config, stream)
-    test = learner.put_test(stream.test)
-    state = learner.init(jax.random.PRNGKey(config.seed), test)
-    state = learner.learn_task(state, learner.put_task(stream.tasks[0]), test=test, log=log)
-    after = [parallel.to_host((state.params, state.extras))]
-    with count_compilations() as later:
-      for task in stream.tasks[1:]:
-        state = learner.learn_task(state, learner.put_task(task), test=test, log=log)
-        after.append(parallel.to_host((state.params, state.extras)))
+  learner = continual.build_learner(config, stream)
+  test = learner.put_test(stream.test)
+  state = learner.init(jax.random.PRNGKey(config.seed), test)
+  state = learner.learn_task(state, learner.put_task(stream.tasks[0]), test=test, log=log)
+  after = [parallel.to_host((state.params, state.extras))]
+  with count_compilations() as later:
+    for task in stream.tasks[1:]:
+      state = learner.learn_task(state, learner.put_task(task), test=test, log=log)
+      after.append(parallel.to_host((state.params, state.extras)))
   acc, initial = np.asarray(state.acc_matrix), np.asarray(state.initial_acc)
   return SimpleNamespace(state=state, acc_matrix=acc, initial_acc=initial,
                          metrics=all_metrics(acc, initial),

@@ -36,9 +36,9 @@ yet learned are then never predicted, so R[i, j] = 0 for j > i and FWT is negati
 
 Engine hooks: the engine calls ``method.init_params(key, adapter_variables) -> θ`` once at
 initialisation and maps θ to adapter variables with ``method.adapter_params(θ)`` wherever
-it embeds (training loss and evaluation); with task inference it takes the evaluation
+it embeds (training loss and evaluation). Task inference needs one more: the evaluation
 logits from ``method.eval_logits(θ, extras, image_z [B, d], class_text [C, d], label_mask
-[C]) -> [B, C]``. ``HypernetMethod`` is ``Method`` with those three fields.
+[C]) -> [B, C]``; ``HypernetMethod`` is ``Method`` with that field.
 """
 
 from __future__ import annotations
@@ -82,10 +82,8 @@ def settings(config) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class HypernetMethod(Method):
-  """``Method`` plus the parameter hooks (see module doc)."""
+  """``Method`` plus the evaluation hook ``eval_logits`` (see module doc)."""
 
-  init_params: Callable | None = None
-  adapter_params: Callable | None = None
   eval_logits: Callable | None = None
 
 
