@@ -244,13 +244,20 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
   embed = method.embed or _adapter_embed(context, method.adapter_params)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
 
-  def evaluate(params, test: EvalSet, label_masks):
+  def evaluate(params, extras, test: EvalSet, label_masks):
     """[T] accuracies (percent) of ``params`` on every task, label space per task."""
-    class_emb = embed(params, text_z=test.class_text)[1]
+    if method.eval_logits is not None:  # e.g. task inference over stored task models
+      def logits_of(x, mask):
+        return method.eval_logits(params, extras, x, test.class_text, mask)
+    else:
+      class_emb = embed(params, text_z=test.class_text)[1]
+
+      def logits_of(x, mask):
+        img, _, scale = embed(params, image_z=x)
+        return class_logits(img, class_emb, scale, mask)
 
     def one(x, y, count, mask):
-      img, _, scale = embed(params, image_z=x)
-      pred = jnp.argmax(class_logits(img, class_emb, scale, mask), axis=-1)
+      pred = jnp.argmax(logits_of(x, mask), axis=-1)
       valid = jnp.arange(x.shape[0]) < count
       return 100.0 * jnp.sum((pred == y) & valid) / count
 
@@ -270,7 +277,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
         class_bank=jnp.zeros((num_classes, dim), jnp.float32),
         seen=jnp.zeros((num_classes,), bool), prev_seen=jnp.zeros((num_classes,), bool),
         acc_matrix=jnp.zeros((num_tasks, num_tasks), jnp.float32),
-        initial_acc=evaluate(params, test, cumulative).astype(jnp.float32),
+        initial_acc=evaluate(params, fields['extras'], test, cumulative).astype(jnp.float32),
         tasks_done=jnp.zeros((), jnp.int32), step=jnp.zeros((), jnp.int32), **fields)
 
   def begin_task(state: ContinualState, task: Task) -> ContinualState:
@@ -314,7 +321,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     return jax.lax.scan(step, state, None, length=num_steps)
 
   def end_task(state: ContinualState, test: EvalSet) -> ContinualState:
-    row = evaluate(state.params, test, state.seen[None, :] | test.class_mask)
+    row = evaluate(state.params, state.extras, test, state.seen[None, :] | test.class_mask)
     return state.replace(acc_matrix=state.acc_matrix.at[state.tasks_done].set(row),
                          prev_params=state.params, tasks_done=state.tasks_done + 1)
 

@@ -12,6 +12,9 @@ the metrics. A method only says what differs:
   online adaptation (seed update, buffer insertion, Fisher estimation), compiled like
   the adaptation steps (``axis_name`` is ``'data'`` under pmap, else None; a method may
   ignore it and compute replicated);
+* ``eval_logits(params, extras, image_z, class_text, class_mask) -> [N, C]``: replaces
+  the engine's evaluation logits (hypernetwork CL's task inference over stored task
+  models);
 * ``memory_bytes(state) -> int``: bytes held in its replay memory.
 
 Methods whose trained parameters θ are not the adapters set the parameter hooks:
@@ -86,6 +89,7 @@ class Method:
   init_params: Callable | None = None
   adapter_params: Callable | None = None
   embed: Callable | None = None
+  eval_logits: Callable | None = None
 
 
 def finetune(context: Context) -> Method:

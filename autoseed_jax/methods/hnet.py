@@ -38,13 +38,11 @@ Engine hooks: the engine calls ``method.init_params(key, adapter_variables) -> �
 initialisation and maps θ to adapter variables with ``method.adapter_params(θ)`` wherever
 it embeds (training loss and evaluation). Task inference needs one more: the evaluation
 logits from ``method.eval_logits(θ, extras, image_z [B, d], class_text [C, d], label_mask
-[C]) -> [B, C]``; ``HypernetMethod`` is ``Method`` with that field.
+[C]) -> [B, C]``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -78,13 +76,6 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class HypernetMethod(Method):
-  """``Method`` plus the evaluation hook ``eval_logits`` (see module doc)."""
-
-  eval_logits: Callable | None = None
 
 
 class ChunkedHypernetwork(nn.Module):
@@ -121,7 +112,7 @@ def output_regulariser(outputs_fn, params, embeddings, targets, stored) -> jax.A
   return jnp.sum(jnp.where(stored, sq, 0.0)) / jnp.maximum(jnp.sum(stored), 1)
 
 
-def hnet(context: Context) -> HypernetMethod:
+def hnet(context: Context) -> Method:
   """Builds the hypernetwork-CL hooks for ``context.config`` (see module doc)."""
   s = settings(context.config)
   for name in ('hnet_embedding_dim', 'hnet_chunk_dim', 'hnet_chunk_size', 'hnet_hidden',
@@ -207,7 +198,7 @@ def hnet(context: Context) -> HypernetMethod:
                                  'stored': stored, 'classes': classes}), {
                                      'tasks_stored': jnp.sum(stored)}
 
-  return HypernetMethod(
+  return Method(
       name='hnet', init_state=init_state, extra_loss=extra_loss, consolidate=consolidate,
       init_params=init_params, adapter_params=adapter_params,
       eval_logits=(entropy_task_inference if s['hnet_task_inference'] == 'entropy'
