@@ -5,6 +5,8 @@ override what they need; any field can be overridden on the command line,
 e.g. ``--config.memory_budget=40``.
 """
 
+import importlib
+
 import ml_collections
 
 
@@ -67,4 +69,9 @@ def method_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 100  # also save at chunk ends crossing a multiple of this
                                   # many steps of a task (0: only after each task)
   c.checkpoints_to_keep = 3       # newest checkpoints kept per method (>= 2 keeps a fallback)
+
+  # Baselines (METHOD §7): each module's defaults(), documented there field by field
+  # (er_*, joint_*, lwf_*, ewc_*, dgr_*, hnet_*).
+  for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet'):
+    c.update(importlib.import_module(f'autoseed_jax.methods.{baseline}').defaults())
   return c
