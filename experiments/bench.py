@@ -243,16 +243,36 @@ def machine_section() -> dict:
   }
 
 
-def matmul_section(preset: Preset) -> dict:
-  """f32 [n, n] @ [n, n] at JAX's default precision, median of repeats."""
-  n = 8192 if accelerator_present() else (2048 if preset.name == 'full' else 512)
-  a, b = (jax.random.normal(jax.random.PRNGKey(i), (n, n), jnp.float32) for i in (1, 2))
-  matmul = jax.jit(jnp.matmul)
-  matmul(a, b).block_until_ready()
-  seconds, times = median_seconds(lambda: matmul(a, b).block_until_ready(), 7)
-  flops = 2.0 * n ** 3
-  return {'n': n, 'dtype': 'float32', 'precision': 'default', 'seconds_median': seconds,
-          'flops_per_s': flops / seconds, 'flops_per_s_best': flops / min(times)}
+class MatmulProbe:
+  """One f32 [n, n] @ [n, n] matmul at JAX's default precision, timed one call at a time so
+  that it can be interleaved with the measurements it is compared with (on a shared
+  machine the rate drifts with the load)."""
+
+  def __init__(self, preset: Preset):
+    self.n = 8192 if accelerator_present() else (2048 if preset.name == 'full' else 512)
+    self.a, self.b = (jax.random.normal(jax.random.PRNGKey(i), (self.n, self.n), jnp.float32)
+                      for i in (1, 2))
+    self.matmul = jax.jit(jnp.matmul)
+    self.matmul(self.a, self.b).block_until_ready()
+    self.rates = []
+
+  def measure(self) -> float:
+    """FLOP/s of one call (also kept in ``rates``)."""
+    start = time.perf_counter()
+    self.matmul(self.a, self.b).block_until_ready()
+    self.rates.append(2.0 * self.n ** 3 / (time.perf_counter() - start))
+    return self.rates[-1]
+
+  def median(self, since: int = 0) -> float:
+    return float(np.median(self.rates[since:]))
+
+
+def matmul_section(probe: MatmulProbe) -> dict:
+  """The matmul rate alone, median of 7 calls (the sections below also interleave it)."""
+  for _ in range(7):
+    probe.measure()
+  return {'n': probe.n, 'dtype': 'float32', 'precision': 'default',
+          'flops_per_s': probe.median(), 'flops_per_s_best': max(probe.rates)}
 
 
 def analytic_adapt_flops(config, batch_size: int, num_classes: int, dim: int) -> float:
@@ -272,9 +292,11 @@ def analytic_adapt_flops(config, batch_size: int, num_classes: int, dim: int) ->
 
 
 def online_adaptation_section(preset: Preset, learners: Learners, stream,
-                              matmul_rate: float) -> dict:
+                              probe: MatmulProbe) -> dict:
+  """Per batch size: compile ``adapt`` (FLOPs from XLA's cost analysis), then repeats of
+  one chunk per batch size in a rotating order, each preceded by one matmul probe."""
   test = stream.test
-  points = []
+  prepared = []
   loop_rule = None
   for batch_size in preset.batch_sizes:
     learner, config = learners.get(stream, batch_size=batch_size,
@@ -282,8 +304,7 @@ def online_adaptation_section(preset: Preset, learners: Learners, stream,
     placed_test = learner.put_test(test)
     task = learner.put_task(stream.tasks[0])
     state = learner.begin_task(learner.init(jax.random.PRNGKey(0), placed_test), task)
-    compiled = learner.adapt.lower(state, task, preset.adapt_steps).compile()
-    flops_chunk = xla_flops(compiled)
+    flops_chunk = xla_flops(learner.adapt.lower(state, task, preset.adapt_steps).compile())
     if flops_chunk is not None and loop_rule is None:
       # XLA counts a while loop's body once on some backends and trip-count times on
       # others; compare a 1-step scan to decide, once.
@@ -297,28 +318,43 @@ def online_adaptation_section(preset: Preset, learners: Learners, stream,
       flops_step, source = flops_chunk, 'xla_cost_analysis'
     else:
       flops_step, source = flops_chunk / preset.adapt_steps, 'xla_cost_analysis'
+    prepared.append(dict(batch_size=batch_size, learner=learner, config=config, task=task,
+                         state=state, flops_step=flops_step, source=source, analytic=analytic,
+                         times=[]))
 
-    holder = {'state': state}
+  def run_chunk(p):
+    start = time.perf_counter()
+    p['state'], losses = p['learner'].adapt(p['state'], p['task'], preset.adapt_steps)
+    jax.block_until_ready((p['state'], losses))
+    return time.perf_counter() - start
 
-    def run_chunk():
-      holder['state'], losses = learner.adapt(holder['state'], task, preset.adapt_steps)
-      jax.block_until_ready((holder['state'], losses))
+  for p in prepared:
+    run_chunk(p)  # compiled already; one untimed run warms caches
+  first_probe = len(probe.rates)
+  for r in range(preset.repeats):
+    for p in prepared[r % len(prepared):] + prepared[:r % len(prepared)]:
+      probe.measure()
+      p['times'].append(run_chunk(p))
+  matmul_rate = probe.median(since=first_probe)
 
-    run_chunk()  # first call: compiled already, runs once to warm caches
-    seconds, times = median_seconds(run_chunk, preset.repeats)
+  points = []
+  for p in prepared:
+    seconds = float(np.median(p['times']))
     steps_per_s = preset.adapt_steps / seconds
     points.append({
-        'batch_size': batch_size, 'steps_per_chunk': preset.adapt_steps,
-        'seconds_per_chunk_median': seconds, 'seconds_per_chunk': times,
-        'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * batch_size,
-        'seeds_per_step': min(config.seed_batch_size, config.memory_budget),
-        'flops_per_step': flops_step, 'flops_source': source,
-        'flops_per_step_analytic': analytic,
-        'flops_per_s': flops_step * steps_per_s,
-        'fraction_of_matmul': flops_step * steps_per_s / matmul_rate,
+        'batch_size': p['batch_size'], 'steps_per_chunk': preset.adapt_steps,
+        'seconds_per_chunk_median': seconds, 'seconds_per_chunk': p['times'],
+        'steps_per_s': steps_per_s, 'examples_per_s': steps_per_s * p['batch_size'],
+        'seeds_per_step': min(p['config'].seed_batch_size, p['config'].memory_budget),
+        'flops_per_step': p['flops_step'], 'flops_source': p['source'],
+        'flops_per_step_analytic': p['analytic'],
+        'flops_per_s': p['flops_step'] * steps_per_s,
+        'fraction_of_matmul': p['flops_step'] * steps_per_s / matmul_rate,
     })
   return {'method': 'autoseed', 'dim': stream.dim, 'num_classes': stream.num_classes,
-          'xla_loop_rule': loop_rule, 'points': points}
+          'xla_loop_rule': loop_rule, 'matmul_flops_per_s_interleaved': matmul_rate,
+          'timing': 'median over repeats; batch sizes and matmul probes interleaved',
+          'points': points}
 
 
 def compile_section(learner, stream) -> tuple[dict, Any]:
@@ -371,48 +407,63 @@ def compile_section(learner, stream) -> tuple[dict, Any]:
 def meta_update_section(preset: Preset, learners: Learners, stream, main_config,
                         final_state, phases) -> dict:
   """Seconds per meta step, per inner-loop length: the seed update with ``meta_steps = M``
-  minus the seed update without a meta-update (``meta_steps = 0``), divided by M. Also the
-  seed update's share of a task's time in the main config (tasks 2..T)."""
-  task = stream.tasks[stream.num_tasks - 1]
-  meta = preset.meta_steps
+  minus the seed update without a meta-update (``meta_steps = 0``), divided by M; the
+  seed update without meta-update split into the task-gradient condition and the rest;
+  the seed update's share of a task's time in the main config (tasks 2..T).
 
-  def time_update(**overrides) -> dict:
+  Every variant is compiled first, then the repeats time each variant once in a rotating
+  order, on a fresh copy of the state after the last task.
+  """
+  task = stream.tasks[stream.num_tasks - 1]
+  first = preset.inner_steps[0]
+  variants = {
+      # Random seeds need no task-gradient condition (per-class gradients sketched by R).
+      'without_condition': dict(inner_steps=first, meta_steps=0, seed_source='random'),
+      # Without a meta-update the inner loop is not run: one baseline for every length.
+      'without_meta': dict(inner_steps=first, meta_steps=0),
+      **{f'inner_steps={i}': dict(inner_steps=i, meta_steps=preset.meta_steps)
+         for i in preset.inner_steps},
+  }
+  prepared = {}
+  for name, overrides in variants.items():
     learner, _ = learners.get(stream, **overrides)
     placed = learner.put_task(task)
     start = time.perf_counter()
     learner.consolidate.lower(final_state, placed).compile()
-    compile_s = time.perf_counter() - start
+    prepared[name] = dict(learner=learner, task=placed, times=[],
+                          compile_s=time.perf_counter() - start)
 
-    def update():
-      state = copy_tree(final_state)
-      start = time.perf_counter()
-      jax.block_until_ready(learner.consolidate(state, placed))
-      return time.perf_counter() - start
+  def update(p):
+    state = copy_tree(final_state)
+    start = time.perf_counter()
+    jax.block_until_ready(p['learner'].consolidate(state, p['task']))
+    return time.perf_counter() - start
 
-    update()
-    times = [update() for _ in range(max(preset.repeats, 3))]
-    return {'median_s': float(np.median(times)), 'times_s': times, 'compile_s': compile_s}
+  for p in prepared.values():
+    update(p)  # warm
+  names = list(prepared)
+  for r in range(max(preset.repeats, 3)):
+    for name in names[r % len(names):] + names[:r % len(names)]:
+      prepared[name]['times'].append(update(prepared[name]))
+  median = {name: float(np.median(p['times'])) for name, p in prepared.items()}
 
-  # Without a meta-update the inner loop is not run, so one baseline serves every length.
-  baseline = time_update(inner_steps=preset.inner_steps[0], meta_steps=0)
-  # Random seeds need no task-gradient condition (per-class gradients, sketched by R).
-  without_condition = time_update(inner_steps=preset.inner_steps[0], meta_steps=0,
-                                  seed_source='random')
-  points = []
-  for inner in preset.inner_steps:
-    with_meta = time_update(inner_steps=inner, meta_steps=meta)
-    points.append({
-        'inner_steps': inner, 'meta_steps': meta,
-        'seed_update_s': with_meta, 'seed_update_without_meta_s': baseline,
-        'seconds_per_meta_step': (with_meta['median_s'] - baseline['median_s']) / meta,
-    })
+  points = [{
+      'inner_steps': i, 'meta_steps': preset.meta_steps,
+      'seed_update_s': median[f'inner_steps={i}'],
+      'seed_update_without_meta_s': median['without_meta'],
+      'seconds_per_meta_step': (median[f'inner_steps={i}'] - median['without_meta'])
+                               / preset.meta_steps,
+  } for i in preset.inner_steps]
   share = [p['consolidate_s'] / p['total_s'] for p in phases]
   return {
       'points': points,
+      'variants': {name: {'overrides': variants[name], 'median_s': median[name],
+                          'times_s': p['times'], 'compile_s': p['compile_s']}
+                   for name, p in prepared.items()},
       'seed_update_breakdown_s': {
-          'without_meta_update': baseline['median_s'],
-          'task_gradient_condition': baseline['median_s'] - without_condition['median_s'],
-          'rest (generate, score, select, prune)': without_condition['median_s'],
+          'without_meta_update': median['without_meta'],
+          'task_gradient_condition': median['without_meta'] - median['without_condition'],
+          'rest (generate, score, select, prune)': median['without_condition'],
           'note': ('condition = seed update without meta-update minus the same with '
                    "seed_source='random' (which skips the per-class gradients and the "
                    'sketch R g_c)'),
@@ -474,45 +525,56 @@ def embedding_section(preset: Preset) -> dict:
   return result
 
 
-def growth_point(preset: Preset, *, num_classes: int, overrides: dict) -> dict:
-  """Seconds per task (median over ``growth_timed_tasks`` tasks after the first) on a
-  synthetic stream of ``num_classes`` classes, two per task."""
-  per_task = 2
-  tasks = max(num_classes // per_task, 1 + preset.growth_timed_tasks)
-  stream = make_synthetic_stream(num_tasks=tasks, classes_per_task=per_task, dim=preset.dim,
-                                 train_per_class=20, test_per_class=10, seed=0)
-  config = make_config(preset, **{**preset.growth_overrides, **overrides})
-  learner = continual.build_learner(config, stream)
-  test = learner.put_test(stream.test)
-  state = learner.init(jax.random.PRNGKey(0), test)
-  start = time.perf_counter()
-  state, _ = learn_task_timed(learner, state, learner.put_task(stream.tasks[0]), test)
-  first_s = time.perf_counter() - start
-  phases = []
-  for t in stream.tasks[1:1 + preset.growth_timed_tasks]:
-    state, times = learn_task_timed(learner, state, learner.put_task(t), test)
-    phases.append(times)
-  median = {k: float(np.median([p[k] for p in phases])) for k in phases[0]}
-  return {'num_classes': stream.num_classes, 'num_tasks': stream.num_tasks,
-          'memory_capacity': int(state.memory.capacity), 'first_task_s': first_s,
-          'seconds_per_task': median['total_s'], 'phases_median_s': median}
+class GrowthPoint:
+  """One point of the cost-growth sweeps: a synthetic stream of ``num_classes`` classes
+  (two per task) and a seed memory of ``capacity`` slots, its learner compiled and task 1
+  learned; ``learn_next`` times the next task."""
+
+  def __init__(self, preset: Preset, num_classes: int, capacity: int):
+    tasks = max(num_classes // 2, 1 + preset.growth_timed_tasks)
+    self.stream = make_synthetic_stream(num_tasks=tasks, classes_per_task=2, dim=preset.dim,
+                                        train_per_class=20, test_per_class=10, seed=0)
+    config = make_config(preset, **{**preset.growth_overrides, 'memory_budget': capacity,
+                                    'memory_capacity': capacity})
+    self.learner = continual.build_learner(config, self.stream)
+    self.test = self.learner.put_test(self.stream.test)
+    start = time.perf_counter()
+    self.state = self.learner.init(jax.random.PRNGKey(0), self.test)
+    self.next_task = 0
+    self.learn_next()
+    self.first_task_s = time.perf_counter() - start  # compilation included
+    self.phases = []
+
+  def learn_next(self) -> dict:
+    task = self.learner.put_task(self.stream.tasks[self.next_task])
+    self.state, times = learn_task_timed(self.learner, self.state, task, self.test)
+    self.next_task += 1
+    return times
+
+  def summary(self) -> dict:
+    median = {k: float(np.median([p[k] for p in self.phases])) for k in self.phases[0]}
+    return {'num_classes': self.stream.num_classes, 'num_tasks': self.stream.num_tasks,
+            'memory_capacity': int(self.state.memory.capacity),
+            'first_task_s': self.first_task_s, 'seconds_per_task': median['total_s'],
+            'phases_median_s': median, 'per_task': self.phases}
 
 
 def cost_growth_section(preset: Preset) -> dict:
   """Two sweeps through one shared base point (the smallest C and K): seconds per task
   against the class count C (at K = the smallest capacity) and against the capacity K
-  (at C = the smallest class count)."""
+  (at C = the smallest class count). Every point is compiled first (task 1); then each
+  round learns one more task of every point, in a rotating order; medians over rounds."""
   base_classes, base_capacity = preset.growth_classes[0], preset.growth_capacity[0]
-  points = {}
+  class_keys = [(c, base_capacity) for c in preset.growth_classes]
+  capacity_keys = [(base_classes, k) for k in preset.growth_capacity]
+  keys = list(dict.fromkeys(class_keys + capacity_keys))
+  points = {key: GrowthPoint(preset, *key) for key in keys}
+  for r in range(preset.growth_timed_tasks):
+    for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+      points[key].phases.append(points[key].learn_next())
 
-  def point(num_classes, capacity):
-    if (num_classes, capacity) not in points:
-      points[num_classes, capacity] = growth_point(
-          preset, num_classes=num_classes,
-          overrides=dict(memory_budget=capacity, memory_capacity=capacity))
-    return points[num_classes, capacity]
-
-  def fit(sweep, x_key):
+  def fit(sweep_keys, x_key):
+    sweep = [points[key].summary() for key in sweep_keys]
     x = [p[x_key] for p in sweep]
     return {'points': sweep,
             'exponent': log_log_exponent(x, [p['seconds_per_task'] for p in sweep]),
@@ -528,9 +590,8 @@ def cost_growth_section(preset: Preset) -> dict:
                    'classes_for_capacity_sweep': base_classes,
                    'note': ('shapes are fixed by the stream: the class bank has all C rows '
                             'and the memory all K slots from task 1 on')},
-      'classes': fit([point(c, base_capacity) for c in preset.growth_classes], 'num_classes'),
-      'memory_capacity': fit([point(base_classes, k) for k in preset.growth_capacity],
-                             'memory_capacity'),
+      'classes': fit(class_keys, 'num_classes'),
+      'memory_capacity': fit(capacity_keys, 'memory_capacity'),
   }
 
 
@@ -697,7 +758,7 @@ def adapt_flops_per_step(learner, stream, steps: int) -> tuple[float | None, str
 
 
 def peers_section(preset: Preset, stream_name: str | None, repeats: int | None,
-                  matmul_rate: float) -> dict:
+                  probe: MatmulProbe) -> dict:
   """Our engine vs a plain PyTorch loop vs Avalanche's Replay on ER-VLM (module doc of
   ``experiments/bench_peers.py``). The torch-based ones run at torch's default thread
   count and at one thread (on a shared machine the default can be much slower); each
@@ -752,12 +813,15 @@ def peers_section(preset: Preset, stream_name: str | None, repeats: int | None,
   flops_step, flops_source = adapt_flops_per_step(learner, stream, steps)
   names = list(runners)
   runs = {name: [] for name in names}
+  first_probe = len(probe.rates)
   order_log = []
   for r in range(repeats):
     order = names[r % len(names):] + names[:r % len(names)]  # interleaved, rotated
     order_log.append(order)
     for name in order:
+      probe.measure()
       runs[name].append(runners[name](r))
+  matmul_rate = probe.median(since=first_probe)
 
   summary = {}
   for name, results in runs.items():
@@ -787,7 +851,7 @@ def peers_section(preset: Preset, stream_name: str | None, repeats: int | None,
       'steps_per_epoch': steps, 'repeats': repeats, 'order': order_log,
       'our_compile_s': compile_s, 'versions': bench_peers.describe(),
       'flops_per_step': flops_step, 'flops_source': flops_source,
-      'matmul_flops_per_s': matmul_rate,
+      'matmul_flops_per_s_interleaved': matmul_rate,
       'implementations': summary,
       'speedup_vs_torch': speedups('torch'), 'speedup_vs_avalanche': speedups('avalanche'),
       'targets': {'vs_torch': 3.0, 'vs_avalanche': 10.0},
@@ -943,7 +1007,8 @@ def run(args: argparse.Namespace) -> dict:
     return value
 
   record('machine', machine_section)
-  matmul = record('matmul', lambda: matmul_section(preset))
+  probe = MatmulProbe(preset)
+  record('matmul', lambda: matmul_section(probe))
   learners = Learners(preset)
   stream = main_stream(preset)
   main_learner, main_config = learners.get(stream)
@@ -958,14 +1023,14 @@ def run(args: argparse.Namespace) -> dict:
     final_state, phases = compiled['run']
     record('meta_update', lambda: meta_update_section(preset, learners, stream, main_config,
                                                       final_state, phases))
-  rate = matmul['flops_per_s'] if matmul else matmul_section(preset)['flops_per_s']
-  record('online_adaptation', lambda: online_adaptation_section(preset, learners, stream, rate))
+  record('online_adaptation',
+         lambda: online_adaptation_section(preset, learners, stream, probe))
   record('embedding_extraction', lambda: embedding_section(preset))
   record('cost_growth', lambda: cost_growth_section(preset))
   record('memory', lambda: memory_section(args.memory_results))
   record('peers', lambda: ({'skipped': 'turned off (--peers off)'} if args.peers == 'off'
                            else peers_section(preset, args.peer_stream, args.peer_repeats,
-                                              rate)))
+                                              probe)))
   if 'machine' in report:
     report['machine']['load_average_end'] = list(os.getloadavg())
   report['seconds']['total'] = time.perf_counter() - started
