@@ -5,12 +5,14 @@
 
 from autoseed_jax.methods.autoseed import autoseed
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
+from autoseed_jax.methods.coop import coop
 from autoseed_jax.methods.dgr import dgr, dgr_pixel
 from autoseed_jax.methods.er import er
 from autoseed_jax.methods.ewc import ewc
 from autoseed_jax.methods.hnet import hnet
 from autoseed_jax.methods.joint import joint
 from autoseed_jax.methods.lwf import lwf
+from autoseed_jax.methods.maple import maple
 
 METHODS = {
     'autoseed': autoseed,
@@ -23,6 +25,8 @@ METHODS = {
     'dgr': dgr,
     'dgr_pixel': dgr_pixel,
     'hnet': hnet,
+    'coop': coop,
+    'maple': maple,
 }
 
 
