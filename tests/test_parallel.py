@@ -50,3 +50,8 @@ def test_whole_run_matches_one_device(results, form):
 def test_jit_form_really_shards_the_task_rows(results):
   assert "spec=P('data',)" in results['jit8']['train_x_sharding']
   assert "'data': 8" in results['jit8']['train_x_sharding']
+
+
+def test_embedding_extraction_is_data_parallel_and_matches_one_device(results):
+  assert "'data': 8" in results['embedding_sharding']
+  assert results['embedding_max_diff'] < 1e-5

@@ -65,17 +65,32 @@ def weights_fingerprint(arrays: Mapping[str, np.ndarray], extra: str = "") -> st
     return digest.hexdigest()
 
 
+def _row_sharding(batch_size: int):
+    """Rows of a batch split over this process's devices, or None on one device (or when the
+    device count does not divide the batch)."""
+    devices = jax.local_devices()
+    if len(devices) < 2 or batch_size % len(devices):
+        return None
+    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+
+
 def batched(
     fn: Callable[[Any], Any],
     inputs: Any,
     batch_size: int,
     desc: str = "encoding",
+    shard: bool = True,
 ) -> Any:
     """Runs `fn` over `inputs` in batches of exactly `batch_size` rows and concatenates the outputs.
 
     The last batch is padded (by repeating its last row) up to `batch_size` and the padded rows
     are dropped from the output, so a jitted `fn` sees one input shape and compiles once.
     A tqdm progress bar is shown only when stderr is a terminal.
+
+    Data parallel: with `shard` and several local devices dividing `batch_size`, each batch is
+    placed sharded along its rows over a `data` mesh of this process's devices, so a jitted
+    `fn` (with unplaced, hence replicated, weights) encodes on all of them at once.
 
     fn: batch -> outputs; batch has the structure of `inputs` with leading dimension batch_size,
       outputs is an array or pytree of arrays with leading dimension batch_size.
@@ -98,6 +113,7 @@ def batched(
         raise ValueError("batched() got 0 rows; handle empty inputs before calling it")
 
     inputs = jax.tree_util.tree_map(np.asarray, inputs)
+    sharding = _row_sharding(batch_size) if shard else None
     num_batches = -(-num_rows // batch_size)
     outputs = []
     progress = tqdm.tqdm(
@@ -107,6 +123,8 @@ def batched(
         start = index * batch_size
         stop = min(start + batch_size, num_rows)
         batch = jax.tree_util.tree_map(lambda leaf: _pad_rows(leaf[start:stop], batch_size), inputs)
+        if sharding is not None:
+            batch = jax.device_put(batch, sharding)
         result = fn(batch)
         outputs.append(jax.tree_util.tree_map(lambda out: np.asarray(out)[: stop - start], result))
     return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *outputs)

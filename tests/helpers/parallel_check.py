@@ -52,6 +52,16 @@ def main():
         'memory_v': parallel.to_host(result.state.memory.v).tolist(),
         'train_x_sharding': str(task.train_x.sharding),
     }
+  # Embedding extraction: the LiT image tower over 8 devices equals one device.
+  from autoseed_jax.models import backbone as backbone_lib
+  from autoseed_jax.models.offline_backbone import load_offline_backbone
+  tower = load_offline_backbone()
+  images = np.random.default_rng(0).integers(0, 256, (100, 28, 28, 1), dtype=np.uint8)
+  encode = lambda batch: tower._encode(tower.tower_params, batch)
+  sharded = backbone_lib.batched(encode, images, 64)
+  single = backbone_lib.batched(encode, images, 64, shard=False)
+  out['embedding_max_diff'] = float(np.max(np.abs(sharded - single)))
+  out['embedding_sharding'] = str(backbone_lib._row_sharding(64))
   print('RESULT ' + json.dumps(out))
 
 
