@@ -24,7 +24,10 @@ Every class's token ids are built once, when the method is built, from the strea
 names (``Context.class_names``), padded to one length L: the step functions see constant
 [C, L] arrays, so nothing recompiles from task to task. Every step encodes all C classes
 (C·L tokens through the tower, forward and backward); classes not seen yet are masked by
-the engine as usual.
+the engine as usual. On animals-ci (C = 10, L = 10) a step cost about 95 ms on a shared
+2-core CPU against 3.5 ms for adapter fine-tuning. The tower's weights are closed over, so
+every compiled step function holds them as constants (about 42 MB for MiniLM's layers;
+about 1 s more compile time than passing them as arguments).
 
 The text tower (``prompt_text_tower``): '' follows ``config.stream.backbone`` (else
 'offline'); 'offline' is MiniLM (all-MiniLM-L6-v2, the offline backbone's text tower);
