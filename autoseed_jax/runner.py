@@ -91,14 +91,15 @@ class CheckpointSettings:
 
 
 def checkpoint_settings(config: ml_collections.ConfigDict) -> CheckpointSettings:
-  """``checkpoint_every_steps`` (default: every chunk) and ``checkpoints_to_keep``
+  """``checkpoint_every_steps`` (-1 or unset: every chunk) and ``checkpoints_to_keep``
   (default 3) from ``config``; raises ValueError naming a bad value."""
-  every = config.get('checkpoint_every_steps',
-                     min(config.steps_per_chunk, config.steps_per_task))
+  every = config.get('checkpoint_every_steps', -1)
+  if every == -1:
+    every = min(config.steps_per_chunk, config.steps_per_task)
   keep = config.get('checkpoints_to_keep', DEFAULT_CHECKPOINTS_TO_KEEP)
   if every < 0:
-    raise ValueError(f'invalid config: checkpoint_every_steps={every} must be >= 0 '
-                     '(0 saves only after each task).')
+    raise ValueError(f'invalid config: checkpoint_every_steps={every} must be >= -1 '
+                     '(-1: every chunk; 0: only after each task).')
   if keep < 1:
     raise ValueError(f'invalid config: checkpoints_to_keep={keep} must be >= 1.')
   return CheckpointSettings(every_steps=every, keep=keep)

@@ -66,12 +66,13 @@ def method_config() -> ml_collections.ConfigDict:
   c.distributed = False           # call jax.distributed.initialize (multi-host runs)
 
   # Checkpoints (autoseed_jax/runner.py): rerunning a command on its --workdir resumes it.
-  c.checkpoint_every_steps = 100  # also save at chunk ends crossing a multiple of this
-                                  # many steps of a task (0: only after each task)
+  c.checkpoint_every_steps = -1   # also save at chunk ends crossing a multiple of this
+                                  # many steps of a task (-1: every chunk; 0: only after
+                                  # each task)
   c.checkpoints_to_keep = 3       # newest checkpoints kept per method (>= 2 keeps a fallback)
 
   # Baselines (METHOD §7): each module's defaults(), documented there field by field
-  # (er_*, joint_*, lwf_*, ewc_*, dgr_*, hnet_*).
-  for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet'):
+  # (er_*, joint_*, lwf_*, ewc_*, dgr_*, hnet_*, coop_*, maple_*, prompt_text_tower).
+  for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet', 'coop', 'maple'):
     c.update(importlib.import_module(f'autoseed_jax.methods.{baseline}').defaults())
   return c
