@@ -1,0 +1,71 @@
+"""Settings shared by the experiment configs (exp_*.py) and their --quick form.
+
+Every method of every experiment runs with ``real_stream_config()`` (the real-stream
+settings chosen on animals-ci), so all methods share the optimisation settings: 100 AdamW
+steps of batch 64 per task at learning rate 3e-4 on the same adapters. Baseline
+hyperparameters are the library defaults (er.py, lwf.py, ewc.py, dgr.py, hnet.py).
+
+Method variants. A *label* names a method and what it sets on top of the base config:
+``er_1x`` / ``er_10x`` are ER-VLM with a memory of 1x / 10x the bytes that the Auto-Seed
+VL2 run with the same stream and seed actually held at the end (its ``memory_bytes``,
+passed as ``er_memory_bytes``).
+"""
+
+import ml_collections
+
+from experiments.configs.real_streams import real_stream_config
+
+STREAMS = ('animals-ci', 'animals-digits')
+SEEDS = (0, 1, 2)
+
+# label -> (method, config overrides, ER bytes as a multiple of Auto-Seed's memory or 0).
+METHOD_VARIANTS = {
+    'zeroshot': ('zeroshot', {}, 0),
+    'finetune': ('finetune', {}, 0),
+    'joint': ('joint', {}, 0),
+    'er_1x': ('er', {}, 1),
+    'er_10x': ('er', {}, 10),
+    'lwf': ('lwf', {}, 0),
+    'ewc': ('ewc', {}, 0),
+    'dgr': ('dgr', {}, 0),
+    'dgr_pixel': ('dgr_pixel', {}, 0),
+    'hnet': ('hnet', {}, 0),
+    'autoseed': ('autoseed', {}, 0),
+}
+
+# The --quick form: tiny steps, one seed, 10% of the training images, one stream.
+QUICK_STREAMS = ('animals-ci',)
+QUICK_SEEDS = (0,)
+QUICK_TRAIN_FRACTION = 0.1
+QUICK_SETTINGS = dict(
+    steps_per_task=5, steps_per_chunk=5, meta_steps=2, inner_steps=1,
+    candidates_per_class=4, seeds_per_class=1, memory_budget=10, dgr_vae_steps=5,
+)
+
+
+def base_config(quick: bool = False) -> ml_collections.ConfigDict:
+  """The method settings every run starts from (``QUICK_SETTINGS`` applied when quick)."""
+  config = real_stream_config()
+  config.methods = ()  # unused here: the experiments choose their methods
+  if quick:
+    for name, value in QUICK_SETTINGS.items():
+      config[name] = value
+  return config
+
+
+def experiment_config(name: str, arg: str | None) -> ml_collections.ConfigDict:
+  """The fields every experiment has: name, streams, seeds, train_fraction, base, quick.
+
+  ``arg``: None for the full experiment, 'quick' for the quick form.
+  """
+  if arg not in (None, '', 'quick'):
+    raise ValueError(f"experiment config argument {arg!r}: use none or 'quick'.")
+  quick = arg == 'quick'
+  c = ml_collections.ConfigDict()
+  c.experiment = name
+  c.quick = quick
+  c.streams = QUICK_STREAMS if quick else STREAMS
+  c.seeds = QUICK_SEEDS if quick else SEEDS
+  c.train_fraction = QUICK_TRAIN_FRACTION if quick else 1.0
+  c.base = base_config(quick)
+  return c

@@ -1,0 +1,479 @@
+"""Many continual-learning runs in one process, for the experiments (METHOD §5-§7).
+
+``Suite`` builds each task stream once and compiles each (method, config) once: the run
+seed lives in the ``ContinualState``, not in the compiled code, so one ``Learner`` serves
+every seed (``continual.run_sequence(config, stream, learner=...)``). Every finished run
+is kept in a cache directory under a key made of the run's config, the stream and the
+library's source code (``library_digest``), so an interrupted suite resumes where it
+stopped, experiments that share a run (the ablation's full row is the main table's
+Auto-Seed VL2) run it once, and a change to the library reruns everything.
+
+A run that raises is recorded with its traceback (``RunRecord.error``) and not cached,
+so the other runs go on and a rerun retries it.
+
+``dgr_pixel`` needs each task's training images on the image tower's input grid beside
+its embeddings; ``pixel_stream`` adds them to an embedded stream (``PixelTask``).
+
+The rest are small helpers for the experiment outputs: mean ± std over seeds, CSV and
+Markdown tables, and the figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import time
+import traceback
+from typing import Any, Callable, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from autoseed_jax import continual, parallel, tasks
+from autoseed_jax.metrics import all_metrics
+from autoseed_jax.models import image_encoder, lit, offline_backbone
+from autoseed_jax.tasks import TaskStream
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+LIBRARY_DIR = REPO_ROOT / 'autoseed_jax'
+METRICS = ('final_avg_acc', 'avg_incremental_acc', 'forgetting', 'bwt', 'fwt')
+METRIC_TITLES = {
+    'final_avg_acc': 'final avg acc',
+    'avg_incremental_acc': 'avg incr acc',
+    'forgetting': 'forgetting',
+    'bwt': 'BWT',
+    'fwt': 'FWT',
+    'memory_bytes': 'memory (B)',
+}
+# Datasets of each embedded stream, with the offset of their labels in the stream.
+STREAM_DATASETS = {
+    'animals-ci': (('animal_mnist', 0),),
+    'animals-digits': (('animal_mnist', 0), ('sklearn_digits', 10)),
+}
+
+
+def library_digest() -> str:
+  """sha256 of every ``autoseed_jax/**/*.py`` (path and bytes): a cached run is reused
+  only with the library source that produced it."""
+  digest = hashlib.sha256()
+  for path in sorted(LIBRARY_DIR.rglob('*.py')):
+    digest.update(str(path.relative_to(LIBRARY_DIR)).encode())
+    digest.update(path.read_bytes())
+  return digest.hexdigest()
+
+
+def run_config(base: ml_collections.ConfigDict, *, method: str, seed: int,
+               **overrides) -> ml_collections.ConfigDict:
+  """A copy of ``base`` with ``method``, ``seed`` and ``overrides`` set (new fields allowed:
+  the baselines read theirs with ``config.get``)."""
+  config = ml_collections.ConfigDict(base.to_dict())
+  config.method = method
+  config.seed = int(seed)
+  for name, value in overrides.items():
+    config[name] = value
+  return config
+
+
+def config_json(config: ml_collections.ConfigDict, *, drop: Sequence[str] = ()) -> str:
+  """The config as canonical JSON (sorted keys), without the fields in ``drop``."""
+  values = {k: v for k, v in config.to_dict().items() if k not in drop}
+  return json.dumps(values, sort_keys=True, default=str)
+
+
+@dataclasses.dataclass
+class RunRecord:
+  """One finished (or crashed) run of one method, one config and one seed on one stream.
+
+  Attributes:
+    key: the cache key (config, stream, library source).
+    stream: stream name; label: the experiment's name for the method variant.
+    method: ``config.method``; seed: ``config.seed``.
+    overrides: the config fields the variant sets on top of the experiment's base config.
+    acc_matrix: [T][T] percent; initial_acc: [T] percent; metrics: METHOD §6 (None: NaN).
+    memory_bytes: bytes of the method's replay memory at the end.
+    seconds: wall time of the run (including compilation when ``compiled``).
+    compiled: whether this run built the learner (compiled the step functions).
+    error: the traceback when the run raised, else None.
+    seeds: the final seed memory's valid seeds {'v', 'w', 'label', 'task'} (Auto-Seed).
+  """
+
+  key: str
+  stream: str
+  label: str
+  method: str
+  seed: int
+  overrides: dict
+  acc_matrix: list | None = None
+  initial_acc: list | None = None
+  metrics: dict | None = None
+  memory_bytes: int = 0
+  seconds: float = 0.0
+  compiled: bool = False
+  error: str | None = None
+  seeds: dict | None = dataclasses.field(default=None, repr=False)
+
+  def to_json(self) -> dict:
+    out = dataclasses.asdict(self)
+    out.pop('seeds')
+    return out
+
+
+@flax.struct.dataclass
+class PixelTask(tasks.Task):
+  """A ``Task`` that also carries its training images (for ``dgr_pixel``).
+
+  Attributes:
+    train_pixels: [N, 32, 32, 1] float32 in [-1, 1] (``image_encoder.preprocess_images``),
+      row i the image whose embedding is ``train_x[i]`` (zeros in padding rows).
+  """
+
+  train_pixels: jax.Array = None
+
+
+def pixel_stream(stream: TaskStream, *, data_dir=None, tower_dir=None,
+                 batch_size: int = 512) -> TaskStream:
+  """``stream`` (animals-ci or animals-digits) with every task's training images added.
+
+  The stream keeps only embeddings, so each training row is matched back to its image:
+  every stream-train image of the stream's datasets is embedded with the frozen image
+  tower and each row takes the image of the same label whose embedding is nearest (the
+  cosine must exceed 0.999, else ValueError: the stream was embedded by another tower).
+  """
+  if stream.name not in STREAM_DATASETS:
+    raise ValueError(f'pixel_stream knows the images of {sorted(STREAM_DATASETS)}, '
+                     f'not of stream {stream.name!r}.')
+  from autoseed_jax import streams  # pylint: disable=import-outside-toplevel
+  params, tower_config, _ = lit.restore_checkpoint(
+      tower_dir or offline_backbone.DEFAULT_CHECKPOINT_DIR)
+  encode = jax.jit(lambda p: image_encoder.l2_normalize(
+      image_encoder.ImageTower(tower_config).apply({'params': params}, p)))
+  pixels, embeddings, labels = [], [], []
+  for dataset, offset in STREAM_DATASETS[stream.name]:
+    parts = streams.load_split_arrays(dataset, data_dir)
+    images = parts['train_x']
+    for start in range(0, len(images), batch_size):
+      grid = np.asarray(image_encoder.preprocess_images(jnp.asarray(images[start:start + batch_size])))
+      pixels.append(grid)
+      embeddings.append(np.asarray(encode(grid)))
+    labels.append(np.asarray(parts['train_y']) + offset)
+  pixels, embeddings = np.concatenate(pixels), np.concatenate(embeddings)
+  labels = np.concatenate(labels)
+  with_pixels = []
+  for task in stream.tasks:
+    x, y, count = np.asarray(task.train_x), np.asarray(task.train_y), int(task.train_count)
+    grid = np.zeros((x.shape[0],) + pixels.shape[1:], np.float32)
+    for label in np.unique(y[:count]):
+      rows = np.flatnonzero(y[:count] == label)
+      pool = np.flatnonzero(labels == label)
+      sims = x[rows] @ embeddings[pool].T
+      best = np.argmax(sims, axis=1)
+      worst = float(sims[np.arange(rows.size), best].min())
+      if worst < 0.999:
+        raise ValueError(f'stream {stream.name!r}, task {int(task.index)}, class {label}: a '
+                         f'training row matches no image (best cosine {worst:.4f}); the '
+                         'stream was embedded by another image tower than tower_dir.')
+      grid[rows] = pixels[pool[best]]
+    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(tasks.Task)}
+    with_pixels.append(PixelTask(**fields, train_pixels=grid))
+  return dataclasses.replace(stream, tasks=tuple(with_pixels))
+
+
+class Suite:
+  """Streams, compiled learners and finished runs, shared by every experiment.
+
+  Args:
+    cache_dir: where finished runs are kept (``<key>.json`` and, for Auto-Seed,
+      ``<key>.seeds.npz``); None keeps them in memory only.
+    out: receives one progress line per run.
+  """
+
+  def __init__(self, cache_dir: str | os.PathLike | None = None, *,
+               out: Callable[[str], None] = print):
+    self.cache_dir = None if cache_dir is None else pathlib.Path(cache_dir)
+    if self.cache_dir is not None:
+      self.cache_dir.mkdir(parents=True, exist_ok=True)
+    self.out = out
+    self.digest = library_digest()
+    self._streams: dict[tuple, TaskStream] = {}
+    self._learners: dict[str, continual.Learner] = {}
+    self._runs: dict[str, RunRecord] = {}
+    self.compile_seconds = 0.0
+    self.run_seconds = 0.0
+    self.runs_done = 0
+    self.runs_from_cache = 0
+
+  def stream(self, name: str, *, train_fraction: float = 1.0,
+             pixels: bool = False) -> TaskStream:
+    """The named stream (``streams.get_stream``, validation split seed 0), with its
+    training images when ``pixels``."""
+    key = (name, float(train_fraction), bool(pixels))
+    if key not in self._streams:
+      if pixels:
+        self._streams[key] = pixel_stream(self.stream(name, train_fraction=train_fraction))
+      else:
+        from autoseed_jax.streams import get_stream  # pylint: disable=import-outside-toplevel
+        self._streams[key] = get_stream(name, train_fraction=train_fraction)
+    return self._streams[key]
+
+  def run(self, stream_name: str, config: ml_collections.ConfigDict, *, label: str,
+          overrides: dict | None = None, train_fraction: float = 1.0) -> RunRecord:
+    """Runs ``config`` on the stream (or returns the cached run)."""
+    overrides = dict(overrides or {})
+    pixels = config.method == 'dgr_pixel'
+    stream_id = {'stream': stream_name, 'train_fraction': float(train_fraction),
+                 'val_fraction': 0.05, 'stream_seed': 0}
+    key = hashlib.sha256(
+        (json.dumps(stream_id, sort_keys=True) + config_json(config) + self.digest).encode()
+    ).hexdigest()[:24]
+    if key in self._runs:
+      return dataclasses.replace(self._runs[key], label=label, overrides=overrides)
+    cached = self._read_cached(key)
+    if cached is not None:
+      self._runs[key] = cached
+      self.runs_from_cache += 1
+      return dataclasses.replace(cached, label=label, overrides=overrides)
+    record = RunRecord(key=key, stream=stream_name, label=label, method=config.method,
+                       seed=int(config.seed), overrides=overrides)
+    start = time.perf_counter()
+    try:
+      stream = self.stream(stream_name, train_fraction=train_fraction, pixels=pixels)
+      learner_key = json.dumps(stream_id, sort_keys=True) + config_json(config, drop=('seed',))
+      record.compiled = learner_key not in self._learners
+      if record.compiled:
+        self._learners[learner_key] = continual.build_learner(config, stream)
+      result = continual.run_sequence(config, stream, learner=self._learners[learner_key])
+    except Exception:  # pylint: disable=broad-except
+      record.error = traceback.format_exc()
+      record.seconds = time.perf_counter() - start
+      head = record.error.strip().splitlines()[-1]
+      self.out(f'  CRASHED {stream_name} {label} seed {config.seed}: {head}')
+      self._runs[key] = record
+      return dataclasses.replace(record)
+    record.seconds = time.perf_counter() - start
+    if record.compiled:
+      self.compile_seconds += record.seconds
+    else:
+      self.run_seconds += record.seconds
+    self.runs_done += 1
+    acc, initial = np.asarray(result.acc_matrix), np.asarray(result.initial_acc)
+    record.acc_matrix = np.round(acc, 4).tolist()
+    record.initial_acc = np.round(initial, 4).tolist()
+    record.metrics = {k: _finite_or_none(v) for k, v in all_metrics(acc, initial).items()}
+    record.memory_bytes = int(result.memory_bytes)
+    if result.state.memory is not None:
+      memory = parallel.to_host(result.state.memory)
+      valid = np.asarray(memory.valid)
+      record.seeds = {'v': np.asarray(memory.v)[valid], 'w': np.asarray(memory.w)[valid],
+                      'label': np.asarray(memory.label)[valid],
+                      'task': np.asarray(memory.task)[valid]}
+    self._write_cached(record)
+    self._runs[key] = dataclasses.replace(record)
+    self.out(f'  {stream_name} {label} seed {config.seed}: final avg acc '
+             f'{record.metrics["final_avg_acc"]:.2f}, memory {record.memory_bytes} B, '
+             f'{record.seconds:.1f} s{" (with compilation)" if record.compiled else ""}')
+    return record
+
+  def _read_cached(self, key: str) -> RunRecord | None:
+    if self.cache_dir is None or not (self.cache_dir / f'{key}.json').exists():
+      return None
+    try:
+      values = json.loads((self.cache_dir / f'{key}.json').read_text())
+      record = RunRecord(**values)
+      seeds_path = self.cache_dir / f'{key}.seeds.npz'
+      if seeds_path.exists():
+        with np.load(seeds_path) as stored:
+          record.seeds = {k: stored[k] for k in stored.files}
+      return record
+    except (OSError, ValueError, TypeError) as e:
+      self.out(f'  cached run {key} unreadable ({type(e).__name__}: {e}); rerunning it')
+      return None
+
+  def _write_cached(self, record: RunRecord) -> None:
+    if self.cache_dir is None:
+      return
+    if record.seeds is not None:
+      np.savez(self.cache_dir / f'{record.key}.seeds.npz', **record.seeds)
+    write_json(self.cache_dir / f'{record.key}.json', record.to_json())
+
+
+def _finite_or_none(x) -> float | None:
+  return None if x is None or not np.isfinite(x) else round(float(x), 4)
+
+
+# ---------------------------------------------------------------------------------------
+# Statistics and tables
+
+
+def mean_std(values: Sequence[float | None]) -> dict:
+  """{'mean', 'std', 'n'} of the non-None values; std is the sample std (ddof=1, 0 for one
+  value); mean and std are None when there is no value."""
+  vals = np.asarray([v for v in values if v is not None], np.float64)
+  if vals.size == 0:
+    return {'mean': None, 'std': None, 'n': 0}
+  std = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+  return {'mean': _significant(vals.mean()), 'std': _significant(std), 'n': int(vals.size)}
+
+
+def _significant(x: float, digits: int = 6) -> float:
+  """``x`` rounded to ``digits`` significant digits (small spreads keep their digits)."""
+  return float(f'{float(x):.{digits}g}')
+
+
+def fmt(stat: dict | None, digits: int = 2) -> str:
+  """'mean ± std' of a ``mean_std`` dict ('n/a' when empty)."""
+  if not stat or stat.get('mean') is None:
+    return 'n/a'
+  if stat.get('n', 1) <= 1:
+    return f'{stat["mean"]:.{digits}f}'
+  return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+
+
+def write_json(path: str | os.PathLike, value) -> None:
+  """Writes ``value`` as indented JSON (atomically: a temporary file, then a rename)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f'.{path.name}.tmp')
+  tmp.write_text(json.dumps(value, indent=1, default=_json_default) + '\n')
+  os.replace(tmp, path)
+
+
+def _json_default(x):
+  if isinstance(x, np.generic):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  raise TypeError(f'not JSON serialisable: {type(x).__name__}')
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> None:
+  """One row per dict, the given columns in order (missing values empty)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction='ignore')
+    writer.writeheader()
+    for row in rows:
+      writer.writerow({c: ('' if row.get(c) is None else row.get(c)) for c in columns})
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+  """A GitHub Markdown table."""
+  lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def heatmap_grid(matrices: dict[str, np.ndarray], path: str | os.PathLike, *,
+                 title: str = '', columns: int = 4) -> str:
+  """Mean accuracy matrices R[i, j] (percent), one panel per method, ``columns`` per row."""
+  plt = _pyplot()
+  names = list(matrices)
+  rows = -(-len(names) // columns)
+  cols = min(columns, len(names))
+  fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.6, 2.5 * rows + 0.5),
+                           squeeze=False)
+  image = None
+  for k, ax in enumerate(axes.flat):
+    if k >= len(names):
+      ax.axis('off')
+      continue
+    acc = np.asarray(matrices[names[k]], float)
+    t = acc.shape[0]
+    image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
+    for i in range(t):
+      for j in range(t):
+        ax.text(j, i, f'{acc[i, j]:.0f}', ha='center', va='center', fontsize=7,
+                color='white' if acc[i, j] < 60 else 'black')
+    ax.set_title(names[k], fontsize=9)
+    ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)], fontsize=7)
+    ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)], fontsize=7)
+  fig.colorbar(image, ax=axes.ravel().tolist(), label='accuracy (%)', shrink=0.7)
+  fig.suptitle(title + '\nrows: after learning task i; columns: evaluated on task j',
+               fontsize=10)
+  return _save(fig, path)
+
+
+def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]],
+                    path: str | os.PathLike, *, title: str = '') -> str:
+  """Accuracy on the tasks seen so far after each task: method -> (mean [T], std [T])."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for method, (mean, std) in curves.items():
+    x = np.arange(1, len(mean) + 1)
+    ax.errorbar(x, mean, yerr=std, marker='o', capsize=3, label=method)
+  ax.set_xlabel('tasks learned')
+  ax.set_ylabel('accuracy on tasks seen so far (%)')
+  ax.set_ylim(0, 100)
+  ax.set_xticks(np.arange(1, len(next(iter(curves.values()))[0]) + 1))
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def memory_plot(series: dict[str, list[tuple[float, float, float]]], path: str | os.PathLike,
+                *, title: str = '') -> str:
+  """Final average accuracy vs memory bytes: series -> [(bytes, mean, std)], log x axis."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.0, 4.0))
+  for name, points in series.items():
+    points = sorted(points)
+    x = [p[0] for p in points]
+    ax.errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], marker='o',
+                capsize=3, label=name)
+  ax.set_xscale('log')
+  ax.set_xlabel('replay memory (bytes, log scale)')
+  ax.set_ylabel('final average accuracy (%)')
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize=8)
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def bar_plot(groups: dict[str, dict[str, tuple[float, float]]], path: str | os.PathLike, *,
+             ylabel: str, title: str = '') -> str:
+  """Grouped bars: group (x tick) -> {series: (mean, std)}."""
+  plt = _pyplot()
+  names = list(groups)
+  series = list(dict.fromkeys(s for g in groups.values() for s in g))
+  width = 0.8 / max(len(series), 1)
+  fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 3.8))
+  for k, s in enumerate(series):
+    x = np.arange(len(names)) + (k - (len(series) - 1) / 2) * width
+    mean = [groups[g].get(s, (np.nan, 0))[0] for g in names]
+    std = [groups[g].get(s, (np.nan, 0))[1] for g in names]
+    ax.bar(x, mean, width, yerr=std, capsize=2, label=s)
+  ax.set_xticks(np.arange(len(names)), names, rotation=30, ha='right', fontsize=8)
+  ax.set_ylabel(ylabel)
+  ax.axhline(0, color='black', linewidth=0.6)
+  ax.grid(alpha=0.3, axis='y')
+  ax.legend(fontsize=8)
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def _save(fig, path) -> str:
+  plt = _pyplot()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=90, bbox_inches='tight')
+  plt.close(fig)
+  return str(path)

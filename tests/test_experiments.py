@@ -1,0 +1,165 @@
+"""The experiment suite (experiments/run_experiments.py) in its --quick form, and the README
+results section built from its files (experiments/update_readme.py).
+
+The quick form runs every experiment on 10% of animals-ci with tiny steps and one seed;
+these tests check that each output file is written with the expected columns and that
+the README section is rebuilt from them — not the numbers.
+"""
+
+import csv
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from experiments import run_experiments, suite, update_readme
+from experiments.configs.exp_common import base_config
+
+METRIC_COLUMNS = [f'{m}_{s}' for m in ('final_avg_acc', 'avg_incremental_acc', 'forgetting',
+                                       'bwt', 'fwt', 'memory_bytes') for s in ('mean', 'std')]
+EXPECTED = {
+    'main': ['stream', 'method', 'n_seeds', 'crashed'] + METRIC_COLUMNS,
+    'ablation': ['stream', 'method', 'drop_vs_full', 'paper_avg_acc', 'paper_drop'] + METRIC_COLUMNS,
+    'memory': ['stream', 'method', 'budget'] + METRIC_COLUMNS,
+    'seeds': ['stream', 'class_mean_split', 'seed_cosine_mean', 'seed_cosine_std',
+              'seed_var_relevant_mean', 'seed_var_irrelevant_mean',
+              'real_var_relevant_mean', 'real_var_irrelevant_mean'],
+    'fwt': ['stream', 'method', 'fwt_mean', 'fwt_std', 'fwt_task2_mean', 'fwt_task5_mean'],
+}
+RUN_COLUMNS = ['stream', 'method', 'seed', 'final_avg_acc', 'fwt', 'memory_bytes', 'error']
+
+
+@pytest.fixture(scope='module')
+def quick(tmp_path_factory):
+  root = tmp_path_factory.mktemp('experiments')
+  paths = [str(run_experiments.CONFIG_DIR / f'exp_{n}.py') for n in run_experiments.EXPERIMENTS]
+  info = run_experiments.run(paths, root / 'results', quick=True, cache_dir=root / 'cache',
+                             log=lambda line: None)
+  return root, info
+
+
+def read_csv(path):
+  with open(path, newline='') as f:
+    rows = list(csv.DictReader(f))
+  with open(path, newline='') as f:
+    header = next(csv.reader(f))
+  return header, rows
+
+
+@pytest.mark.parametrize('name', run_experiments.EXPERIMENTS)
+def test_each_experiment_writes_json_csv_markdown_and_plots(quick, name):
+  root, _ = quick
+  directory = root / 'results' / name
+  header, rows = read_csv(directory / f'{name}.csv')
+  assert set(EXPECTED[name]) <= set(header), sorted(set(EXPECTED[name]) - set(header))
+  assert rows, f'{name}.csv has no rows'
+  record = json.loads((directory / f'{name}.json').read_text())
+  assert record['experiment'] == name and record['tables'] and record['figures']
+  markdown = (directory / f'{name}.md').read_text()
+  for table in record['tables']:
+    assert table['markdown'] in markdown
+  for figure in record['figures']:
+    png = (directory / figure).read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 1000, figure
+    assert f']({figure})' in markdown
+  if name in ('main', 'ablation', 'memory'):
+    header, runs = read_csv(directory / f'{name}_runs.csv')
+    assert set(RUN_COLUMNS) <= set(header)
+    assert runs and all(r['error'] == '' for r in runs), [r['error'] for r in runs]
+
+
+def test_main_table_has_every_quick_method_and_er_matches_the_seed_memory(quick):
+  root, _ = quick
+  _, rows = read_csv(root / 'results' / 'main' / 'main.csv')
+  methods = [r['method'] for r in rows]
+  assert methods == list(run_experiments.load_experiment_config(
+      run_experiments.CONFIG_DIR / 'exp_main.py', quick=True).methods)
+  memory = {r['method']: float(r['memory_bytes_mean']) for r in rows}
+  per_example = 4 * 384 + 4
+  assert 0 < memory['autoseed'] - memory['er_1x'] < per_example  # same bytes, whole exemplars
+  assert 10 * memory['autoseed'] - memory['er_10x'] < per_example
+
+
+def test_claims_and_suite_record(quick):
+  root, info = quick
+  claims = json.loads((root / 'results' / 'claims.json').read_text())
+  assert len(claims) >= 5
+  assert all(c['verdict'] in ('holds', 'does not hold', 'partly', 'not measured')
+             for c in claims)
+  assert '| paper claim |' in (root / 'results' / 'claims.md').read_text()
+  saved = json.loads((root / 'results' / 'suite.json').read_text())
+  assert saved['quick'] and saved['experiments'] == list(run_experiments.EXPERIMENTS)
+  assert saved['runs_executed'] == info['runs_executed'] > 0
+  # Runs shared between experiments ran once: quick main has 4 runs, quick ablation adds
+  # one switched row, memory one larger ER budget; seeds and fwt reuse main's runs.
+  assert info['runs_executed'] == 6
+
+
+def test_cached_runs_are_read_back_not_rerun(quick):
+  root, _ = quick
+  cached = suite.Suite(root / 'cache', out=lambda line: None)
+  config = suite.run_config(base_config(quick=True), method='zeroshot', seed=0)
+  record = cached.run('animals-ci', config, label='zeroshot', train_fraction=0.1)
+  assert cached.runs_from_cache == 1 and cached.runs_done == 0
+  _, rows = read_csv(root / 'results' / 'main' / 'main_runs.csv')
+  zeroshot = next(r for r in rows if r['method'] == 'zeroshot')
+  assert record.metrics['final_avg_acc'] == pytest.approx(float(zeroshot['final_avg_acc']))
+
+
+def test_readme_section_is_rebuilt_from_the_files(quick, tmp_path):
+  root, _ = quick
+  readme = tmp_path / 'README.md'
+  readme.write_text('# project\n\nintro\n')
+  first = update_readme.update_readme(readme, root / 'results')
+  assert first.startswith('# project\n\nintro\n')
+  assert first.count(update_readme.START) == 1 and first.rstrip().endswith(update_readme.END)
+  claims = json.loads((root / 'results' / 'claims.json').read_text())
+  assert claims[0]['claim'] in first and '--quick' in first
+  main = json.loads((root / 'results' / 'main' / 'main.json').read_text())
+  assert main['tables'][0]['markdown'] in first
+  results_link = pathlib.Path(os.path.relpath(root / 'results', tmp_path)).as_posix()
+  assert f'({results_link}/main/{main["figures"][0]})' in first  # relative to the README
+  readme.write_text(first + '\nafter the section\n')
+  second = update_readme.update_readme(readme, root / 'results')
+  assert second == first + '\nafter the section\n'  # replaced in place, text around kept
+
+
+@pytest.mark.parametrize('text', [
+    f'a\n{update_readme.START}\nno end\n',
+    f'a\n{update_readme.END}\n{update_readme.START}\n',
+    f'{update_readme.START}\n{update_readme.END}\n{update_readme.START}\n{update_readme.END}\n'])
+def test_malformed_markers_are_refused(text):
+  with pytest.raises(ValueError, match='markers'):
+    update_readme.replace_section(text, 'section\n')
+
+
+def test_missing_results_name_the_command(tmp_path):
+  with pytest.raises(FileNotFoundError, match='run_experiments.py'):
+    update_readme.results_section(tmp_path / 'nothing', tmp_path)
+
+
+def test_seed_statistics_of_seeds_at_the_class_means():
+  rng = np.random.default_rng(0)
+  means = np.eye(3, 8) * 3
+  y = np.repeat(np.arange(3), 50)
+  x = means[y] + 0.1 * rng.normal(size=(150, 8))
+  seeds = {'v': x.reshape(3, 50, 8).mean(axis=1), 'w': means, 'label': np.arange(3)}
+  stats = run_experiments.seed_statistics(seeds, x, y, class_text=means)
+  np.testing.assert_allclose(stats['cosines'], 1.0, atol=1e-6)
+  assert stats['relevant_dims'] == 2
+  # Seeds at the class means vary only inside the span of the class means.
+  assert stats['seed_var_irrelevant'] < 1e-12 and stats['seed_irrelevant_share'] < 1e-10
+  assert stats['seed_var_relevant'] > 1.0
+  # Real examples add isotropic noise of variance 0.01 per direction everywhere.
+  assert stats['real_var_irrelevant'] == pytest.approx(0.01, rel=0.3)
+  assert stats['real_example_cosine']['mean'] < 1.0
+
+
+def test_mean_std_and_format():
+  assert suite.mean_std([1.0, 3.0, None]) == {'mean': 2.0, 'std': pytest.approx(1.41421), 'n': 2}
+  assert suite.mean_std([]) == {'mean': None, 'std': None, 'n': 0}
+  assert suite.mean_std([2e-5, 4e-5])['mean'] == pytest.approx(3e-5)
+  assert suite.fmt(suite.mean_std([1.0, 3.0])) == '2.00 ± 1.41'
+  assert suite.fmt(suite.mean_std([5.0])) == '5.00'
