@@ -364,10 +364,12 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[s
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  """A GitHub Markdown table."""
-  lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
-  return '\n'.join(lines)
+  """A GitHub Markdown table (a '|' inside a cell is escaped)."""
+
+  def line(cells):
+    return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+
+  return '\n'.join([line(header), '|' + '---|' * len(header)] + [line(r) for r in rows])
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def _read_json(path: pathlib.Path):
 def _claims_table(claims: list[dict]) -> str:
   lines = ['| paper claim | paper | measured here | verdict |', '|---|---|---|---|']
   for c in claims:
-    lines.append(f'| {c["claim"]} | {c["paper"]} | {c["measured"]} | **{c["verdict"]}** |')
+    cells = [str(c[k]).replace('|', '\\|') for k in ('claim', 'paper', 'measured')]
+    lines.append('| ' + ' | '.join(cells) + f' | **{c["verdict"]}** |')
   return '\n'.join(lines)
 
 
