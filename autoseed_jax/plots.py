@@ -15,6 +15,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def draw_accuracy_matrix(ax, acc_matrix, title: str, *, fontsize: int = 8):
+  """Draws one R[i, j] heatmap (percent, annotated) on ``ax``; returns the image."""
+  acc = np.asarray(acc_matrix, float)
+  t = acc.shape[0]
+  image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
+  for i in range(t):
+    for j in range(t):
+      ax.text(j, i, f'{acc[i, j]:.0f}', ha='center', va='center', fontsize=fontsize,
+              color='white' if acc[i, j] < 60 else 'black')
+  ax.set_title(title, fontsize=fontsize + 1)
+  ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)], fontsize=fontsize)
+  ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)], fontsize=fontsize)
+  return image
+
+
 def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -> str:
   """One heatmap of R[i, j] (rows: after task i; columns: task j) per method.
 
@@ -27,16 +42,7 @@ def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -
   fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False)
   image = None
   for k, (ax, method) in enumerate(zip(axes[0], methods)):
-    acc = np.asarray(records[method]['acc_matrix'], float)
-    t = acc.shape[0]
-    image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
-    for i in range(t):
-      for j in range(t):
-        ax.text(j, i, f'{acc[i, j]:.0f}', ha='center', va='center', fontsize=8,
-                color='white' if acc[i, j] < 60 else 'black')
-    ax.set_title(method)
-    ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)])
-    ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)])
+    image = draw_accuracy_matrix(ax, records[method]['acc_matrix'], method)
     ax.set_xlabel('evaluated on task')
     if k == 0:
       ax.set_ylabel('after learning task')

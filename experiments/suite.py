@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from autoseed_jax import continual, parallel, tasks
+from autoseed_jax import continual, parallel, plots, tasks
 from autoseed_jax.metrics import all_metrics
 from autoseed_jax.models import image_encoder, lit, offline_backbone
 from autoseed_jax.tasks import TaskStream
@@ -397,16 +397,7 @@ def heatmap_grid(matrices: dict[str, np.ndarray], path: str | os.PathLike, *,
     if k >= len(names):
       ax.axis('off')
       continue
-    acc = np.asarray(matrices[names[k]], float)
-    t = acc.shape[0]
-    image = ax.imshow(acc, vmin=0, vmax=100, cmap='viridis')
-    for i in range(t):
-      for j in range(t):
-        ax.text(j, i, f'{acc[i, j]:.0f}', ha='center', va='center', fontsize=7,
-                color='white' if acc[i, j] < 60 else 'black')
-    ax.set_title(names[k], fontsize=9)
-    ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)], fontsize=7)
-    ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)], fontsize=7)
+    image = plots.draw_accuracy_matrix(ax, matrices[names[k]], names[k], fontsize=7)
   fig.colorbar(image, ax=axes.ravel().tolist(), label='accuracy (%)', shrink=0.7)
   fig.suptitle(title + '\nrows: after learning task i; columns: evaluated on task j',
                fontsize=10)
