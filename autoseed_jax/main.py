@@ -1,9 +1,17 @@
-r"""The one entry point: run continual-learning methods on a task stream.
+r"""The one entry point: run continual-learning methods on a task stream, or the
+paper's experiments.
 
   python -m autoseed_jax.main --config experiments/configs/demo.py --workdir runs/demo
+  python -m autoseed_jax.main --config experiments/configs/exp_main.py:quick --workdir runs/exp
 
-Any config field can be overridden: ``--config.memory_budget=40``,
-``--config.stream.seed=1``. The run writes into ``--workdir``:
+A config is a Python file whose ``get_config()`` returns an ml_collections ConfigDict;
+``file.py:arg`` passes ``arg`` to it. Each config file starts with the command that runs
+it and documents its fields; the method fields shared by every config are documented in
+experiments/configs/common.py. Any field can be overridden: ``--config.memory_budget=40``,
+``--config.stream.seed=1`` (``--config.base.memory_budget=40`` in experiment configs).
+
+Run configs (demo.py, animals_digits.py, synthetic.py; a ``methods`` and a ``stream``
+field) write into ``--workdir``:
 
   metrics.jsonl   one JSON object per chunk of steps / seed update (readable live;
                   appended to, read it with ``autoseed_jax.runner.read_metrics``)
@@ -20,6 +28,23 @@ methods are not rerun and an interrupted one continues from its newest checkpoin
 bit-identical results (``autoseed_jax.runner``). A different config on the same workdir
 is refused. Ctrl-C (or SIGTERM) saves a checkpoint at the end of the current chunk and
 exits with status 128 + the signal number (130 for Ctrl-C).
+
+Experiment configs (an ``experiment`` field: experiments/configs/exp_{main,ablation,
+memory,seeds,fwt}.py, and experiments.py for all five in order; ``:quick`` for the smoke
+form) run the paper's experiments (experiments/run_experiments.py, which needs this
+repository's ``experiments`` package: run from the repository root) and write into
+``--workdir``:
+
+  <experiment>/   <experiment>.json / .csv / .md, <experiment>_runs.csv, PNG figures
+  claims.json     the paper's claims beside what was measured (and claims.md)
+  suite.json      timings, machine, commit
+
+Finished runs are cached in ``config.cache_dir`` (default runs/experiments_cache, shared
+by every workdir), so rerunning an interrupted command resumes it.
+
+Bad input (an unknown config field, a wrong type, an invalid value) stops with one line
+naming the problem and the fix and exit status 2; an unusable workdir, a failed save or
+a NaN loss with exit status 1.
 """
 
 from __future__ import annotations
@@ -35,11 +60,14 @@ import jax
 from autoseed_jax import parallel, report, reporting, runner
 from autoseed_jax.checkpoint import CheckpointError
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Path to a config file.',
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Path to a Python config file (experiments/configs/*.py); '
+    '`file.py:quick` passes an argument to its get_config. Fields are documented in the '
+    'file and in experiments/configs/common.py; override one with --config.<field>=value.',
+    lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-    'workdir', None, 'Directory for logs, results and checkpoints; rerunning the same '
-    'command on it resumes the run.')
+    'workdir', None, 'Directory for logs, results, plots and checkpoints (experiment '
+    'configs: the results directory); rerunning the same command on it resumes the run.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -70,12 +98,39 @@ def load_stream(stream_config):
   return get_stream(stream_config.name, backbone=backbone, **kwargs)
 
 
+def is_experiment_config(config) -> bool:
+  """True for the paper's experiment configs (experiments/configs/exp_*.py,
+  experiments.py): they have an ``experiment`` field."""
+  return 'experiment' in config
+
+
+def run_experiment(config, workdir: str, *, argv: list[str]) -> dict:
+  """Runs an experiment config with the repository's experiments suite
+  (``experiments.run_experiments.run_configs``) into ``workdir``; returns suite.json's
+  record."""
+  try:
+    from experiments import run_experiments  # pylint: disable=import-outside-toplevel
+  except ImportError as e:
+    raise ValueError(
+        f'config.experiment={config.experiment!r} needs the `experiments` package of the '
+        f'autoseed_jax repository, which cannot be imported ({e}). Run the command from the '
+        'root of a clone of the repository (or put that root on PYTHONPATH); an installed '
+        'library alone runs only run configs such as experiments/configs/demo.py.') from e
+  return run_experiments.run_configs(
+      [config], workdir, cache_dir=run_experiments.resolve_cache_dir(config.get('cache_dir')),
+      log=lambda line: print(line, flush=True),
+      command=' '.join(['python -m autoseed_jax.main'] + argv[1:]))
+
+
 def main(argv):
-  del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
   config = _CONFIG.value
   workdir = _WORKDIR.value
+  if is_experiment_config(config):
+    runner.prepare_workdir(workdir)
+    run_experiment(config, workdir, argv=sys.argv)
+    return
   parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
   runner.prepare_workdir(workdir)  # fail fast, before loading the stream
   stream = load_stream(config.stream)
@@ -105,8 +160,8 @@ def run_cli(argv):
     print(str(e), file=sys.stderr)
     sys.exit(128 + e.signum)
   except KeyboardInterrupt:  # before training, or a second Ctrl-C
-    print('\ninterrupted; checkpoints saved so far are intact. Rerun the same command to '
-          'resume.', file=sys.stderr)
+    print('\ninterrupted; checkpoints and finished runs saved so far are intact. Rerun the '
+          'same command to resume.', file=sys.stderr)
     sys.exit(128 + signal.SIGINT)
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
@@ -116,19 +171,43 @@ def run_cli(argv):
     sys.exit(1)
 
 
+def _one_line(message: str) -> str:
+  """An error message on one line: a traceback that config_flags embeds (from a config
+  file's ``get_config``) is reduced to its last line, the exception itself."""
+  if 'Traceback (most recent call last):' in message:
+    head, trace = message.split('Traceback (most recent call last):', 1)
+    last = [line for line in trace.splitlines() if line.strip()][-1].strip()
+    message = f'{head.strip()} {last}'
+  if len(message) > 1 and message[0] == message[-1] and message[0] in '\'"':
+    message = message[1:-1]  # AttributeError wraps its text in repr quotes
+  return ' '.join(message.replace('\\n', ' ').replace("\\'", "'").split())
+
+
 def parse_flags(argv):
-  """absl flag parsing, with a bad config override (unknown key, wrong type) reported
-  as one line that names the key instead of a traceback from inside ml_collections."""
+  """absl flag parsing, with a bad config (missing file, a config file that fails to
+  import or to build, an unknown key, a wrong type) reported as one line that names it
+  instead of a traceback from inside ml_collections."""
+  hint = ('Run `python -m autoseed_jax.main --help` for the flags; config fields are '
+          'listed in the config file and experiments/configs/common.py.')
   try:
-    return flags.FLAGS(argv)
+    argv = flags.FLAGS(argv)
+    if flags.FLAGS['config'].present:
+      _CONFIG.value.keys()  # a config file that failed to load raises here
+    return argv
+  except ImportError as e:  # the config file imports a module that is not on the path
+    print(f'error: bad command line: the config file failed to import: {e}\n'
+          'Configs under experiments/configs/ import the repository\'s `experiments` '
+          'package: run the command from the root of the repository (or put that root on '
+          'PYTHONPATH).', file=sys.stderr)
+    sys.exit(2)
+  except OSError as e:  # config_flags defers a missing or unreadable file to first use
+    reason = [line for line in str(e).splitlines() if line.strip()][-1].strip()
+    print(f'error: bad command line: cannot load the --config file: {reason}\n'
+          'Config paths are relative to the current directory; the configs are '
+          'experiments/configs/*.py (run from the repository root).', file=sys.stderr)
+    sys.exit(2)
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-    message = str(e)
-    if len(message) > 1 and message[0] == message[-1] and message[0] in '\'"':
-      message = message[1:-1]  # AttributeError wraps its text in repr quotes
-    message = message.replace('\\n', ' ').replace("\\'", "'")
-    print(f'error: bad command line: {message}\n'
-          f'Run `python -m autoseed_jax.main --helpfull` for flags; config fields are '
-          f'listed in the config file and experiments/configs/common.py.', file=sys.stderr)
+    print(f'error: bad command line: {_one_line(str(e))}\n{hint}', file=sys.stderr)
     sys.exit(2)
 
 

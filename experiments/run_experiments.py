@@ -1,5 +1,14 @@
 r"""The paper's experiments on the two embedded real streams (METHOD §5-§7).
 
+They run through the one entry point, which hands experiment configs to ``run_configs``:
+
+  python -m autoseed_jax.main --config experiments/configs/experiments.py --workdir experiments/results
+  python -m autoseed_jax.main --config experiments/configs/experiments.py:quick --workdir runs/quick
+  python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir DIR
+
+This module's own command line does the same (``--out`` is the workdir, ``--quick`` the
+``:quick`` form, ``--cache`` the configs' ``cache_dir``):
+
   python experiments/run_experiments.py --out experiments/results           # all five
   python experiments/run_experiments.py --out /tmp/quick --quick            # smoke form
   python experiments/run_experiments.py --config experiments/configs/exp_main.py --out ...
@@ -22,6 +31,8 @@ turns these files into the README's results section.
 All runs go through one ``experiments.suite.Suite``: each (method, config) is compiled
 once and reused for every seed, and finished runs are cached in ``--cache`` (keyed by
 config, stream and library source), so rerunning an interrupted command resumes it.
+``python experiments/run_experiments.py --claims-only --out DIR`` re-evaluates the claims
+from the files already in DIR.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from autoseed_jax import plots  # noqa: E402
+from autoseed_jax import continual, plots  # noqa: E402
 from autoseed_jax.methods.er import bytes_per_example  # noqa: E402
 from experiments import suite as suite_lib  # noqa: E402
 from experiments.configs.exp_common import METHOD_VARIANTS  # noqa: E402
@@ -693,11 +704,12 @@ def claims_markdown(claims: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Command line
+# Configs
 
 
 def load_experiment_config(path: str | os.PathLike, quick: bool) -> ml_collections.ConfigDict:
-  """``get_config('quick' or None)`` of an ``exp_*.py`` config file."""
+  """``get_config('quick' or None)`` of an ``exp_*.py`` (or the suite's ``experiments.py``)
+  config file, validated."""
   path = pathlib.Path(path)
   if not path.exists():
     raise FileNotFoundError(f'no config file {path}; the experiment configs are '
@@ -706,9 +718,86 @@ def load_experiment_config(path: str | os.PathLike, quick: bool) -> ml_collectio
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   cfg = module.get_config('quick' if quick else None)
-  if cfg.get('experiment') not in RUNNERS:
-    raise ValueError(f'{path}: config.experiment must be one of {tuple(RUNNERS)}.')
+  for sub in expand_config(cfg):
+    validate_experiment_config(sub)
   return cfg
+
+
+def expand_config(config: ml_collections.ConfigDict) -> list[ml_collections.ConfigDict]:
+  """The experiment configs that ``config`` runs, in the suite's order: itself, or for the
+  suite config (``experiment='all'``, experiments/configs/experiments.py) the configs of
+  its ``experiment_names``."""
+  if config.get('experiment') != 'all':
+    return [config]
+  names = tuple(config.experiment_names)
+  unknown = [n for n in names if n not in config.experiments]
+  if not names or unknown:
+    raise ValueError(f'invalid suite config: experiment_names={names} must be a non-empty '
+                     f'subset of {tuple(config.experiments)}; unknown: {unknown}.')
+  return [config.experiments[n] for n in EXPERIMENTS if n in names]
+
+
+def validate_experiment_config(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field and a fix for an experiment config that cannot run
+  (checked before any run starts; the method settings in ``base`` are checked against
+  each stream by ``check_base_config``)."""
+  name = cfg.get('experiment')
+  if name not in RUNNERS:
+    raise ValueError(f'config.experiment={name!r}: use one of {tuple(RUNNERS)} '
+                     "(or 'all', in experiments/configs/experiments.py).")
+
+  def need(cond, message):
+    if not cond:
+      raise ValueError(f'invalid {name} experiment config: {message}')
+
+  known = tuple(suite_lib.STREAM_DATASETS)
+  streams = tuple(cfg.streams)
+  need(streams and all(s in known for s in streams),
+       f'streams={streams}: give one or more of {known}.')
+  need(len(tuple(cfg.seeds)) > 0, f'seeds={tuple(cfg.seeds)}: give at least one run seed.')
+  need(0.0 < cfg.train_fraction <= 1.0,
+       f'train_fraction={cfg.train_fraction} must be in (0, 1].')
+  labels = tuple(cfg.get('methods', ()))
+  unknown = [label for label in labels if label not in METHOD_VARIANTS]
+  need(not unknown, f'methods has unknown labels {unknown}; choose from '
+       f'{tuple(METHOD_VARIANTS)} (experiments/configs/exp_common.py).')
+  if name in ('main', 'fwt'):
+    need(labels, 'methods is empty; name at least one method label.')
+  if name == 'memory':
+    need(cfg.seeds_per_class and all(int(k) > 0 for k in cfg.seeds_per_class),
+         f'seeds_per_class={tuple(cfg.seeds_per_class)} must be one or more values > 0.')
+  if name == 'ablation':
+    rows = [r[0] for r in cfg.rows]
+    need(rows and rows[0] == 'full', f'rows={rows}: the first row must be "full".')
+    missing = [r for r in rows if r not in cfg.paper or r not in cfg.row_titles]
+    need(not missing, f'rows {missing} need an entry in paper and row_titles.')
+  need(isinstance(cfg.get('cache_dir', ''), str),
+       f"cache_dir={cfg.get('cache_dir')!r} must be a directory path or 'none'.")
+
+
+def check_base_config(suite: Suite, cfg) -> None:
+  """Raises ValueError if ``cfg.base`` cannot run on one of its streams (the engine's and
+  Auto-Seed VL2's checks: every experiment runs Auto-Seed VL2)."""
+  for stream in cfg.streams:
+    data = suite.stream(stream, train_fraction=cfg.train_fraction)
+    try:
+      continual.validate_config(cfg.base)
+      importlib.import_module('autoseed_jax.methods.autoseed').validate(cfg.base,
+                                                                        data.num_classes)
+    except ValueError as e:
+      raise ValueError(f'{e} (in the {cfg.experiment} experiment\'s config.base, on '
+                       f'{stream}; set it with --config.base.<field>=...)') from e
+
+
+def resolve_cache_dir(value: str | None) -> pathlib.Path | None:
+  """``cache_dir`` of a config: None for 'none' (or unset), else the path."""
+  if value is None or str(value).lower() == 'none' or value == '':
+    return None
+  return pathlib.Path(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Running
 
 
 def _cpu_seconds() -> float:
@@ -725,26 +814,44 @@ def _git_commit() -> str | None:
     return None
 
 
-def run(config_paths: list[str], out: pathlib.Path, *, quick: bool,
-        cache_dir: pathlib.Path | None, log=print) -> dict:
-  """Runs the experiments of ``config_paths`` in order, then writes claims and suite.json."""
-  configs = [load_experiment_config(p, quick) for p in config_paths]
+def run_configs(configs: list[ml_collections.ConfigDict], out: pathlib.Path, *,
+                cache_dir: pathlib.Path | None, log=print, command: str | None = None) -> dict:
+  """Runs experiment configs (exp_*.py, or the suite config, expanded) in the suite's
+  order into ``out`` (``out/<experiment>/``), then writes ``out/claims.{json,md}`` and
+  ``out/suite.json``; returns what suite.json holds.
+
+  Finished runs are kept in ``cache_dir`` (None: memory only), so rerunning after an
+  interruption resumes. ``command`` is recorded in suite.json. Raises ValueError before
+  any run for a config that cannot run.
+  """
+  configs = [sub for cfg in configs for sub in expand_config(cfg)]
+  for cfg in configs:
+    validate_experiment_config(cfg)
   configs.sort(key=lambda c: EXPERIMENTS.index(c.experiment))
+  out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   suite = Suite(cache_dir, out=log)
-  timings, loads, written = {}, {}, []
+  for cfg in configs:
+    check_base_config(suite, cfg)
+  timings, loads = {}, {}
   start, cpu_start, load_start = time.perf_counter(), _cpu_seconds(), os.getloadavg()
   for cfg in configs:
     log(f'\n== {cfg.experiment} ==')
     t0 = time.perf_counter()
-    written += RUNNERS[cfg.experiment](suite, cfg, out / cfg.experiment)
+    written = RUNNERS[cfg.experiment](suite, cfg, out / cfg.experiment)
     timings[cfg.experiment] = round(time.perf_counter() - t0, 1)
     loads[cfg.experiment] = round(os.getloadavg()[1], 2)  # 5-minute average at its end
-    log(f'{cfg.experiment}: {timings[cfg.experiment]:.0f} s')
+    record = json.loads((out / cfg.experiment / f'{cfg.experiment}.json').read_text())
+    for table in record['tables']:
+      log(f'\n{table["caption"]}\n\n{table["markdown"]}')
+    log(f'\n{cfg.experiment}: {timings[cfg.experiment]:.0f} s; wrote {len(written)} files '
+        f'into {out / cfg.experiment}')
   claims = write_claims(out)
   info = {
-      'command': ' '.join(['python', 'experiments/run_experiments.py'] + sys.argv[1:]),
-      'quick': quick, 'experiments': [c.experiment for c in configs],
+      'command': command or ' '.join(['python', 'experiments/run_experiments.py']
+                                     + sys.argv[1:]),
+      'quick': all(bool(c.get('quick')) for c in configs),
+      'experiments': [c.experiment for c in configs],
       'seconds_per_experiment': timings,
       'seconds_total': round(time.perf_counter() - start, 1),
       'cpu_seconds_total': round(_cpu_seconds() - cpu_start, 1),
@@ -760,8 +867,20 @@ def run(config_paths: list[str], out: pathlib.Path, *, quick: bool,
   }
   write_json(out / 'suite.json', info)
   log(f'\n{claims_markdown(claims)}\n\ntotal {info["seconds_total"]:.0f} s '
-      f'({suite.runs_done} runs executed, {suite.runs_from_cache} read from the cache)')
+      f'({suite.runs_done} runs executed, {suite.runs_from_cache} read from the cache); '
+      f'wrote {out}/claims.md, {out}/suite.json')
   return info
+
+
+def run(config_paths: list[str], out: pathlib.Path, *, quick: bool,
+        cache_dir: pathlib.Path | None, log=print) -> dict:
+  """Loads the config files (``:quick`` form when ``quick``) and runs them (``run_configs``)."""
+  configs = [load_experiment_config(p, quick) for p in config_paths]
+  return run_configs(configs, out, cache_dir=cache_dir, log=log)
+
+
+# ---------------------------------------------------------------------------------------
+# Command line (``python -m autoseed_jax.main --config <exp_*.py> --workdir DIR`` is the same)
 
 
 def main(argv=None) -> int:
@@ -780,13 +899,12 @@ def main(argv=None) -> int:
                       'keeps runs in memory only')
   args = parser.parse_args(argv)
   paths = args.config or [str(CONFIG_DIR / f'exp_{name}.py') for name in EXPERIMENTS]
-  cache = None if args.cache == 'none' else pathlib.Path(args.cache)
   if args.claims_only:
     claims = write_claims(pathlib.Path(args.out))
     print(claims_markdown(claims))
     return 0
   try:
-    run(paths, pathlib.Path(args.out), quick=args.quick, cache_dir=cache,
+    run(paths, pathlib.Path(args.out), quick=args.quick, cache_dir=resolve_cache_dir(args.cache),
         log=lambda line: print(line, flush=True))
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)

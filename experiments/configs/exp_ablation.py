@@ -1,10 +1,19 @@
-# COMMAND: python experiments/run_experiments.py --config experiments/configs/exp_ablation.py --out experiments/results
+# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_ablation.py --workdir experiments/results
 """Ablation (METHOD §5): the five rows of the paper's table, on animals-digits, 3 seeds.
 
 Each row is Auto-Seed VL2 with one switch flipped; its drop is measured against the full
 row of the same stream (final average accuracy, mean over seeds). The paper's numbers are
 shown beside ours; they come from its C->R vision-language sequence, not from these
 streams, so only the signs and rough sizes of the drops are comparable.
+
+Writes ``<workdir>/ablation/`` (ablation.json/.csv/.md, ablation_runs.csv,
+ablation_drops.png) and updates ``<workdir>/claims.{json,md}``. ``:quick``: the full row
+and one switched row on the quick stream.
+
+Fields (besides those of exp_common.py):
+  rows        (name, overrides of ``base``) per table row; the first is the full method
+  row_titles  name -> the row's title in the table
+  paper       name -> the paper's average accuracy for that row (METHOD §5)
 """
 
 import ml_collections

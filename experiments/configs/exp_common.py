@@ -1,4 +1,22 @@
-"""Settings shared by the experiment configs (exp_*.py) and their --quick form.
+"""Settings shared by the experiment configs (exp_*.py) and their quick form.
+
+Every experiment config is run by the one entry point; ``:quick`` selects the smoke form:
+
+  python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir DIR
+  python -m autoseed_jax.main --config experiments/configs/exp_main.py:quick --workdir DIR
+
+Fields every experiment config has (``experiment_config``); each exp_*.py adds its own:
+
+  experiment      which experiment runs: main | ablation | memory | seeds | fwt
+  quick           True for the ``:quick`` form (set by the argument; informational)
+  streams         embedded real streams, names from autoseed_jax/streams.py
+  seeds           run seeds (``config.seed`` of every run); results are mean ± std over them
+  train_fraction  share of each class's training images used, in (0, 1]
+  base            the method settings every run starts from (``base_config``; fields in
+                  common.py / real_streams.py), e.g. ``--config.base.steps_per_task=50``
+  cache_dir       finished runs are kept here and read back instead of rerun (keyed by
+                  config, stream and library source): rerunning an interrupted command
+                  resumes it. Relative to the current directory; 'none': memory only.
 
 Every method of every experiment runs with ``real_stream_config()`` (the real-stream
 settings chosen on animals-ci), so all methods share the optimisation settings: 100 AdamW
@@ -33,7 +51,11 @@ METHOD_VARIANTS = {
     'autoseed': ('autoseed', {}, 0),
 }
 
-# The --quick form: tiny steps, one seed, 10% of the training images, one stream.
+# Where finished runs are cached (``cache_dir``): shared by every workdir, so runs common to
+# several experiments (and to the quick and full suites' shared settings) run once.
+DEFAULT_CACHE_DIR = 'runs/experiments_cache'
+
+# The quick form: tiny steps, one seed, 10% of the training images, one stream.
 QUICK_STREAMS = ('animals-ci',)
 QUICK_SEEDS = (0,)
 QUICK_TRAIN_FRACTION = 0.1
@@ -54,12 +76,13 @@ def base_config(quick: bool = False) -> ml_collections.ConfigDict:
 
 
 def experiment_config(name: str, arg: str | None) -> ml_collections.ConfigDict:
-  """The fields every experiment has: name, streams, seeds, train_fraction, base, quick.
+  """The fields every experiment has (listed in this module's docstring).
 
   ``arg``: None for the full experiment, 'quick' for the quick form.
   """
   if arg not in (None, '', 'quick'):
-    raise ValueError(f"experiment config argument {arg!r}: use none or 'quick'.")
+    raise ValueError(f"experiment config argument {arg!r}: use none (the full experiment, "
+                     "e.g. exp_main.py) or 'quick' (the smoke form, e.g. exp_main.py:quick).")
   quick = arg == 'quick'
   c = ml_collections.ConfigDict()
   c.experiment = name
@@ -68,4 +91,5 @@ def experiment_config(name: str, arg: str | None) -> ml_collections.ConfigDict:
   c.seeds = QUICK_SEEDS if quick else SEEDS
   c.train_fraction = QUICK_TRAIN_FRACTION if quick else 1.0
   c.base = base_config(quick)
+  c.cache_dir = DEFAULT_CACHE_DIR
   return c

@@ -1,10 +1,19 @@
-# COMMAND: python experiments/run_experiments.py --config experiments/configs/exp_main.py --out experiments/results
+# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir experiments/results
 """Main table (METHOD §6-§7): every method on both embedded real streams, 3 seeds.
 
 Mean ± std over seeds of final average accuracy, average incremental accuracy,
 forgetting, BWT, FWT and replay memory in bytes; accuracy-matrix heatmaps and accuracy
 after each task per stream. ``er_1x`` / ``er_10x``: ER-VLM at 1x / 10x the bytes of the
 Auto-Seed VL2 memory of the same stream and seed (see exp_common.py).
+
+Writes ``<workdir>/main/``: main.json, main.csv (one row per stream and method),
+main_runs.csv (one row per run), main.md, heatmaps_<stream>.png and
+accuracy_after_each_task_<stream>.png; and ``<workdir>/claims.{json,md}``,
+``<workdir>/suite.json``. ``exp_main.py:quick``: the smoke form (4 methods, 1 seed, 10% of
+animals-ci, tiny steps; a few minutes on 2 cores).
+
+Fields (besides those of exp_common.py):
+  methods   method labels of exp_common.METHOD_VARIANTS, one table row each
 """
 
 from experiments.configs.exp_common import experiment_config
