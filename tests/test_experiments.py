@@ -1,15 +1,21 @@
-"""The experiment suite (experiments/run_experiments.py) in its --quick form, and the README
-results section built from its files (experiments/update_readme.py).
+"""The experiment suite in its quick form, run as a user would through the one entry point
+(``python -m autoseed_jax.main --config experiments/configs/experiments.py:quick``), its
+own command line (experiments/run_experiments.py), and the README results section built
+from its files (experiments/update_readme.py).
 
 The quick form runs every experiment on 10% of animals-ci with tiny steps and one seed;
-these tests check that each output file is written with the expected columns and that
-the README section is rebuilt from them — not the numbers.
+these tests check that each output file is written with the expected columns and numbers
+and that the README section is rebuilt from them — not the values of the numbers.
 """
 
 import csv
 import json
+import math
 import os
 import pathlib
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -31,13 +37,20 @@ EXPECTED = {
 RUN_COLUMNS = ['stream', 'method', 'seed', 'final_avg_acc', 'fwt', 'memory_bytes', 'error']
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
+  """The quick suite through ``autoseed_jax.main``; (root, suite.json, stdout)."""
   root = tmp_path_factory.mktemp('experiments')
-  paths = [str(run_experiments.CONFIG_DIR / f'exp_{n}.py') for n in run_experiments.EXPERIMENTS]
-  info = run_experiments.run(paths, root / 'results', quick=True, cache_dir=root / 'cache',
-                             log=lambda line: None)
-  return root, info
+  cmd = [sys.executable, '-m', 'autoseed_jax.main',
+         '--config', 'experiments/configs/experiments.py:quick',
+         '--workdir', str(root / 'results'), f'--config.cache_dir={root / "cache"}']
+  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  info = json.loads((root / 'results' / 'suite.json').read_text())
+  return root, info, proc.stdout
 
 
 def read_csv(path):
@@ -50,7 +63,7 @@ def read_csv(path):
 
 @pytest.mark.parametrize('name', run_experiments.EXPERIMENTS)
 def test_each_experiment_writes_json_csv_markdown_and_plots(quick, name):
-  root, _ = quick
+  root, _, _ = quick
   directory = root / 'results' / name
   header, rows = read_csv(directory / f'{name}.csv')
   assert set(EXPECTED[name]) <= set(header), sorted(set(EXPECTED[name]) - set(header))
@@ -68,10 +81,13 @@ def test_each_experiment_writes_json_csv_markdown_and_plots(quick, name):
     header, runs = read_csv(directory / f'{name}_runs.csv')
     assert set(RUN_COLUMNS) <= set(header)
     assert runs and all(r['error'] == '' for r in runs), [r['error'] for r in runs]
+    for row in rows + runs:  # every run finished with an accuracy in [0, 100]
+      acc = float(row.get('final_avg_acc_mean') or row['final_avg_acc'])
+      assert math.isfinite(acc) and 0.0 <= acc <= 100.0, row
 
 
 def test_main_table_has_every_quick_method_and_er_matches_the_seed_memory(quick):
-  root, _ = quick
+  root, _, _ = quick
   _, rows = read_csv(root / 'results' / 'main' / 'main.csv')
   methods = [r['method'] for r in rows]
   assert methods == list(run_experiments.load_experiment_config(
@@ -83,22 +99,47 @@ def test_main_table_has_every_quick_method_and_er_matches_the_seed_memory(quick)
 
 
 def test_claims_and_suite_record(quick):
-  root, info = quick
+  root, info, _ = quick
   claims = json.loads((root / 'results' / 'claims.json').read_text())
   assert len(claims) >= 5
   assert all(c['verdict'] in ('holds', 'does not hold', 'partly', 'not measured')
              for c in claims)
   assert '| paper claim |' in (root / 'results' / 'claims.md').read_text()
-  saved = json.loads((root / 'results' / 'suite.json').read_text())
-  assert saved['quick'] and saved['experiments'] == list(run_experiments.EXPERIMENTS)
-  assert saved['runs_executed'] == info['runs_executed'] > 0
+  assert info['quick'] and info['experiments'] == list(run_experiments.EXPERIMENTS)
+  assert info['command'].startswith('python -m autoseed_jax.main --config '
+                                    'experiments/configs/experiments.py:quick')
   # Runs shared between experiments ran once: quick main has 4 runs, quick ablation adds
   # one switched row, memory one larger ER budget; seeds and fwt reuse main's runs.
   assert info['runs_executed'] == 6
 
 
+def test_main_prints_each_table_and_the_claims(quick):
+  root, info, stdout = quick
+  for name in run_experiments.EXPERIMENTS:
+    record = json.loads((root / 'results' / name / f'{name}.json').read_text())
+    assert record['tables'][0]['markdown'] in stdout, name
+    assert re.search(rf'\n{name}: \d+ s; wrote \d+ files into '
+                     rf'{re.escape(str(root / "results" / name))}\n', stdout), name
+  assert '| paper claim |' in stdout
+  assert f'({info["runs_executed"]} runs executed, 0 read from the cache)' in stdout
+
+
+def test_experiments_script_reads_the_runs_of_main_back_from_the_cache(quick, tmp_path):
+  """run_experiments.py's own command line on the same cache: fwt reuses main's runs."""
+  root, _, _ = quick
+  code = run_experiments.main(['--out', str(tmp_path), '--quick', '--cache', str(root / 'cache'),
+                               '--config', str(run_experiments.CONFIG_DIR / 'exp_fwt.py')])
+  assert code == 0
+  saved = json.loads((tmp_path / 'suite.json').read_text())
+  assert saved['experiments'] == ['fwt'] and saved['runs_executed'] == 0
+  assert saved['runs_from_cache'] == 4  # the quick main table's four runs
+  _, rows = read_csv(tmp_path / 'fwt' / 'fwt.csv')
+  _, expected = read_csv(root / 'results' / 'fwt' / 'fwt.csv')
+  assert rows == expected
+
+
 def test_cached_runs_are_read_back_not_rerun(quick):
-  root, _ = quick
+  root, _, _ = quick
   cached = suite.Suite(root / 'cache', out=lambda line: None)
   config = suite.run_config(base_config(quick=True), method='zeroshot', seed=0)
   record = cached.run('animals-ci', config, label='zeroshot', train_fraction=0.1)
@@ -109,7 +150,7 @@ def test_cached_runs_are_read_back_not_rerun(quick):
 
 
 def test_readme_section_is_rebuilt_from_the_files(quick, tmp_path):
-  root, _ = quick
+  root, _, _ = quick
   readme = tmp_path / 'README.md'
   readme.write_text('# project\n\nintro\n')
   first = update_readme.update_readme(readme, root / 'results')
