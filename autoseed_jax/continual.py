@@ -217,6 +217,34 @@ def _adapter_embed(context: Context, adapter_params: Callable | None) -> Callabl
       adapter_params(params), image_z, text_z)
 
 
+class _ConsolidateWithConstants:
+  """``(state, task) -> (state, info)``: the compiled ``consolidate(state, task, constants)``
+  called with the method's run constants for ``state.key`` (``Method.constants``),
+  computed on first use and kept for the latest key only (a learner reused across seeds
+  recomputes them once per seed)."""
+
+  def __init__(self, compiled: Callable, make_constants: Callable | None):
+    self._compiled, self._make = compiled, make_constants
+    self._cache = {}
+
+  def constants_for(self, state: ContinualState):
+    """The run constants of ``state.key`` (None for a method without any)."""
+    if self._make is None:
+      return None
+    key_id = parallel.to_host(jax.random.key_data(state.key)).tobytes()
+    if key_id not in self._cache:
+      self._cache.clear()  # free the previous key's constants before making new ones
+      self._cache[key_id] = self._make(state.key, state.params)
+    return self._cache[key_id]
+
+  def __call__(self, state: ContinualState, task: Task):
+    return self._compiled(state, task, self.constants_for(state))
+
+  def lower(self, state: ContinualState, task: Task):
+    """The jit-mode step lowered for these arguments (ahead-of-time compilation)."""
+    return self._compiled.lower(state, task, self.constants_for(state))
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the field and a fix for engine values that cannot run."""
   for field in ('steps_per_task', 'steps_per_chunk', 'batch_size'):
@@ -239,7 +267,8 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
           f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
           '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
   context = Context(config=config, adapter=adapter, num_classes=num_classes, dim=dim,
-                    num_tasks=num_tasks, parallelism=par, class_names=tuple(stream.class_names))
+                    num_tasks=num_tasks, parallelism=par, class_names=tuple(stream.class_names),
+                    train_rows=int(task.train_x.shape[0]))
   method = get_method(config.method, context)
   embed = method.embed or _adapter_embed(context, method.adapter_params)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
@@ -325,8 +354,10 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     return state.replace(acc_matrix=state.acc_matrix.at[state.tasks_done].set(row),
                          prev_params=state.params, tasks_done=state.tasks_done + 1)
 
-  def consolidate(state: ContinualState, task: Task, *, axis_name=None):
-    return method.consolidate(state, task, axis_name=axis_name)
+  def consolidate(state: ContinualState, task: Task, constants, *, axis_name=None):
+    if method.constants is None:
+      return method.consolidate(state, task, axis_name=axis_name)
+    return method.consolidate(state, task, constants=constants, axis_name=axis_name)
 
   return Learner(
       method=method,
@@ -335,8 +366,9 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       adapt=(parallel.compile_step(adapt, par, static_argnums=2, donate_argnums=0,
                                    pmap_argnums=(0, 1))
              if method.trains else None),
-      consolidate=(parallel.compile_step(consolidate, par, donate_argnums=0,
-                                         pmap_argnums=(0, 1))
+      consolidate=(_ConsolidateWithConstants(
+          parallel.compile_step(consolidate, par, donate_argnums=0, pmap_argnums=(0, 1, 2)),
+          method.constants and jax.jit(method.constants, out_shardings=par.replicated))
                    if method.consolidate is not None else None),
       end_task=jax.jit(end_task, donate_argnums=0),
       steps_per_task=config.steps_per_task,

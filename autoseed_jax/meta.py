@@ -2,9 +2,11 @@
 
 * ``sketch`` / ``task_gradient_condition``: per-class gradients of the task loss,
   flattened and projected by a fixed seeded Gaussian matrix R [m, P]:
-  ``u_c = R g_c / ‖R g_c‖``. R is never stored: each parameter leaf's block of R is
-  regenerated from ``fold_in(sketch_key, leaf_index)``, so the same key always gives
-  the same R (the sketch is deterministic) and P can be large.
+  ``u_c = R g_c / ‖R g_c‖``. Each parameter leaf's block of R is drawn from
+  ``fold_in(sketch_key, leaf_index)``, so the same key always gives the same R (the
+  sketch is deterministic). ``sketch_blocks`` draws R once (m·P float32: 202 MB for the
+  default adapters) so that a run can keep it between seed updates; without it, R is
+  regenerated on every call (drawing its m·P Gaussians costs far more than applying it).
 * ``unrolled_inner_loop``: θ' = θ₀ − α ∇ L_inner(θ₀) repeated n times with ``lax.scan``;
   differentiable with respect to anything ``L_inner`` closes over (the generator).
 * ``meta_update``: M optax steps on φ of an outer loss that runs the inner loop.
@@ -19,23 +21,42 @@ import jax.numpy as jnp
 import optax
 
 
-def sketch(tree, key: jax.Array, sketch_dim: int) -> jax.Array:
+def sketch_blocks(tree, key: jax.Array, sketch_dim: int) -> tuple[jax.Array, ...]:
+  """The blocks of the Gaussian R [sketch_dim, P] for ``tree``'s leaves (shapes only).
+
+  Returns:
+    one [sketch_dim, leaf size] float32 block per leaf, in ``jax.tree.leaves`` order.
+  """
+  return tuple(jax.random.normal(jax.random.fold_in(key, i), (sketch_dim, leaf.size))
+               for i, leaf in enumerate(jax.tree.leaves(tree)))
+
+
+def sketch(tree, key: jax.Array | None, sketch_dim: int,
+           blocks: tuple[jax.Array, ...] | None = None) -> jax.Array:
   """R · flatten(tree) for a fixed Gaussian R [sketch_dim, P] derived from ``key``.
+
+  Args:
+    blocks: R from ``sketch_blocks(tree, key, sketch_dim)``, drawn earlier; when None,
+      R is drawn here from ``key``.
 
   Returns:
     [sketch_dim] float32 (not normalised).
   """
   leaves = jax.tree.leaves(tree)
+  if blocks is None:
+    blocks = sketch_blocks(tree, key, sketch_dim)
+  if len(blocks) != len(leaves):
+    raise ValueError(f'sketch: {len(blocks)} blocks of R for {len(leaves)} parameter leaves; '
+                     'draw them with sketch_blocks on the same parameter tree.')
   total = jnp.zeros((sketch_dim,), jnp.float32)
-  for i, leaf in enumerate(leaves):
-    flat = leaf.reshape(-1).astype(jnp.float32)
-    block = jax.random.normal(jax.random.fold_in(key, i), (sketch_dim, flat.shape[0]))
-    total = total + block @ flat
+  for leaf, block in zip(leaves, blocks):
+    total = total + block @ leaf.reshape(-1).astype(jnp.float32)
   return total / jnp.sqrt(float(sketch_dim))
 
 
 def task_gradient_condition(per_class_loss: Callable, params, class_weights: jax.Array, *,
-                            sketch_key: jax.Array, sketch_dim: int = 128) -> jax.Array:
+                            sketch_key: jax.Array | None, sketch_dim: int = 128,
+                            blocks: tuple[jax.Array, ...] | None = None) -> jax.Array:
   """Sketched, normalised per-class task gradients u_c (METHOD §4.3a).
 
   Args:
@@ -45,15 +66,17 @@ def task_gradient_condition(per_class_loss: Callable, params, class_weights: jax
     class_weights: [n, N] float/bool, one row of example weights per class.
     sketch_key: fixes R; use the same key for the whole run.
     sketch_dim: m.
+    blocks: R drawn once with ``sketch_blocks(params, sketch_key, sketch_dim)``; when
+      None it is drawn here (same values, more time).
 
   Returns:
     [n, m] unit-norm conditions (a zero row for a class without examples).
   """
   grads = jax.vmap(jax.grad(per_class_loss), in_axes=(None, 0))(
       params, class_weights.astype(jnp.float32))
-  # R does not depend on the class, so under vmap each block of R is drawn once and
-  # applied to all classes as one matrix product.
-  r = jax.vmap(lambda g: sketch(g, sketch_key, sketch_dim))(grads)
+  if blocks is None:  # drawn once here and applied to all classes as one matrix product
+    blocks = sketch_blocks(params, sketch_key, sketch_dim)
+  r = jax.vmap(lambda g: sketch(g, None, sketch_dim, blocks))(grads)
   return r / jnp.maximum(jnp.linalg.norm(r, axis=-1, keepdims=True), 1e-12)
 
 

@@ -52,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from autoseed_jax import continual, profiling  # noqa: E402
+from autoseed_jax import continual, meta, profiling  # noqa: E402
 from autoseed_jax.reporting import write_json  # noqa: E402
 from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
 from experiments.configs.common import method_config  # noqa: E402
@@ -455,7 +455,22 @@ def meta_update_section(preset: Preset, learners: Learners, stream, main_config,
                                / preset.meta_steps,
   } for i in preset.inner_steps]
   share = [p['consolidate_s'] / p['total_s'] for p in phases]
+
+  # The sketch matrix R, drawn once per run (sketch_cache) rather than per seed update.
+  draw = jax.jit(lambda key, params: meta.sketch_blocks(params, key, main_config.sketch_dim))
+  jax.block_until_ready(draw(final_state.key, final_state.params))
+  draw_times = []
+  for _ in range(3):
+    start = time.perf_counter()
+    blocks = jax.block_until_ready(draw(final_state.key, final_state.params))
+    draw_times.append(time.perf_counter() - start)
   return {
+      'sketch_matrix': {
+          'draw_once_s': float(np.median(draw_times)), 'times_s': draw_times,
+          'bytes': int(sum(b.nbytes for b in blocks)),
+          'shape': [main_config.sketch_dim, int(sum(b.shape[1] for b in blocks))],
+          'kept_between_seed_updates': bool(main_config.sketch_cache),
+      },
       'points': points,
       'variants': {name: {'overrides': variants[name], 'median_s': median[name],
                           'times_s': p['times'], 'compile_s': p['compile_s']}
@@ -895,6 +910,11 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
                  f"{1e3 * parts['without_meta_update']:,.0f} ms = "
                  f"{1e3 * parts['task_gradient_condition']:,.0f} ms + "
                  f"{1e3 * parts['rest (generate, score, select, prune)']:,.0f} ms"))
+    r = mu['sketch_matrix']
+    rows.append(('meta-update', 'sketch matrix R, drawn once per run' if
+                 r['kept_between_seed_updates'] else 'sketch matrix R, drawn every seed update',
+                 f"{1e3 * r['draw_once_s']:,.0f} ms, {r['shape'][0]} x {r['shape'][1]:,}, "
+                 f"{r['bytes'] / 2**20:,.0f} MiB"))
     share = mu['seed_update_share']
     if share['median_fraction'] is not None:
       rows.append(('meta-update', 'seed update / task time (default config)',

@@ -22,6 +22,7 @@ from autoseed_jax import continual, parallel, tasks
 from autoseed_jax.adapters import VLAdapter, adapted, init_adapter
 from autoseed_jax.losses import class_logits
 from autoseed_jax.methods import base
+from autoseed_jax.methods.joint import rows_per_task
 from autoseed_jax.methods.er import (bytes_matching_seed_memory, init_buffer, memory_examples,
                                      reservoir_insert, sample_buffer)
 from autoseed_jax.methods.ewc import ewc, fisher_diagonal
@@ -48,7 +49,6 @@ def small_config(method, stream, **overrides):
   c.steps_per_task = STEPS
   c.steps_per_chunk = STEPS
   c.adapter_hidden = 64
-  c.joint_buffer_rows = int(stream.tasks[0].train_x.shape[0])
   c.dgr_vae_steps = 200
   c.dgr_hidden = 128
   c.ewc_weight = 1e6  # softer than the default, so the last task is learned with margin
@@ -315,11 +315,22 @@ def test_later_tasks_compile_nothing(results):
     assert result.later_compilations == 0, (method, result.later_compilations)
 
 
+def test_joint_takes_rows_per_task_from_the_engine_or_the_config(stream):
+  rows = int(stream.tasks[0].train_x.shape[0])
+  hand_made = base.Context(config=small_config('joint', stream), adapter=VLAdapter(),
+                      num_classes=stream.num_classes, dim=stream.dim,
+                      num_tasks=stream.num_tasks, parallelism=None)
+  with pytest.raises(ValueError, match='joint_buffer_rows'):
+    rows_per_task(hand_made)
+  assert rows_per_task(dataclasses.replace(hand_made, train_rows=rows)) == rows
+  hand_made.config.joint_buffer_rows = 7
+  assert rows_per_task(hand_made) == 7
+
+
 def test_bad_baseline_configs_are_named(stream):
   for method, field, value, match in [
       ('er', 'er_memory_examples', -1, 'er_memory_examples=-1'),
       ('er', 'er_batch_size', 0, 'er_batch_size=0'),
-      ('joint', 'joint_buffer_rows', 0, 'joint_buffer_rows'),
       ('lwf', 'lwf_temperature', 0.0, 'lwf_temperature=0.0'),
       ('ewc', 'ewc_decay', 2.0, 'ewc_decay=2.0'),
       ('dgr', 'dgr_vae_steps', 0, 'dgr_vae_steps=0'),

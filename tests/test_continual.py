@@ -101,6 +101,16 @@ def test_later_tasks_compile_nothing_and_runs_are_bit_identical(stream):
   assert not np.array_equal(np.asarray(state.memory.v), np.asarray(other.state.memory.v))
 
 
+def test_kept_sketch_matrix_gives_the_same_seeds_as_redrawing_it(stream):
+  kept = small_config('autoseed', steps_per_task=20, steps_per_chunk=20, meta_steps=2)
+  redrawn = small_config('autoseed', steps_per_task=20, steps_per_chunk=20, meta_steps=2,
+                         sketch_cache=False)
+  a, b = continual.run_sequence(kept, stream), continual.run_sequence(redrawn, stream)
+  np.testing.assert_allclose(a.acc_matrix, b.acc_matrix, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(a.state.memory.v), np.asarray(b.state.memory.v),
+                             atol=1e-4)
+
+
 def test_no_meta_update_leaves_the_generator_at_its_initialisation(stream):
   config = small_config('autoseed', steps_per_task=20, steps_per_chunk=20,
                         seed_source='generator_no_meta')

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import optax
 
 from autoseed_jax import meta
@@ -54,6 +55,14 @@ def test_task_gradient_condition_unit_rows_and_matches_manual():
   u2 = jax.jit(lambda p: meta.task_gradient_condition(
       loss, p, weights, sketch_key=key, sketch_dim=8))(params)
   np.testing.assert_allclose(u, u2, rtol=1e-5, atol=1e-6)
+  # R drawn once (sketch_blocks) and passed in gives the same conditions.
+  blocks = meta.sketch_blocks(params, key, 8)
+  assert [b.shape for b in blocks] == [(8, x.size) for x in jax.tree.leaves(params)]
+  u3 = meta.task_gradient_condition(loss, params, weights, sketch_key=None, sketch_dim=8,
+                                    blocks=blocks)
+  np.testing.assert_allclose(u, u3, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='blocks of R'):
+    meta.sketch(params, None, 8, blocks[:1])
 
 
 def test_unrolled_inner_loop_equals_a_python_loop():

@@ -113,10 +113,16 @@ def autoseed(context: Context) -> Method:
       total = total + config.consistency_weight * terms['consistency']
     return total, terms
 
-  def consolidate(state, task, *, axis_name=None):
+  def sketch_matrix(key, params):
+    """R [m, P] as per-leaf blocks (``meta.sketch_blocks``), drawn once per run key."""
+    return meta.sketch_blocks(params, jax.random.fold_in(key, _SKETCH_TAG),
+                              config.sketch_dim)
+
+  def consolidate(state, task, *, constants=None, axis_name=None):
     """The seed update of METHOD §4.3 for ``task``; returns (state, info).
 
-    Under pmap (``axis_name``) the meta-update is data-parallel over the held-out set
+    ``constants``: R from ``sketch_matrix`` when ``sketch_cache`` is on (else None: R is
+    drawn inside the update). Under pmap (``axis_name``) the meta-update is data-parallel over the held-out set
     (each device scores its rows of D_t^val); the rest is computed on every device.
     """
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
@@ -152,7 +158,8 @@ def autoseed(context: Context) -> Method:
     if config.seed_source != 'random':
       condition = meta.task_gradient_condition(
           lambda p, wts: task_loss_on(p, task.train_x, task.train_y, wts),
-          state.params, train_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim)
+          state.params, train_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim,
+          blocks=constants)
 
     # (c) meta-update of φ through an unrolled inner loop from θ_{t-1}.
     gen_params, gen_opt_state = state.gen_params, state.gen_opt_state
@@ -217,4 +224,6 @@ def autoseed(context: Context) -> Method:
 
   return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
                 consolidate=consolidate, consolidate_name='seed update',
+                constants=(sketch_matrix if config.sketch_cache
+                           and config.seed_source != 'random' else None),
                 memory_bytes=lambda state: int(parallel.to_host(seeds.nbytes(state.memory))))

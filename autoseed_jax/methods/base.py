@@ -12,6 +12,10 @@ the metrics. A method only says what differs:
   online adaptation (seed update, buffer insertion, Fisher estimation), compiled like
   the adaptation steps (``axis_name`` is ``'data'`` under pmap, else None; a method may
   ignore it and compute replicated);
+* ``constants(key, θ) -> pytree``: arrays ``consolidate`` needs that depend only on the
+  run key and θ's shapes (Auto-Seed's sketch matrix R). The engine computes them once
+  per run key, keeps them out of the (checkpointed) state and passes them to
+  ``consolidate`` as ``constants=``; a resumed run recomputes the same values;
 * ``eval_logits(params, extras, image_z, class_text, class_mask) -> [N, C]``: replaces
   the engine's evaluation logits (hypernetwork CL's task inference over stored task
   models);
@@ -57,6 +61,7 @@ class Context:
   num_tasks: int
   parallelism: Parallelism
   class_names: tuple[str, ...] = ()
+  train_rows: int = 0  # N, the padded training rows of every task of the stream
 
   def embed(self, params, image_z=None, text_z=None):
     """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""
@@ -85,6 +90,7 @@ class Method:
   extra_loss: Callable | None = None
   consolidate: Callable | None = None
   consolidate_name: str = 'consolidate'
+  constants: Callable | None = None
   memory_bytes: Callable[[Any], int] = lambda state: 0
   init_params: Callable | None = None
   adapter_params: Callable | None = None

@@ -18,8 +18,8 @@ much as an average earlier task (the hooks do not see the current task's size be
 is learned). The union is sampled without changing the engine's batch, so no engine hook
 is needed.
 
-The buffer size needs N: the engine passes it as ``context.train_rows`` when it has that
-field, otherwise the config field ``joint_buffer_rows`` (rows per task) must be set.
+The buffer size needs N: the engine passes it as ``context.train_rows``; a ``Context``
+built by hand without it (0) must set the config field ``joint_buffer_rows`` instead.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def defaults() -> dict:
   """Joint-training hyperparameters and their defaults (config fields of the same names)."""
   return dict(
       joint_batch_size=64,    # rows drawn from earlier tasks' data per step
-      joint_buffer_rows=0,    # rows per task of the buffer when the engine does not pass them
+      joint_buffer_rows=0,    # rows per task of the buffer for a Context without train_rows
   )
 
 
@@ -45,7 +45,7 @@ def settings(config) -> dict:
 
 def rows_per_task(context: Context) -> int:
   """N, the stream's padded training rows per task (engine field, else the config's)."""
-  rows = getattr(context, 'train_rows', None) or settings(context.config)['joint_buffer_rows']
+  rows = context.train_rows or settings(context.config)['joint_buffer_rows']
   if rows <= 0:
     raise ValueError(
         'invalid config: joint training needs the rows per task of the stream; set '
