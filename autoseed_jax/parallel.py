@@ -137,10 +137,13 @@ def _global_array(x, sharding: NamedSharding):
 
 def place_rows_sharded(tree, parallelism: Parallelism, *, row_fields: tuple[str, ...]):
   """Puts a dataclass pytree (Task / EvalSet) on the mesh: ``row_fields`` sharded along
-  their first axis when it divides evenly, everything else replicated."""
+  their first axis when it divides evenly, everything else replicated. A field that is
+  None (e.g. a Task without ``train_pixels``) stays None."""
   fields = {}
   for f in dataclasses.fields(tree):
     value = getattr(tree, f.name)
+    if value is None:
+      continue
     shardable = (f.name in row_fields and parallelism.mode == 'jit'
                  and np.shape(value)[0] % parallelism.num_shards == 0)
     fields[f.name] = _global_array(value, parallelism.rows if shardable

@@ -8,6 +8,11 @@ are real), so every task has the same shapes and the jitted steps compile once.
 checking the input first (empty tasks, one-class tasks, labels out of range, wrong
 embedding dims, NaN/Inf) and holding out a stratified validation split of each task's
 training data (``val_fraction``, 5% by default; METHOD §4.2, used by the seed update).
+
+A stream may also carry each task's training images on the frozen image tower's input
+grid (``train_pixels``, for replay in pixel space: method ``dgr_pixel``); they follow
+their embedding rows through the validation split and the padding. Streams without images
+keep ``train_pixels=None``, which adds no leaf to the pytree.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ class Task:
     val_x: [Nv, d] held-out image embeddings D_t^val (seed update only).
     val_y: [Nv] int32.
     val_count: [] int32.
+    train_pixels: [N, H, W, C] float32 training images on the image tower's input grid
+      (e.g. [N, 32, 32, 1] in [-1, 1], ``models.image_encoder.preprocess_images``), row i
+      the image whose embedding is train_x[i], padding rows zero; None when the stream
+      has no images (then the field adds no leaf to the pytree).
   """
 
   index: jax.Array
@@ -45,6 +54,7 @@ class Task:
   val_x: jax.Array
   val_y: jax.Array
   val_count: jax.Array
+  train_pixels: jax.Array | None = None
 
 
 @flax.struct.dataclass
@@ -124,6 +134,31 @@ def _check_labels(y, what: str, num_classes: int, n: int) -> np.ndarray:
   return y.astype(np.int32)
 
 
+def _check_pixels(pixels, what: str, num_rows: int, image_shape) -> np.ndarray:
+  """pixels: [n, H, W, C] images of a task's n training rows -> float32, or ValueError."""
+  pixels = np.asarray(pixels)
+  if pixels.ndim != 4 or (image_shape is not None and pixels.shape[1:] != image_shape):
+    want = 'H, W, C' if image_shape is None else ', '.join(map(str, image_shape))
+    raise ValueError(
+        f'{what}: train_pixels must have shape [N, {want}] (one image per training row, '
+        f'the same grid in every task), got {pixels.shape}. Preprocess every image onto the '
+        'image tower\'s input grid (models.image_encoder.preprocess_images).')
+  if pixels.shape[0] != num_rows:
+    raise ValueError(
+        f'{what}: {pixels.shape[0]} train_pixels rows for {num_rows} training embeddings; '
+        'row i of train_pixels must be the image whose embedding is row i of the training '
+        'data. Pass the images in the order they were embedded.')
+  if pixels.dtype.kind not in 'biuf':
+    raise ValueError(f'{what}: train_pixels must be real numbers, got dtype {pixels.dtype}.')
+  pixels = pixels.astype(np.float32)
+  bad = np.flatnonzero(~np.isfinite(pixels.reshape(num_rows, -1)).all(axis=1))
+  if bad.size:
+    raise ValueError(
+        f'{what}: {bad.size} train_pixels image(s) contain NaN or Inf, first at index '
+        f'{bad[0]}. Check the image preprocessing.')
+  return pixels
+
+
 def split_validation(y: np.ndarray, fraction: float, rng: np.random.Generator):
   """Stratified hold-out: at least one example per class when the class has >= 2.
 
@@ -150,7 +185,8 @@ def _pad(a: np.ndarray, n: int, fill=0):
 def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
                  test: Sequence[tuple[np.ndarray, np.ndarray]], class_text: np.ndarray,
                  class_names: Sequence[str], val_fraction: float = 0.05, seed: int = 0,
-                 description: str = '', pad_multiple: int = 8) -> TaskStream:
+                 description: str = '', pad_multiple: int = 8,
+                 train_pixels: Sequence[np.ndarray] | None = None) -> TaskStream:
   """Validates per-task arrays and packs them into a fixed-shape ``TaskStream``.
 
   Args:
@@ -164,11 +200,15 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
     description: one line shown with results.
     pad_multiple: per-task row counts are padded up to a multiple of this, so the rows
       split evenly over that many data-parallel devices (or any divisor of it).
+    train_pixels: optional, per task the images of its training rows, [n_t, H, W, C] on
+      the image tower's input grid, row i the image of train[t][0][i]. They follow their
+      rows through the validation split (the validation rows' images are dropped) and
+      the padding (zero images) into ``Task.train_pixels``. None: tasks without images.
 
   Raises:
     ValueError naming the task, index and fix for: no tasks, train/test count mismatch,
     an empty task, a task with one class, labels out of range, wrong embedding dims,
-    NaN/Inf embeddings.
+    NaN/Inf embeddings, train_pixels not one image per training row (or NaN/Inf).
   """
   class_text = np.asarray(class_text, np.float32)
   if class_text.ndim != 2:
@@ -183,9 +223,12 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
     raise ValueError(f'stream {name!r}: {len(train)} training tasks but {len(test)} test tasks.')
   if not 0.0 <= val_fraction < 1.0:
     raise ValueError(f'val_fraction must be in [0, 1), got {val_fraction}.')
+  if train_pixels is not None and len(train_pixels) != len(train):
+    raise ValueError(f'stream {name!r}: train_pixels has {len(train_pixels)} tasks but train '
+                     f'has {len(train)}; give one image array per task (or none at all).')
 
   rng = np.random.default_rng(seed)
-  parts = []
+  parts, pixel_parts, image_shape = [], [], None
   for t, ((x, y), (tx, ty)) in enumerate(zip(train, test)):
     what = f'task {t} of stream {name!r}'
     x = _check_embeddings(x, f'{what} (train)', dim)
@@ -204,8 +247,13 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
     extra = np.setdiff1d(np.unique(ty), classes)
     if extra.size:
       raise ValueError(f'{what}: test labels {extra.tolist()} do not occur in its training data.')
+    if train_pixels is not None:
+      pixels = _check_pixels(train_pixels[t], what, x.shape[0], image_shape)
+      image_shape = pixels.shape[1:]
     tr_idx, va_idx = split_validation(y, val_fraction, rng)
     parts.append((classes, x[tr_idx], y[tr_idx], x[va_idx], y[va_idx], tx, ty))
+    if train_pixels is not None:
+      pixel_parts.append(pixels[tr_idx])
 
   def padded(n):
     return -(-max(n, 1) // pad_multiple) * pad_multiple
@@ -223,6 +271,7 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
         class_text=class_text[np.maximum(padded_classes, 0)] * (padded_classes >= 0)[:, None],
         train_x=_pad(x, n_tr), train_y=_pad(y, n_tr), train_count=np.int32(x.shape[0]),
         val_x=_pad(vx, n_va), val_y=_pad(vy, n_va), val_count=np.int32(vx.shape[0]),
+        train_pixels=_pad(pixel_parts[t], n_tr) if pixel_parts else None,
     ))
   class_mask = np.zeros((len(parts), num_classes), bool)
   for t, p in enumerate(parts):
