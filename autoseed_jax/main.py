@@ -60,15 +60,19 @@ import jax
 from autoseed_jax import parallel, report, reporting, runner
 from autoseed_jax.checkpoint import CheckpointError
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Path to a Python config file (experiments/configs/*.py); '
-    '`file.py:quick` passes an argument to its get_config. Fields are documented in the '
-    'file and in experiments/configs/common.py; override one with --config.<field>=value.',
-    lock_config=True)
-_WORKDIR = flags.DEFINE_string(
-    'workdir', None, 'Directory for logs, results, plots and checkpoints (experiment '
-    'configs: the results directory); rerunning the same command on it resumes the run.')
-flags.mark_flags_as_required(['config', 'workdir'])
+
+def define_flags() -> None:
+  """Defines --config and --workdir; called when this module is the program, so that
+  importing it (``report`` does, for ``load_stream``) defines no flags."""
+  config_flags.DEFINE_config_file(
+      'config', None, 'Path to a Python config file (experiments/configs/*.py); '
+      '`file.py:quick` passes an argument to its get_config. Fields are documented in the '
+      'file and in experiments/configs/common.py; override one with --config.<field>=value.',
+      lock_config=True)
+  flags.DEFINE_string(
+      'workdir', None, 'Directory for logs, results, plots and checkpoints (experiment '
+      'configs: the results directory); rerunning the same command on it resumes the run.')
+  flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def load_backbone(spec: str):
@@ -125,8 +129,8 @@ def run_experiment(config, workdir: str, *, argv: list[str]) -> dict:
 def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
-  config = _CONFIG.value
-  workdir = _WORKDIR.value
+  config = flags.FLAGS.config
+  workdir = flags.FLAGS.workdir
   if is_experiment_config(config):
     runner.prepare_workdir(workdir)
     run_experiment(config, workdir, argv=sys.argv)
@@ -192,7 +196,7 @@ def parse_flags(argv):
   try:
     argv = flags.FLAGS(argv)
     if flags.FLAGS['config'].present:
-      _CONFIG.value.keys()  # a config file that failed to load raises here
+      flags.FLAGS.config.keys()  # a config file that failed to load raises here
     return argv
   except ImportError as e:  # the config file imports a module that is not on the path
     print(f'error: bad command line: the config file failed to import: {e}\n'
@@ -212,4 +216,5 @@ def parse_flags(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(run_cli, flags_parser=parse_flags)

@@ -15,9 +15,10 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from autoseed_jax import plots, reporting
+
 
 def load_results(workdir: str) -> dict:
   """The run's results.json; a clear error if it is missing or unreadable."""
@@ -91,6 +92,8 @@ def write_report(workdir: str, results: dict, *, stream=None,
 
 def main(argv):
   del argv
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # hide orbax's and TFDS's INFO lines
   workdir = flags.FLAGS.workdir
   try:
     results = load_results(workdir)
@@ -103,7 +106,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  # Defined here, not at import: autoseed_jax.main (which imports this module) has its
-  # own --workdir flag.
+  # Defined here, not at import: autoseed_jax.main (which imports this module) defines
+  # its own --workdir flag when it is the program.
   flags.DEFINE_string('workdir', None, 'Work directory of a finished run.', required=True)
   app.run(main)
