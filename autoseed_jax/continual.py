@@ -117,9 +117,11 @@ class Learner:
     return self.method.name
 
   def put_task(self, task: Task) -> Task:
-    """Places a task on the mesh: example rows sharded over ``data`` (jit mode)."""
+    """Places a task on the mesh: example rows (and ``train_pixels``, when the stream has
+    images) sharded over ``data`` (jit mode)."""
     return parallel.place_rows_sharded(
-        task, self.parallelism, row_fields=('train_x', 'train_y', 'val_x', 'val_y'))
+        task, self.parallelism,
+        row_fields=('train_x', 'train_y', 'val_x', 'val_y', 'train_pixels'))
 
   def put_test(self, test: EvalSet) -> EvalSet:
     """Places the test sets on the mesh (replicated: they are evaluated per task)."""

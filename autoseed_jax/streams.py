@@ -25,6 +25,12 @@ points of forgetting), so more tasks are not needed for continual learning to ma
 `tasks.build_stream` then holds out `val_fraction` (5%) of each task's stream-train images per
 class as D_t^val. `train_fraction` < 1 keeps that share of each class's stream-train images
 (seeded, for quick runs) before the validation split.
+
+`pixels=True` also gives every task its training images (`Task.train_pixels`, for replay
+in pixel space, method `dgr_pixel`): the very images that were embedded, carried through
+the same subsample, task split and validation split as their embeddings and put on the
+LiT image tower's input grid (`models.image_encoder.preprocess_images`: [32, 32, 1]
+float32 in [-1, 1]). animals-ci's 6,840 training rows take 28 MB that way.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ import hashlib
 import os
 from typing import Callable
 
+import jax.numpy as jnp
 import numpy as np
 
 from autoseed_jax.data import embedding_cache, sources
 from autoseed_jax.models import backbone as backbone_lib
+from autoseed_jax.models import image_encoder
 from autoseed_jax.tasks import TaskStream, build_stream
 
 PRETRAIN_FRACTION = 0.1
@@ -168,9 +176,20 @@ def subsample_per_class(labels: np.ndarray, fraction: float, rng: np.random.Gene
     return np.sort(np.concatenate(kept))
 
 
+def tower_input_grid(images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """images: [N, H, W, 1 or 3] uint8 -> [N, 32, 32, 1] float32 in [-1, 1], the LiT image
+    tower's input (`image_encoder.preprocess_images`, in batches to bound memory)."""
+    images = image_encoder.check_images(images)
+    return np.concatenate(
+        [np.asarray(image_encoder.preprocess_images(jnp.asarray(images[start:start + batch_size])))
+         for start in range(0, len(images), batch_size)]
+        or [np.zeros((0, image_encoder.INPUT_SIZE, image_encoder.INPUT_SIZE, 1), np.float32)])
+
+
 @dataclasses.dataclass
 class _Embedded:
-    """A dataset's stream parts as embeddings: train/test [N, d] with labels, prompts [C, d]."""
+    """A dataset's stream parts as embeddings: train/test [N, d] with labels, prompts [C, d],
+    and (when asked for) train_pixels [N, 32, 32, 1], the images of the train rows."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -178,12 +197,14 @@ class _Embedded:
     test_y: np.ndarray
     class_text: np.ndarray
     class_names: list[str]
+    train_pixels: np.ndarray | None = None
 
 
 def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fraction: float,
-                   rng: np.random.Generator) -> _Embedded:
+                   rng: np.random.Generator, pixels: bool = False) -> _Embedded:
     parts = load_split_arrays(dataset, data_dir)
     keep = subsample_per_class(parts["train_y"], train_fraction, rng)
+    train_images = parts["train_x"][keep]
 
     def images(split: str, x: np.ndarray) -> np.ndarray:
         return embedding_cache.cached_embeddings(
@@ -191,7 +212,7 @@ def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fractio
             split=split, images=x, cache_dir=cache_dir)
 
     return _Embedded(
-        train_x=images("stream-train", parts["train_x"][keep]),
+        train_x=images("stream-train", train_images),
         train_y=parts["train_y"][keep],
         test_x=images("test", parts["test_x"]),
         test_y=parts["test_y"],
@@ -199,6 +220,7 @@ def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fractio
             backbone.encode_text, fingerprint=backbone.fingerprint, prompts=parts["prompts"],
             cache_dir=cache_dir),
         class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
+        train_pixels=tower_input_grid(train_images) if pixels else None,
     )
 
 
@@ -207,14 +229,25 @@ def _task_split(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.n
     return x[rows], y[rows]
 
 
+def _task_pixels(domain: _Embedded, classes) -> np.ndarray | None:
+    """The train_pixels rows of `_task_split(domain.train_x, domain.train_y, classes)`."""
+    if domain.train_pixels is None:
+        return None
+    return domain.train_pixels[np.isin(domain.train_y, np.asarray(classes))]
+
+
+def _stream_pixels(per_task: list) -> list | None:
+    return None if any(p is None for p in per_task) else per_task
+
+
 # ---------------------------------------------------------------------------------------------
 # The streams
 
 
-def _animals_ci(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction):
+def _animals_ci(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction, pixels):
     rng = np.random.default_rng(seed)
     animals = _embed_dataset(ANIMALS, backbone, data_dir=data_dir, cache_dir=cache_dir,
-                             train_fraction=train_fraction, rng=rng)
+                             train_fraction=train_fraction, rng=rng, pixels=pixels)
     order = np.asarray(ANIMALS_CI_CLASS_ORDER)
     task_classes = np.split(order, len(order) // ANIMALS_CI_CLASSES_PER_TASK)
     return build_stream(
@@ -222,13 +255,15 @@ def _animals_ci(backbone, *, data_dir, cache_dir, seed, val_fraction, train_frac
         train=[_task_split(animals.train_x, animals.train_y, c) for c in task_classes],
         test=[_task_split(animals.test_x, animals.test_y, c) for c in task_classes],
         class_text=animals.class_text, class_names=animals.class_names,
-        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-ci"].description)
+        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-ci"].description,
+        train_pixels=_stream_pixels([_task_pixels(animals, c) for c in task_classes]))
 
 
-def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction):
+def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction,
+                    pixels):
     rng = np.random.default_rng(seed)
     domains = [_embed_dataset(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
-                              train_fraction=train_fraction, rng=rng)
+                              train_fraction=train_fraction, rng=rng, pixels=pixels)
                for name in (ANIMALS, DIGITS)]
     train, test = [], []
     for offset, domain in zip((0, 10), domains):
@@ -238,7 +273,8 @@ def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_
         "animals-digits", train=train, test=test,
         class_text=np.concatenate([d.class_text for d in domains]),
         class_names=domains[0].class_names + domains[1].class_names,
-        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-digits"].description)
+        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-digits"].description,
+        train_pixels=_stream_pixels([d.train_pixels for d in domains]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,7 +310,8 @@ STREAMS: dict[str, StreamSpec] = {
 
 
 def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,
-               val_fraction: float = 0.05, train_fraction: float = 1.0) -> TaskStream:
+               val_fraction: float = 0.05, train_fraction: float = 1.0,
+               pixels: bool = False) -> TaskStream:
     """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
 
     backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
@@ -284,6 +321,9 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
     seed: seed of the validation split and of the `train_fraction` subsample.
     val_fraction: share of each task's training data held out as D_t^val.
     train_fraction: share of each class's stream-train images kept (1.0: all).
+    pixels: also give each task its training images (`Task.train_pixels` [N, 32, 32, 1]
+      float32 on the LiT image tower's input grid, row i the image of train_x[i]), which
+      method `dgr_pixel` replays through that tower. The embeddings are the same either way.
     """
     if name not in STREAMS:
         raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
@@ -299,5 +339,5 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
         cache_dir = embedding_cache.default_cache_dir()
     return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
                                seed=seed, val_fraction=val_fraction,
-                               train_fraction=train_fraction)
+                               train_fraction=train_fraction, pixels=bool(pixels))
 

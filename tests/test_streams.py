@@ -1,12 +1,14 @@
 """Tests for autoseed_jax.streams: the LiT pretraining split, the named real-data streams on
-cached embeddings of the committed offline backbone, and their errors."""
+cached embeddings of the committed offline backbone (with their training images when
+asked for), and their errors."""
 
+import jax
 import numpy as np
 import pytest
 
 from autoseed_jax import streams
 from autoseed_jax.data import builders
-from autoseed_jax.models import offline_backbone
+from autoseed_jax.models import image_encoder, offline_backbone
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +208,28 @@ def test_bad_arguments_raise(offline, data_dir, cache_dir):
     with pytest.raises(ValueError, match="Backbone"):
         streams.get_stream("animals-ci", backbone=object(), data_dir=data_dir,
                            cache_dir=cache_dir)
+
+
+def test_pixel_streams_carry_the_images_that_were_embedded(offline, data_dir, cache_dir):
+    """pixels=True: row i of train_pixels is the tower-grid image whose embedding is
+    train_x[i], through the subsample, task split, validation split and padding."""
+    tower = image_encoder.ImageTower(offline.tower_config)
+    encode = jax.jit(lambda pixels: image_encoder.l2_normalize(
+        tower.apply({"params": offline.tower_params}, pixels)))
+    for name in ("animals-ci", "animals-digits"):
+        kwargs = dict(backbone=offline, data_dir=data_dir, cache_dir=cache_dir,
+                      train_fraction=0.05)
+        plain = streams.get_stream(name, **kwargs)
+        with_pixels = streams.get_stream(name, pixels=True, **kwargs)
+        assert all(t.train_pixels is None for t in plain.tasks)
+        for task, same in zip(with_pixels.tasks, plain.tasks):
+            np.testing.assert_array_equal(task.train_x, same.train_x)
+            np.testing.assert_array_equal(task.val_x, same.val_x)
+            n = int(task.train_count)
+            pixels = np.asarray(task.train_pixels)
+            assert pixels.shape == (task.train_x.shape[0], 32, 32, 1)
+            assert pixels.dtype == np.float32
+            assert -1.0 <= pixels[:n].min() < pixels[:n].max() <= 1.0
+            assert not pixels[n:].any()
+            np.testing.assert_allclose(np.asarray(encode(pixels[:n])), _rows(task.train_x, n),
+                                       atol=1e-5)
