@@ -12,7 +12,8 @@ A run that raises is recorded with its traceback (``RunRecord.error``) and not c
 so the other runs go on and a rerun retries it.
 
 ``dgr_pixel`` needs each task's training images on the image tower's input grid beside
-its embeddings; ``pixel_stream`` adds them to an embedded stream (``PixelTask``).
+its embeddings (``Task.train_pixels``): its runs get the stream built with them
+(``streams.get_stream(..., pixels=True)``); every other run gets it without.
 
 The rest are small helpers for the experiment outputs: mean ± std over seeds, CSV and
 Markdown tables, and the figures.
@@ -30,15 +31,12 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
-import flax.struct
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from autoseed_jax import continual, parallel, plots, tasks
+from autoseed_jax import continual, parallel, plots
+from autoseed_jax.methods.dgr import PIXEL_METHODS
 from autoseed_jax.metrics import all_metrics
-from autoseed_jax.models import image_encoder, lit, offline_backbone
 from autoseed_jax.tasks import TaskStream
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -79,6 +77,11 @@ def run_config(base: ml_collections.ConfigDict, *, method: str, seed: int,
   for name, value in overrides.items():
     config[name] = value
   return config
+
+
+def needs_pixels(config: ml_collections.ConfigDict) -> bool:
+  """Whether ``config``'s method reads the tasks' training images (``dgr_pixel``)."""
+  return config.method in PIXEL_METHODS
 
 
 def config_json(config: ml_collections.ConfigDict, *, drop: Sequence[str] = ()) -> str:
@@ -125,66 +128,6 @@ class RunRecord:
     return out
 
 
-@flax.struct.dataclass
-class PixelTask(tasks.Task):
-  """A ``Task`` that also carries its training images (for ``dgr_pixel``).
-
-  Attributes:
-    train_pixels: [N, 32, 32, 1] float32 in [-1, 1] (``image_encoder.preprocess_images``),
-      row i the image whose embedding is ``train_x[i]`` (zeros in padding rows).
-  """
-
-  train_pixels: jax.Array = None
-
-
-def pixel_stream(stream: TaskStream, *, data_dir=None, tower_dir=None,
-                 batch_size: int = 512) -> TaskStream:
-  """``stream`` (animals-ci or animals-digits) with every task's training images added.
-
-  The stream keeps only embeddings, so each training row is matched back to its image:
-  every stream-train image of the stream's datasets is embedded with the frozen image
-  tower and each row takes the image of the same label whose embedding is nearest (the
-  cosine must exceed 0.999, else ValueError: the stream was embedded by another tower).
-  """
-  if stream.name not in STREAM_DATASETS:
-    raise ValueError(f'pixel_stream knows the images of {sorted(STREAM_DATASETS)}, '
-                     f'not of stream {stream.name!r}.')
-  from autoseed_jax import streams  # pylint: disable=import-outside-toplevel
-  params, tower_config, _ = lit.restore_checkpoint(
-      tower_dir or offline_backbone.DEFAULT_CHECKPOINT_DIR)
-  encode = jax.jit(lambda p: image_encoder.l2_normalize(
-      image_encoder.ImageTower(tower_config).apply({'params': params}, p)))
-  pixels, embeddings, labels = [], [], []
-  for dataset, offset in STREAM_DATASETS[stream.name]:
-    parts = streams.load_split_arrays(dataset, data_dir)
-    images = parts['train_x']
-    for start in range(0, len(images), batch_size):
-      grid = np.asarray(image_encoder.preprocess_images(jnp.asarray(images[start:start + batch_size])))
-      pixels.append(grid)
-      embeddings.append(np.asarray(encode(grid)))
-    labels.append(np.asarray(parts['train_y']) + offset)
-  pixels, embeddings = np.concatenate(pixels), np.concatenate(embeddings)
-  labels = np.concatenate(labels)
-  with_pixels = []
-  for task in stream.tasks:
-    x, y, count = np.asarray(task.train_x), np.asarray(task.train_y), int(task.train_count)
-    grid = np.zeros((x.shape[0],) + pixels.shape[1:], np.float32)
-    for label in np.unique(y[:count]):
-      rows = np.flatnonzero(y[:count] == label)
-      pool = np.flatnonzero(labels == label)
-      sims = x[rows] @ embeddings[pool].T
-      best = np.argmax(sims, axis=1)
-      worst = float(sims[np.arange(rows.size), best].min())
-      if worst < 0.999:
-        raise ValueError(f'stream {stream.name!r}, task {int(task.index)}, class {label}: a '
-                         f'training row matches no image (best cosine {worst:.4f}); the '
-                         'stream was embedded by another image tower than tower_dir.')
-      grid[rows] = pixels[pool[best]]
-    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(tasks.Task)}
-    with_pixels.append(PixelTask(**fields, train_pixels=grid))
-  return dataclasses.replace(stream, tasks=tuple(with_pixels))
-
-
 class Suite:
   """Streams, compiled learners and finished runs, shared by every experiment.
 
@@ -211,22 +154,19 @@ class Suite:
 
   def stream(self, name: str, *, train_fraction: float = 1.0,
              pixels: bool = False) -> TaskStream:
-    """The named stream (``streams.get_stream``, validation split seed 0), with its
-    training images when ``pixels``."""
+    """The named stream (``streams.get_stream``, validation split seed 0), with each
+    task's training images (``Task.train_pixels``) when ``pixels``."""
     key = (name, float(train_fraction), bool(pixels))
     if key not in self._streams:
-      if pixels:
-        self._streams[key] = pixel_stream(self.stream(name, train_fraction=train_fraction))
-      else:
-        from autoseed_jax.streams import get_stream  # pylint: disable=import-outside-toplevel
-        self._streams[key] = get_stream(name, train_fraction=train_fraction)
+      from autoseed_jax.streams import get_stream  # pylint: disable=import-outside-toplevel
+      self._streams[key] = get_stream(name, train_fraction=train_fraction, pixels=pixels)
     return self._streams[key]
 
   def run(self, stream_name: str, config: ml_collections.ConfigDict, *, label: str,
           overrides: dict | None = None, train_fraction: float = 1.0) -> RunRecord:
     """Runs ``config`` on the stream (or returns the cached run)."""
     overrides = dict(overrides or {})
-    pixels = config.method == 'dgr_pixel'
+    pixels = needs_pixels(config)
     stream_id = {'stream': stream_name, 'train_fraction': float(train_fraction),
                  'val_fraction': 0.05, 'stream_seed': 0}
     key = hashlib.sha256(

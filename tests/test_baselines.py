@@ -11,7 +11,6 @@ import dataclasses
 import pathlib
 from types import SimpleNamespace
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -343,29 +342,6 @@ def test_bad_baseline_configs_are_named(stream):
 # Generative replay in pixel space, through a small frozen image tower.
 
 
-@flax.struct.dataclass
-class PixelTask(tasks.Task):
-  """A Task carrying its training images, for engines whose Task has no such field.
-
-  train_pixels: [N, 32, 32, 1] float32 in [-1, 1], row i the image of train_x[i].
-  """
-
-  train_pixels: jax.Array = None
-
-
-def with_train_pixels(s, train, pixels):
-  """``s`` with each task's training images aligned to its (split, padded) train_x rows."""
-  with_pixels = []
-  for task, (x, _), px in zip(s.tasks, train, pixels):
-    row_of = {row.tobytes(): i for i, row in enumerate(x)}
-    grid = np.zeros((task.train_x.shape[0],) + px.shape[1:], np.float32)
-    for i in range(int(task.train_count)):
-      grid[i] = px[row_of[np.asarray(task.train_x[i]).tobytes()]]
-    fields = {f.name: getattr(task, f.name) for f in dataclasses.fields(tasks.Task)}
-    with_pixels.append(PixelTask(**{**fields, 'train_pixels': grid}))
-  return dataclasses.replace(s, tasks=tuple(with_pixels))
-
-
 def pixel_stream(tower_params, tower_config):
   """2 tasks x 2 classes of noisy 32x32 class templates, embedded by the tower."""
   rng = np.random.default_rng(0)
@@ -389,17 +365,17 @@ def pixel_stream(tower_params, tower_config):
     pixels.append(px)
   text = rng.normal(size=(num_classes, tower_config.embed_dim)).astype(np.float32)
   text /= np.linalg.norm(text, axis=1, keepdims=True)
-  kwargs = dict(train=train, test=test, class_text=text,
-                class_names=[f'c{c}' for c in range(num_classes)])
-  if 'train_pixels' in {f.name for f in dataclasses.fields(tasks.Task)}:
-    s = tasks.build_stream('pixels', train_pixels=pixels, **kwargs)
-  else:
-    s = with_train_pixels(tasks.build_stream('pixels', **kwargs), train, pixels)
-  # The tower applied to a task's images gives its embeddings, row for row.
-  first = s.tasks[0]
-  n = int(first.train_count)
-  np.testing.assert_allclose(np.asarray(encode(first.train_pixels[:n])),
-                             np.asarray(first.train_x[:n]), atol=1e-6)
+  s = tasks.build_stream('pixels', train=train, test=test, class_text=text,
+                         class_names=[f'c{c}' for c in range(num_classes)],
+                         train_pixels=pixels)
+  # The tower applied to a task's images gives its embeddings, row for row, after the
+  # validation split and the padding; padding rows are zero images.
+  for task in s.tasks:
+    n = int(task.train_count)
+    assert task.train_pixels.shape == task.train_x.shape[:1] + (size, size, 1)
+    np.testing.assert_allclose(np.asarray(encode(task.train_pixels[:n])),
+                               np.asarray(task.train_x[:n]), atol=1e-6)
+    assert not np.asarray(task.train_pixels[n:]).any()
   return s
 
 
@@ -433,8 +409,14 @@ def test_pixel_space_replay_names_the_missing_images(tower_dir, stream):
   learner = continual.build_learner(
       small_config('dgr_pixel', small, dgr_tower_dir=str(directory)), small)
   state = learner.init(jax.random.PRNGKey(0), learner.put_test(small.test))
-  with pytest.raises(ValueError, match='train_pixels'):
+  assert small.tasks[0].train_pixels is None
+  with pytest.raises(ValueError, match=r'this stream has none.*get_stream\(name, pixels=True\)'):
     learner.consolidate(state, learner.put_task(small.tasks[0]))
+  # Images on another grid than the tower's are named too.
+  task = small.tasks[0]
+  wrong = task.replace(train_pixels=np.zeros(task.train_x.shape[:1] + (28, 28, 1), np.float32))
+  with pytest.raises(ValueError, match=r'\[N, 28, 28, 1\] images but the image tower takes'):
+    learner.consolidate(state, learner.put_task(wrong))
   with pytest.raises(ValueError, match='32-d embeddings but the stream has 64'):
     continual.build_learner(small_config('dgr_pixel', stream, dgr_tower_dir=str(directory)),
                             stream)

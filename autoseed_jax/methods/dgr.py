@@ -24,9 +24,11 @@ Two spaces (``space``):
   (``[32, 32, 1]`` in [-1, 1], ``models.image_encoder``; tanh decoder output) and every
   replayed image goes through the frozen tower (``ImageTower``, loaded from
   ``dgr_tower_dir``, default the offline backbone's committed tower) to give the embedding
-  the solver sees. It needs each task's training images on that grid, aligned with
-  ``train_x``: a ``train_pixels [N, 32, 32, 1] float32`` field of the Task (streams that
-  carry images provide it; the others raise a ValueError naming it).
+  the solver sees. It reads each task's training images on that grid, aligned with
+  ``train_x``, from ``Task.train_pixels [N, 32, 32, 1] float32``: streams built with
+  images have it (``streams.get_stream(..., pixels=True)``, ``tasks.build_stream(...,
+  train_pixels=...)``); on a stream without them consolidation raises a ValueError
+  naming that fix.
 
 The VAE parameters are a generator, not stored data, so ``memory_bytes`` is 0.
 """
@@ -43,6 +45,9 @@ from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.models import image_encoder
 
 SPACES = ('embedding', 'pixel')
+# Methods that read each task's training images (Task.train_pixels): a run of one of them
+# needs its stream built with them (streams.get_stream(..., pixels=True)).
+PIXEL_METHODS = ('dgr_pixel',)
 
 # Tags folded into the run key so each use of randomness has its own stream.
 _VAE_INIT_TAG, _VAE_TRAIN_TAG = 23, 24
@@ -206,13 +211,20 @@ def make_dgr(context: Context, *, space: str) -> Method:
       return l2_normalize(tower.apply({'params': tower_params}, pixels))
 
     def task_data(task):
-      pixels = getattr(task, 'train_pixels', None)
-      if pixels is None or tuple(pixels.shape[1:]) != PIXEL_SHAPE:
+      pixels = task.train_pixels
+      grid = ', '.join(map(str, PIXEL_SHAPE))
+      if pixels is None:
         raise ValueError(
             'dgr_pixel needs the training images of each task on the image tower\'s input '
-            f'grid: a Task field train_pixels [N, {", ".join(map(str, PIXEL_SHAPE))}] float32 '
-            'in [-1, 1] (models.image_encoder.preprocess_images), aligned with train_x. This '
-            'stream has none; use method dgr (embedding space) or a stream with images.')
+            f'grid (Task.train_pixels [N, {grid}] float32 in [-1, 1], row i the image of '
+            'train_x[i]), and this stream has none. Build it with its images: '
+            'streams.get_stream(name, pixels=True) (stream.pixels=True in a run config) or '
+            'tasks.build_stream(..., train_pixels=...); or use method dgr (embedding space).')
+      if tuple(pixels.shape[1:]) != PIXEL_SHAPE:
+        raise ValueError(
+            f'dgr_pixel: the stream\'s train_pixels are [N, '
+            f'{", ".join(map(str, pixels.shape[1:]))}] images but the image tower takes '
+            f'[N, {grid}]; preprocess them with models.image_encoder.preprocess_images.')
       return pixels.reshape(pixels.shape[0], -1)
 
   optimizer = optax.adam(s['dgr_vae_learning_rate'])
