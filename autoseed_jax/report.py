@@ -45,17 +45,28 @@ def markdown_table(results: dict) -> str:
   return '\n'.join(lines)
 
 
+class StreamUnavailable(ValueError):
+  """The run's stream cannot be rebuilt for the seed projection (a stream of your own)."""
+
+
 def seed_projection_inputs(workdir: str, results: dict, stream=None):
   """(real test embeddings, labels, seed v, seed labels) for the seed projection plot,
   or None when the run kept no seeds. ``stream`` is rebuilt from the stored config when
-  not given (embeddings come from the cache)."""
+  not given (embeddings come from the cache); StreamUnavailable if it cannot be."""
   seeds_path = os.path.join(workdir, 'methods', 'autoseed', 'seeds.npz')
   if not os.path.exists(seeds_path):
     return None
   if stream is None:
     import ml_collections
     from autoseed_jax.main import load_stream
-    stream = load_stream(ml_collections.ConfigDict(results['config']['stream']))
+    stream_config = results['config'].get('stream', {})
+    try:
+      stream = load_stream(ml_collections.ConfigDict(stream_config))
+    except (AttributeError, KeyError, ValueError, FileNotFoundError) as e:
+      raise StreamUnavailable(
+          f'the run\'s stream ({stream_config.get("name", "unnamed")!r}) cannot be rebuilt '
+          f'from its stored config ({type(e).__name__}: {e}); a stream of your own: call '
+          'report.write_report(workdir, results, stream=stream) with it.') from e
   count = np.asarray(stream.test.count)
   real = np.concatenate([np.asarray(stream.test.x[t])[:count[t]] for t in range(len(count))])
   labels = np.concatenate([np.asarray(stream.test.y[t])[:count[t]] for t in range(len(count))])
@@ -63,11 +74,12 @@ def seed_projection_inputs(workdir: str, results: dict, stream=None):
   return real, labels, stored['v'], stored['label']
 
 
-def write_report(workdir: str, results: dict, *, stream=None,
-                 seed_inputs=None) -> list[str]:
+def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
+                 out=print) -> list[str]:
   """Writes the plots and results.md for ``results``; returns the files written.
 
-  ``stream`` (the run's task stream) saves rebuilding it for the seed projection;
+  ``stream`` (the run's task stream) saves rebuilding it for the seed projection (a
+  stream that cannot be rebuilt skips that plot, with a note to ``out``);
   ``seed_inputs`` gives that plot's arrays directly.
   """
   title = results.get('stream', '')
@@ -79,7 +91,10 @@ def write_report(workdir: str, results: dict, *, stream=None,
                                      title=title),
   ]
   if seed_inputs is None:
-    seed_inputs = seed_projection_inputs(workdir, results, stream)
+    try:
+      seed_inputs = seed_projection_inputs(workdir, results, stream)
+    except StreamUnavailable as e:
+      out(f'seed_projection.png not redrawn: {e}')
   if seed_inputs is not None:
     written.append(plots.seed_projection(*seed_inputs,
                                          os.path.join(workdir, 'seed_projection.png')))
