@@ -218,8 +218,8 @@ def make_dgr(context: Context, *, space: str) -> Method:
             'dgr_pixel needs the training images of each task on the image tower\'s input '
             f'grid (Task.train_pixels [N, {grid}] float32 in [-1, 1], row i the image of '
             'train_x[i]), and this stream has none. Build it with its images: '
-            'streams.get_stream(name, pixels=True) (stream.pixels=True in a run config) or '
-            'tasks.build_stream(..., train_pixels=...); or use method dgr (embedding space).')
+            'streams.get_stream(name, pixels=True) or tasks.build_stream(..., '
+            'train_pixels=...); or use method dgr (embedding space).')
       if tuple(pixels.shape[1:]) != PIXEL_SHAPE:
         raise ValueError(
             f'dgr_pixel: the stream\'s train_pixels are [N, '
