@@ -91,13 +91,19 @@ def load_backbone(spec: str):
                    "open_clip_model.safetensors'.")
 
 
-def load_stream(stream_config):
-  """Builds the task stream named by ``config.stream.name``."""
+def load_stream(stream_config, methods=()):
+  """Builds the task stream named by ``config.stream.name``.
+
+  ``methods``: the run's methods; when one replays images (``dgr_pixel``) the real
+  streams also carry each task's training images (``get_stream(..., pixels=True)``).
+  """
   kwargs = {k: v for k, v in stream_config.items() if k not in ('name', 'backbone')}
   if stream_config.name == 'synthetic':
     from autoseed_jax.synthetic import make_synthetic_stream
     return make_synthetic_stream(**kwargs)
+  from autoseed_jax.methods.dgr import PIXEL_METHODS
   from autoseed_jax.streams import get_stream
+  kwargs.setdefault('pixels', any(m in PIXEL_METHODS for m in methods))
   backbone = load_backbone(stream_config.get('backbone', 'offline'))
   return get_stream(stream_config.name, backbone=backbone, **kwargs)
 
@@ -137,7 +143,7 @@ def main(argv):
     return
   parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
   runner.prepare_workdir(workdir)  # fail fast, before loading the stream
-  stream = load_stream(config.stream)
+  stream = load_stream(config.stream, config.methods)
   print(f'stream {stream.name}: {stream.description}')
   if stream.name == 'synthetic':
     print('NOTE: this is the small synthetic embedding benchmark '

@@ -262,12 +262,13 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
       s = summaries[(stream, name)]
       acc = s['final_avg_acc']
       drop = None if acc['mean'] is None or full is None else round(acc['mean'] - full, 4)
-      paper = cfg.paper[name]
-      paper_drop = round(paper - paper_full, 4)
+      paper = cfg.paper.get(name)  # None: a row of ours that the paper does not have
+      paper_drop = None if paper is None else round(paper - paper_full, 4)
       body.append([cfg.row_titles[name], f'`{json.dumps(dict(overrides))}`', fmt(acc),
                    'n/a' if drop is None else ('—' if name == 'full' else f'{drop:+.2f}'),
                    fmt(s['avg_incremental_acc']), fmt(s['forgetting']), fmt(s['memory_bytes'], 0),
-                   f'{paper:.1f}', '—' if name == 'full' else f'{paper_drop:+.1f}'])
+                   'not in paper' if paper is None else f'{paper:.1f}',
+                   '—' if name == 'full' or paper is None else f'{paper_drop:+.1f}'])
       rows.append({**summary_row(stream, name, s), 'drop_vs_full': drop, 'paper_avg_acc': paper,
                    'paper_drop': paper_drop, 'overrides': json.dumps(dict(overrides))})
       payload_rows.append({'stream': stream, 'row': name, 'overrides': dict(overrides),
@@ -276,7 +277,8 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
       if name != 'full':
         groups.setdefault(name, {})[f'{stream} (ours)'] = (
             np.nan if drop is None else drop, s['final_avg_acc']['std'] or 0.0)
-        groups[name]['paper (C->R)'] = (paper_drop, 0.0)
+        if paper is not None:
+          groups[name]['paper (C->R)'] = (paper_drop, 0.0)
     tables.append((f'{stream} (final average accuracy, mean ± std over seeds '
                    f'{list(cfg.seeds)})', markdown_table(
                        ['configuration', 'overrides', 'final avg acc', 'drop', 'avg incr acc',

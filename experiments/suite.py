@@ -57,11 +57,17 @@ STREAM_DATASETS = {
 }
 
 
+ENTRY_POINTS = ('main.py', 'report.py')
+
+
 def library_digest() -> str:
-  """sha256 of every ``autoseed_jax/**/*.py`` (path and bytes): a cached run is reused
-  only with the library source that produced it."""
+  """sha256 of every ``autoseed_jax/**/*.py`` (path and bytes) but the command-line
+  front ends (``ENTRY_POINTS``, which do not change a run's numbers): a cached run is
+  reused only with the library source that produced it."""
   digest = hashlib.sha256()
   for path in sorted(LIBRARY_DIR.rglob('*.py')):
+    if path.relative_to(LIBRARY_DIR).as_posix() in ENTRY_POINTS:
+      continue
     digest.update(str(path.relative_to(LIBRARY_DIR)).encode())
     digest.update(path.read_bytes())
   return digest.hexdigest()

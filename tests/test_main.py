@@ -84,3 +84,15 @@ def test_demo_config_runs_on_real_images_and_writes_plots(tmp_path):
     assert (tmp_path / 'run' / name).stat().st_size > 0, name
   seeds = np.load(tmp_path / 'run/methods/autoseed/seeds.npz')
   assert seeds['v'].shape[1] == 384 and len(set(seeds['label'].tolist())) == 10
+
+
+def test_streams_carry_training_images_only_for_runs_that_replay_images(tmp_path):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.main import load_stream  # pylint: disable=import-outside-toplevel
+  stream_config = ml_collections.ConfigDict(
+      dict(name='animals-ci', train_fraction=0.05, cache_dir=str(tmp_path)))
+  with_images = load_stream(stream_config, ('finetune', 'dgr_pixel'))
+  without = load_stream(stream_config, ('finetune', 'autoseed'))
+  assert with_images.tasks[0].train_pixels.shape[1:] == (32, 32, 1)
+  assert without.tasks[0].train_pixels is None
+  np.testing.assert_array_equal(with_images.tasks[0].train_x, without.tasks[0].train_x)

@@ -48,6 +48,8 @@ METHOD_VARIANTS = {
     'dgr': ('dgr', {}, 0),
     'dgr_pixel': ('dgr_pixel', {}, 0),
     'hnet': ('hnet', {}, 0),
+    'coop': ('coop', {}, 0),
+    'maple': ('maple', {}, 0),
     'autoseed': ('autoseed', {}, 0),
 }
 

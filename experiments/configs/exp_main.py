@@ -25,5 +25,5 @@ def get_config(arg=None):
     c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed')
   else:
     c.methods = ('zeroshot', 'finetune', 'joint', 'er_1x', 'er_10x', 'lwf', 'ewc', 'dgr',
-                 'dgr_pixel', 'hnet', 'autoseed')
+                 'dgr_pixel', 'hnet', 'coop', 'maple', 'autoseed')
   return c
