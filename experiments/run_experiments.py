@@ -771,8 +771,9 @@ def validate_experiment_config(cfg: ml_collections.ConfigDict) -> None:
   if name == 'ablation':
     rows = [r[0] for r in cfg.rows]
     need(rows and rows[0] == 'full', f'rows={rows}: the first row must be "full".')
-    missing = [r for r in rows if r not in cfg.paper or r not in cfg.row_titles]
-    need(not missing, f'rows {missing} need an entry in paper and row_titles.')
+    missing = [r for r in rows if r not in cfg.row_titles]
+    need(not missing, f'rows {missing} need an entry in row_titles.')
+    need('full' in cfg.paper, 'paper needs the paper\'s "full" row (the drops are from it).')
   need(isinstance(cfg.get('cache_dir', ''), str),
        f"cache_dir={cfg.get('cache_dir')!r} must be a directory path or 'none'.")
 
