@@ -628,8 +628,9 @@ def read_memory_points(paths) -> list[dict]:
 
   Each path (a glob, a file, or a directory holding ``results.json``) is either a
   ``results.json`` written by ``autoseed_jax.main`` (``{"methods": {name: {"memory_bytes",
-  "metrics": {"final_avg_acc"}}}}``) or ``{"points": [{"method", "memory_bytes",
-  "final_avg_acc"}, ...]}``.
+  "metrics": {"final_avg_acc"}}}}``), the memory-vs-accuracy experiment's ``memory.json``
+  (one point per stream, method and budget: means over seeds, with its ``stream``) or
+  ``{"points": [{"method", "memory_bytes", "final_avg_acc"}, ...]}``.
   """
   files = []
   for pattern in paths:
@@ -648,11 +649,17 @@ def read_memory_points(paths) -> list[dict]:
         points.append({'method': name, 'memory_bytes': record.get('memory_bytes'),
                        'final_avg_acc': (record.get('metrics') or {}).get('final_avg_acc'),
                        'source': path})
+    elif isinstance(data, dict) and data.get('experiment') == 'memory':
+      points += [{'method': f"{row['method']}@{row['budget']}", 'stream': row['stream'],
+                  'memory_bytes': row['memory_bytes']['mean'],
+                  'final_avg_acc': row['final_avg_acc']['mean'], 'source': path}
+                 for row in data['summary'] if row['final_avg_acc']['mean'] is not None]
     elif isinstance(data, dict) and isinstance(data.get('points'), list):
       points += [{**p, 'source': path} for p in data['points']]
     else:
       raise ValueError(f'--memory-results: {path} is neither a results.json of '
-                       'autoseed_jax.main (with "methods") nor a {"points": [...]} file.')
+                       'autoseed_jax.main (with "methods"), the memory experiment\'s '
+                       'memory.json, nor a {"points": [...]} file.')
   return [p for p in points if method_family(str(p.get('method'))) is not None
           and p.get('memory_bytes') is not None and p.get('final_avg_acc') is not None]
 
@@ -693,9 +700,12 @@ def memory_section(paths) -> dict:
             'message': f'found {len(seeds)} Auto-Seed and {len(replay)} ER points; both are '
                        'needed.'}
   comparisons = []
-  for p in sorted(seeds, key=lambda p: p['memory_bytes']):
-    match = replay_bytes_at_accuracy(replay, float(p['final_avg_acc']))
+  for p in sorted(seeds, key=lambda p: (str(p.get('stream', '')), p['memory_bytes'])):
+    # Equal accuracy is only compared within one stream.
+    same_stream = [r for r in replay if r.get('stream') == p.get('stream')]
+    match = replay_bytes_at_accuracy(same_stream, float(p['final_avg_acc']))
     comparisons.append({
+        'stream': p.get('stream'),
         'seed_method': p['method'], 'seed_bytes': p['memory_bytes'],
         'final_avg_acc': p['final_avg_acc'], 'replay_bytes_at_equal_acc': match['bytes'],
         'replay_to_seed_ratio': (match['bytes'] / p['memory_bytes']
@@ -955,7 +965,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
                  + (f"{c['replay_bytes_at_equal_acc']:,.0f} B "
                     f"({c['replay_to_seed_ratio']:.1f}x)" if c['replay_bytes_at_equal_acc']
                     else f"n/a ({c['note']})"))
-        rows.append(('memory', f"at {c['final_avg_acc']:.1f}% final avg acc", value))
+        where = f"{c['stream']}: " if c.get('stream') else ''
+        rows.append(('memory', f"{where}at {c['final_avg_acc']:.1f}% final avg acc", value))
   peers = report.get('peers')
   if peers:
     if 'skipped' in peers:

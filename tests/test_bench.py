@@ -136,6 +136,23 @@ def test_memory_section_reads_runner_results(tmp_path):
   assert comparison['replay_to_seed_ratio'] == pytest.approx(10 ** 3.5 / 24_000)
 
 
+def test_memory_section_reads_the_memory_experiment_per_stream(tmp_path):
+  def row(stream, method, budget, nbytes, acc):
+    return {'stream': stream, 'method': method, 'budget': budget,
+            'memory_bytes': {'mean': nbytes}, 'final_avg_acc': {'mean': acc}}
+
+  path = tmp_path / 'memory.json'
+  path.write_text(json.dumps({'experiment': 'memory', 'summary': [
+      row('a', 'autoseed', 'k=1', 24_000, 60.0), row('a', 'er', '1x', 1_000, 50.0),
+      row('a', 'er', '10x', 10_000, 70.0),
+      # Stream b's ER reaches 60% with little memory; it must not count for stream a.
+      row('b', 'er', '1x', 100, 90.0), row('b', 'autoseed', 'k=1', 5_000, 95.0)]}))
+  section = bench.memory_section([str(path)])
+  by_stream = {c['stream']: c for c in section['comparisons']}
+  assert by_stream['a']['replay_bytes_at_equal_acc'] == pytest.approx(10 ** 3.5)
+  assert by_stream['b']['replay_bytes_at_equal_acc'] is None  # ER at most 90% on b
+
+
 def test_memory_section_without_results_invents_nothing(tmp_path):
   assert bench.memory_section([])['status'] == 'needs results'
   only_seeds = _results_json(tmp_path / 'r.json', {'autoseed': (24_000, 60.0)})
