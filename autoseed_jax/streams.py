@@ -32,11 +32,25 @@ the same subsample, task split and validation split as their embeddings and put 
 LiT image tower's input grid (`models.image_encoder.preprocess_images`: [32, 32, 1]
 float32 in [-1, 1]). That takes 27 MiB for animals-ci and 53 MiB for animals-digits
 (whose digits task is padded to the animal task's 6,840 rows).
+
+CIFAR-100 (`cifar100-10`, `cifar100-20`, `cifar100-50`): the standard class-incremental
+benchmark, read from a TFDS dataset the user prepares once (needs TensorFlow:
+`tfds build cifar100 --data_dir DIR --file_format array_record`; pass DIR as data_dir). Its
+100 classes are learnt in the Continual-CLIP order (`sources.cifar100_class_order()`) in
+10/20/50 equal tasks; class ids stay CIFAR's label ids. No pretraining split is removed (the
+offline tower never saw CIFAR): a task trains on the whole TRAIN split of its classes (500
+per class) and the test set is the whole TEST split (100 per class). The 32x32 RGB images go
+to the backbone as they are when it resizes itself (the offline backbone turns them into
+32x32 grayscale with the BT.601 luma weights, its documented preprocessing), or are first
+resized (bicubic, `sources.resize_center_crop`) to the side a backbone declares as
+`image_size` (CLIP: e.g. 224). `pixels=True` works with the offline backbone only (its
+grayscale grid is what `dgr_pixel` replays; 205 MiB for the 50,000 training images).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from typing import Callable
@@ -44,7 +58,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 
-from autoseed_jax.data import embedding_cache, sources
+from autoseed_jax.data import builders, embedding_cache, sources
 from autoseed_jax.models import backbone as backbone_lib
 from autoseed_jax.models import image_encoder
 from autoseed_jax.tasks import TaskStream, build_stream
@@ -62,6 +76,13 @@ DIGITS = "sklearn_digits"
 # animals-ci learns the animal-mnist classes in label order, two per task.
 ANIMALS_CI_CLASS_ORDER = tuple(range(10))
 ANIMALS_CI_CLASSES_PER_TASK = 2
+
+CIFAR100 = "cifar100"
+CIFAR100_NUM_CLASSES = 100
+CIFAR100_TASK_COUNTS = (10, 20, 50)
+# Images per resize-and-encode chunk for backbones with a fixed input size (bounds memory:
+# 512 x 224 x 224 x 3 bytes = 77 MB).
+RESIZE_CHUNK = 512
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +262,96 @@ def _stream_pixels(per_task: list) -> list | None:
     return None if any(p is None for p in per_task) else per_task
 
 
+def backbone_image_size(backbone) -> int | None:
+    """The square side a backbone's `encode_image` requires (its `image_size`, e.g. CLIP's
+    224), or None for a backbone that resizes its inputs itself (the offline backbone)."""
+    size = getattr(backbone, "image_size", None)
+    return None if size is None else int(size)
+
+
+def image_encode_fn(backbone, side: int) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """How to embed [N, side, side, C] uint8 images with `backbone`, and a cache-split tag.
+
+    A backbone with `image_size` != side gets each chunk of `RESIZE_CHUNK` images resized
+    (bicubic, `sources.resize_center_crop`) to image_size first; the tag (e.g.
+    "-bicubic224") names that resize in the embedding-cache split. Otherwise the images go
+    to `backbone.encode_image` as they are and the tag is "".
+    Returns (encode_fn: images [N, side, side, C] -> [N, d], tag).
+    """
+    size = backbone_image_size(backbone)
+    if size is None or size == side:
+        return backbone.encode_image, ""
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, backbone.embed_dim), np.float32)
+        chunks = []
+        for start in range(0, len(images), RESIZE_CHUNK):
+            resized = np.stack([sources.resize_center_crop(image, size)
+                                for image in images[start:start + RESIZE_CHUNK]])
+            chunks.append(np.asarray(backbone.encode_image(resized)))
+        return np.concatenate(chunks)
+
+    return encode, f"-bicubic{size}"
+
+
+def _load_user_dataset(stream: str, dataset: str, split: str, data_dir):
+    """`sources.load_arrays` of a user-prepared TFDS dataset; a missing or unreadable one
+    raises its error (same type) prefixed with the stream and how to pass the directory."""
+    try:
+        return sources.load_arrays(dataset, split, data_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(
+            f"Stream {stream!r} reads {dataset!r} from a TFDS dataset you prepare yourself. "
+            f"{error} Then pass that directory as get_stream(..., data_dir=DIR) "
+            "(python -m autoseed_jax.main: --config.stream.data_dir=DIR).") from error
+
+
+def _check_pixels_backbone(stream: str, backbone) -> None:
+    from autoseed_jax.models.offline_backbone import OfflineBackbone  # pylint: disable=import-outside-toplevel
+    if not isinstance(backbone, OfflineBackbone):
+        raise ValueError(
+            f"Stream {stream!r} with pixels=True (method dgr_pixel) needs the offline backbone: "
+            "dgr_pixel replays images through the offline LiT image tower (32x32 grayscale "
+            f"grid), but this stream is embedded by {type(backbone).__name__}, so replayed "
+            "images would land in another embedding space. Fix: use backbone 'offline', or "
+            "method dgr (replay in the embedding space).")
+
+
+def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fraction: float,
+                    rng: np.random.Generator, pixels: bool) -> _Embedded:
+    """CIFAR-100's TRAIN (subsampled per class by train_fraction) and TEST splits embedded
+    by `backbone` through the cache; class ids are CIFAR's label ids (0..99)."""
+    if data_dir is None:
+        data_dir = builders.default_data_dir()
+    train_images, train_y, raw_names = _load_user_dataset(stream, CIFAR100, "train", data_dir)
+    test_images, test_y, _ = _load_user_dataset(stream, CIFAR100, "test", data_dir)
+    if len(raw_names) != CIFAR100_NUM_CLASSES:
+        raise ValueError(f"{CIFAR100} in {data_dir} has {len(raw_names)} classes, expected "
+                         f"{CIFAR100_NUM_CLASSES}; rebuild it with `tfds build cifar100 "
+                         f"--data_dir {data_dir} --file_format array_record`.")
+    keep = subsample_per_class(train_y, train_fraction, rng)
+    train_images = train_images[keep]
+    encode, tag = image_encode_fn(backbone, train_images.shape[1])
+
+    def images(split: str, x: np.ndarray) -> np.ndarray:
+        return embedding_cache.cached_embeddings(
+            encode, fingerprint=backbone.fingerprint, dataset=CIFAR100, split=split + tag,
+            images=x, cache_dir=cache_dir)
+
+    return _Embedded(
+        train_x=images("train", train_images),
+        train_y=train_y[keep],
+        test_x=images("test", test_images),
+        test_y=test_y,
+        class_text=embedding_cache.cached_text_embeddings(
+            backbone.encode_text, fingerprint=backbone.fingerprint,
+            prompts=sources.class_prompts(CIFAR100, raw_names), cache_dir=cache_dir),
+        class_names=[sources.readable_class_name(name) for name in raw_names],
+        train_pixels=tower_input_grid(train_images) if pixels else None,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The streams
 
@@ -278,6 +389,37 @@ def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_
         train_pixels=_stream_pixels([d.train_pixels for d in domains]))
 
 
+def _cifar100(backbone, *, num_tasks: int, data_dir, cache_dir, seed, val_fraction,
+              train_fraction, pixels):
+    name = f"cifar100-{num_tasks}"
+    if pixels:
+        _check_pixels_backbone(name, backbone)
+    cifar = _embed_cifar100(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                            train_fraction=train_fraction, rng=np.random.default_rng(seed),
+                            pixels=pixels)
+    task_classes = sources.class_incremental_tasks(num_tasks)
+    return build_stream(
+        name,
+        train=[_task_split(cifar.train_x, cifar.train_y, c) for c in task_classes],
+        test=[_task_split(cifar.test_x, cifar.test_y, c) for c in task_classes],
+        class_text=cifar.class_text, class_names=cifar.class_names,
+        val_fraction=val_fraction, seed=seed, description=STREAMS[name].description,
+        train_pixels=_stream_pixels([_task_pixels(cifar, c) for c in task_classes]))
+
+
+def _cifar100_description(num_tasks: int) -> str:
+    per_task = CIFAR100_NUM_CLASSES // num_tasks
+    first = ", ".join(str(c) for c in sources.cifar100_class_order()[:per_task])
+    return (
+        f"Class-incremental CIFAR-100 in {num_tasks} tasks x {per_task} classes, in the "
+        f"Continual-CLIP class order (numpy seed 1993 permutation; task 1 = label ids "
+        f"{first}). Each task trains on the 500 TRAIN images per class (5% held out as "
+        "D_t^val, 475 + 25) and is tested on the 100 TEST images per class; evaluation "
+        "after each task is over all classes seen so far (100-way at the end) with the "
+        "frozen text embeddings of 'a photo of a {class}.'. Needs CIFAR-100 prepared as "
+        "a TFDS array_record dataset in data_dir.")
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamSpec:
     """A named stream: its protocol in one paragraph and the function that builds it."""
@@ -307,6 +449,10 @@ STREAMS: dict[str, StreamSpec] = {
         "{animal}.' and 'a handwritten digit {d}.'. After task 2 both domains are "
         "evaluated over all 20 classes.",
         _animals_digits),
+    **{f"cifar100-{num_tasks}": StreamSpec(
+        f"cifar100-{num_tasks}", _cifar100_description(num_tasks),
+        functools.partial(_cifar100, num_tasks=num_tasks))
+       for num_tasks in CIFAR100_TASK_COUNTS},
 }
 
 
@@ -316,15 +462,18 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
     """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
 
     backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
-    data_dir: where the embedded TFDS datasets are built (default
-      `data.builders.default_data_dir()`); cache_dir: embedding cache (default
-      `data.embedding_cache.default_cache_dir()`).
+    data_dir: where the embedded TFDS datasets are built and where user-prepared ones
+      (CIFAR-100) are read from (default `data.builders.default_data_dir()`); cache_dir:
+      embedding cache (default `data.embedding_cache.default_cache_dir()`).
     seed: seed of the validation split and of the `train_fraction` subsample.
     val_fraction: share of each task's training data held out as D_t^val.
     train_fraction: share of each class's stream-train images kept (1.0: all).
     pixels: also give each task its training images (`Task.train_pixels` [N, 32, 32, 1]
       float32 on the LiT image tower's input grid, row i the image of train_x[i]), which
       method `dgr_pixel` replays through that tower. The embeddings are the same either way.
+      The CIFAR-100 streams accept it only with the offline backbone (ValueError otherwise).
+    Raises FileNotFoundError (CIFAR-100 not prepared in data_dir; the message gives the
+    `tfds build` command) and ValueError (unknown name, bad fraction, backbone).
     """
     if name not in STREAMS:
         raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
