@@ -304,7 +304,8 @@ def _load_user_dataset(stream: str, dataset: str, split: str, data_dir):
         raise type(error)(
             f"Stream {stream!r} reads {dataset!r} from a TFDS dataset you prepare yourself. "
             f"{error} Then pass that directory as get_stream(..., data_dir=DIR) "
-            "(python -m autoseed_jax.main: --config.stream.data_dir=DIR).") from error
+            "(python -m autoseed_jax.main: --config.stream.data_dir=DIR), or set "
+            f"${builders.DATA_DIR_ENV}=DIR (the default data_dir).") from error
 
 
 def _check_pixels_backbone(stream: str, backbone) -> None:

@@ -257,7 +257,7 @@ def test_missing_cifar100_names_how_to_prepare_it(tmp_path, monkeypatch):
     assert "'cifar100-20'" in message
     assert f"tfds build cifar100 --data_dir {tmp_path / 'nothing'} --file_format array_record" in (
         message)
-    assert "--config.stream.data_dir" in message
+    assert "--config.stream.data_dir" in message and "$AUTOSEED_DATA_DIR=DIR" in message
     # without data_dir the stream looks in the default data directory and says so
     monkeypatch.setenv(builders.DATA_DIR_ENV, str(tmp_path / "default"))
     with pytest.raises(FileNotFoundError, match=f"--data_dir {tmp_path / 'default'} "):
