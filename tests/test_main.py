@@ -96,3 +96,14 @@ def test_streams_carry_training_images_only_for_runs_that_replay_images(tmp_path
   assert with_images.tasks[0].train_pixels.shape[1:] == (32, 32, 1)
   assert without.tasks[0].train_pixels is None
   np.testing.assert_array_equal(with_images.tasks[0].train_x, without.tasks[0].train_x)
+
+
+def test_cifar_stream_without_prepared_data_names_how_to_prepare_it(tmp_path):
+  cmd = [sys.executable, '-m', 'autoseed_jax.main',
+         '--config', os.path.join(ROOT, 'experiments/configs/demo.py'),
+         '--config.stream.name=cifar100-10', f'--config.stream.data_dir={tmp_path / "data"}',
+         '--workdir', str(tmp_path / 'run')]
+  proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode != 0
+  assert f'tfds build cifar100 --data_dir {tmp_path / "data"}' in proc.stderr
+  assert 'Traceback' not in proc.stderr

@@ -16,5 +16,10 @@ def get_config() -> ml_collections.ConfigDict:
       seed=0,                 # seed of the validation split
       val_fraction=0.05,      # share of each task's training data held out as D_t^val
       train_fraction=1.0,     # share of each class's training images used
+      # Where TFDS datasets are (the embedded ones are built there; cifar100-* streams read
+      # your prepared CIFAR-100 there); unset: $AUTOSEED_DATA_DIR or the default.
+      data_dir=ml_collections.config_dict.placeholder(str),
+      # Where embeddings are cached; unset: $AUTOSEED_CACHE_DIR or the default.
+      cache_dir=ml_collections.config_dict.placeholder(str),
   ))
   return config
