@@ -227,11 +227,12 @@ def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fractio
     parts = load_split_arrays(dataset, data_dir)
     keep = subsample_per_class(parts["train_y"], train_fraction, rng)
     train_images = parts["train_x"][keep]
+    encode, tag = image_encode_fn(backbone, train_images.shape[1:])
 
     def images(split: str, x: np.ndarray) -> np.ndarray:
         return embedding_cache.cached_embeddings(
-            backbone.encode_image, fingerprint=backbone.fingerprint, dataset=dataset,
-            split=split, images=x, cache_dir=cache_dir)
+            encode, fingerprint=backbone.fingerprint, dataset=dataset,
+            split=split + tag, images=x, cache_dir=cache_dir)
 
     return _Embedded(
         train_x=images("stream-train", train_images),
@@ -269,17 +270,23 @@ def backbone_image_size(backbone) -> int | None:
     return None if size is None else int(size)
 
 
-def image_encode_fn(backbone, side: int) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """How to embed [N, side, side, C] uint8 images with `backbone`, and a cache-split tag.
+def image_encode_fn(backbone, image_shape) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """How to embed [N, H, W, C] uint8 images (`image_shape` = (H, W, C)) with `backbone`,
+    and a cache-split tag.
 
-    A backbone with `image_size` != side gets each chunk of `RESIZE_CHUNK` images resized
-    (bicubic, `sources.resize_center_crop`) to image_size first; the tag (e.g.
-    "-bicubic224") names that resize in the embedding-cache split. Otherwise the images go
-    to `backbone.encode_image` as they are and the tag is "".
-    Returns (encode_fn: images [N, side, side, C] -> [N, d], tag).
+    A backbone that declares an `image_size` (CLIP: RGB at exactly that side) gets
+    grayscale images (C = 1) repeated to three channels (tag "-rgb") and, when H or W
+    differs, each chunk of `RESIZE_CHUNK` images resized (bicubic,
+    `sources.resize_center_crop`) to image_size (tag e.g. "-bicubic224"); the tag names
+    this preparation in the embedding-cache split. A backbone without `image_size` (the
+    offline one prepares its inputs itself) gets the images as they are, tag "".
+    Returns (encode_fn: images [N, H, W, C] -> [N, d], tag).
     """
     size = backbone_image_size(backbone)
-    if size is None or size == side:
+    height, width, channels = image_shape
+    resize = size is not None and (height, width) != (size, size)
+    to_rgb = size is not None and channels == 1
+    if not resize and not to_rgb:
         return backbone.encode_image, ""
 
     def encode(images: np.ndarray) -> np.ndarray:
@@ -287,12 +294,15 @@ def image_encode_fn(backbone, side: int) -> tuple[Callable[[np.ndarray], np.ndar
             return np.zeros((0, backbone.embed_dim), np.float32)
         chunks = []
         for start in range(0, len(images), RESIZE_CHUNK):
-            resized = np.stack([sources.resize_center_crop(image, size)
-                                for image in images[start:start + RESIZE_CHUNK]])
-            chunks.append(np.asarray(backbone.encode_image(resized)))
+            chunk = images[start:start + RESIZE_CHUNK]
+            if resize:
+                chunk = np.stack([sources.resize_center_crop(image, size) for image in chunk])
+            if to_rgb:
+                chunk = np.repeat(chunk, 3, axis=-1)
+            chunks.append(np.asarray(backbone.encode_image(chunk)))
         return np.concatenate(chunks)
 
-    return encode, f"-bicubic{size}"
+    return encode, ("-rgb" if to_rgb else "") + (f"-bicubic{size}" if resize else "")
 
 
 def _load_user_dataset(stream: str, dataset: str, split: str, data_dir):
@@ -333,7 +343,7 @@ def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fractio
                          f"--data_dir {data_dir} --file_format array_record`.")
     keep = subsample_per_class(train_y, train_fraction, rng)
     train_images = train_images[keep]
-    encode, tag = image_encode_fn(backbone, train_images.shape[1])
+    encode, tag = image_encode_fn(backbone, train_images.shape[1:])
 
     def images(split: str, x: np.ndarray) -> np.ndarray:
         return embedding_cache.cached_embeddings(

@@ -217,11 +217,22 @@ def test_fixed_size_backbone_gets_images_resized(tmp_path):
     assert np.asarray(stream.tasks[0].train_x).shape[1] == 16
     image = np.zeros((32, 32, 3), np.uint8)
     image[:, 16:] = 200
-    encode, tag = streams.image_encode_fn(backbone, 32)
+    encode, tag = streams.image_encode_fn(backbone, (32, 32, 3))
     assert tag == "-bicubic40"
     assert encode(image[None]).shape == (1, 16)
     np.testing.assert_array_equal(backbone.seen_shapes[-1], (1, 40, 40, 3))
-    assert streams.image_encode_fn(FixedSizeBackbone(32), 32)[1] == ""
+    assert streams.image_encode_fn(FixedSizeBackbone(32), (32, 32, 3))[1] == ""
+
+
+def test_grayscale_images_reach_an_rgb_backbone_as_three_equal_channels():
+    backbone = FixedSizeBackbone(32)
+    encode, tag = streams.image_encode_fn(backbone, (32, 32, 1))
+    assert tag == "-rgb"
+    gray = np.arange(2 * 32 * 32, dtype=np.uint8).reshape(2, 32, 32, 1)
+    assert encode(gray).shape == (2, 16)
+    assert backbone.seen_shapes[-1] == (2, 32, 32, 3)
+    encode, tag = streams.image_encode_fn(FixedSizeBackbone(40), (32, 32, 1))
+    assert tag == "-rgb-bicubic40"
 
 
 def test_pixels_with_offline_backbone_are_the_gray_tower_grid(offline, tmp_path):
@@ -275,3 +286,11 @@ def test_main_load_stream_builds_cifar100(backbone, dim, tmp_path):
     assert stream.tasks[0].train_pixels is None
     assert np.asarray(stream.test.x).shape[2] == np.asarray(stream.tasks[0].train_x).shape[1] == dim
     assert list((tmp_path / "cache").glob("cifar100_train_*.npy"))
+
+
+def test_embedded_grayscale_streams_run_on_an_rgb_fixed_size_backbone(tmp_path):
+    backbone = FixedSizeBackbone(40)
+    stream = streams.get_stream("animals-ci", backbone=backbone, cache_dir=tmp_path / "cache",
+                                train_fraction=0.05)
+    assert backbone.seen_shapes and all(s[1:] == (40, 40, 3) for s in backbone.seen_shapes)
+    assert np.asarray(stream.tasks[0].train_x).shape[1] == 16
