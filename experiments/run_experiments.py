@@ -677,6 +677,8 @@ def evaluate_claims(out: pathlib.Path) -> list[dict]:
     rows = ablation['summary']
     paper = ablation['config']['paper']
     for name in [r[0] for r in ablation['config']['rows']][1:]:
+      if name not in paper:  # a row of ours: no claim of the paper to check
+        continue
       found = [r for r in rows if r['row'] == name and r['drop_vs_full'] is not None]
       paper_drop = paper[name] - paper['full']
       measured = ', '.join(f'{r["stream"]}: {r["drop_vs_full"]:+.2f}' for r in found)
