@@ -3,8 +3,9 @@ r"""Rewrites the README's results section from the experiment result files.
   python experiments/update_readme.py [--results experiments/results] [--readme README.md]
 
 Everything between ``<!-- results:start -->`` and ``<!-- results:end -->`` in the README
-is replaced by text built only from the files that ``experiments/run_experiments.py``
-wrote: ``suite.json`` (how and when the suite ran), ``claims.json`` (the paper's claims
+is replaced by text built only from the files that the experiments suite
+(``python -m autoseed_jax.main --config experiments/configs/experiments.py --workdir
+experiments/results``) wrote: ``suite.json`` (how and when the suite ran), ``claims.json`` (the paper's claims
 beside the measurements) and each ``<experiment>/<experiment>.json`` (its notes, Markdown
 tables and figures, linked relative to the README). When the markers are missing they are
 added at the end of the README. Nothing here is typed by hand; rerun after every suite run.
@@ -34,7 +35,7 @@ def _read_json(path: pathlib.Path):
   try:
     return json.loads(path.read_text())
   except ValueError as e:
-    raise ValueError(f'{path} is not valid JSON ({e}); rerun experiments/run_experiments.py.') from e
+    raise ValueError(f'{path} is not valid JSON ({e}); rerun the experiments suite (experiments/configs/experiments.py).') from e
 
 
 def _claims_table(claims: list[dict]) -> str:
@@ -66,8 +67,9 @@ def results_section(results_dir: str | os.PathLike, readme_dir: str | os.PathLik
   results = pathlib.Path(results_dir)
   suite_path = results / 'suite.json'
   if not suite_path.exists():
-    raise FileNotFoundError(f'{suite_path} does not exist: run `python '
-                            f'experiments/run_experiments.py --out {results_dir}` first.')
+    raise FileNotFoundError(f'{suite_path} does not exist: run `python -m autoseed_jax.main '
+                            '--config experiments/configs/experiments.py --workdir '
+                            f'{results_dir}` first.')
   info = _read_json(suite_path)
   link = pathlib.Path(os.path.relpath(results, readme_dir)).as_posix()
   out = ['## Results on the embedded real streams', '',
