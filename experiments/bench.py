@@ -421,6 +421,8 @@ def meta_update_section(preset: Preset, learners: Learners, stream, main_config,
       'without_condition': dict(inner_steps=first, meta_steps=0, seed_source='random'),
       # Without a meta-update the inner loop is not run: one baseline for every length.
       'without_meta': dict(inner_steps=first, meta_steps=0),
+      # The same with R redrawn at every seed update (sketch_cache=False).
+      'without_meta_redrawn_R': dict(inner_steps=first, meta_steps=0, sketch_cache=False),
       **{f'inner_steps={i}': dict(inner_steps=i, meta_steps=preset.meta_steps)
          for i in preset.inner_steps},
   }
@@ -482,6 +484,7 @@ def meta_update_section(preset: Preset, learners: Learners, stream, main_config,
           'note': ('condition = seed update without meta-update minus the same with '
                    "seed_source='random' (which skips the per-class gradients and the "
                    'sketch R g_c)'),
+          'without_meta_update_R_redrawn': median['without_meta_redrawn_R'],
       },
       'seed_update_share': {
           'config': {k: main_config[k] for k in ('steps_per_task', 'batch_size', 'meta_steps',
@@ -920,6 +923,11 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
                  f"{1e3 * parts['without_meta_update']:,.0f} ms = "
                  f"{1e3 * parts['task_gradient_condition']:,.0f} ms + "
                  f"{1e3 * parts['rest (generate, score, select, prune)']:,.0f} ms"))
+    redrawn = parts.get('without_meta_update_R_redrawn')
+    if redrawn:
+      rows.append(('meta-update', 'seed update without meta-update, R kept vs redrawn each time',
+                   f"{1e3 * parts['without_meta_update']:,.0f} ms vs {1e3 * redrawn:,.0f} ms "
+                   f"({redrawn / parts['without_meta_update']:.1f}x)"))
     r = mu['sketch_matrix']
     rows.append(('meta-update', 'sketch matrix R, drawn once per run' if
                  r['kept_between_seed_updates'] else 'sketch matrix R, drawn every seed update',
@@ -961,7 +969,7 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
       rows.append(('memory', 'seed vs replay bytes at equal accuracy', mem['message']))
     else:
       for c in mem['comparisons']:
-        value = (f"seeds {c['seed_bytes']:,} B vs ER "
+        value = (f"seeds {c['seed_bytes']:,.0f} B vs ER "
                  + (f"{c['replay_bytes_at_equal_acc']:,.0f} B "
                     f"({c['replay_to_seed_ratio']:.1f}x)" if c['replay_bytes_at_equal_acc']
                     else f"n/a ({c['note']})"))
