@@ -177,7 +177,7 @@ def test_malformed_markers_are_refused(text):
 
 
 def test_missing_results_name_the_command(tmp_path):
-  with pytest.raises(FileNotFoundError, match='run_experiments.py'):
+  with pytest.raises(FileNotFoundError, match='experiments/configs/experiments.py'):
     update_readme.results_section(tmp_path / 'nothing', tmp_path)
 
 
