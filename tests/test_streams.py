@@ -9,6 +9,7 @@ import pytest
 from autoseed_jax import streams
 from autoseed_jax.data import builders
 from autoseed_jax.models import image_encoder, offline_backbone
+from tests.helpers.backbones import CountingBackbone
 
 
 @pytest.fixture(scope="module")
@@ -39,23 +40,6 @@ def parts(data_dir):
 def animals_ci(offline, data_dir, cache_dir):
     return streams.get_stream("animals-ci", backbone=offline, data_dir=data_dir,
                               cache_dir=cache_dir)
-
-
-class CountingBackbone:
-    """Delegates to a backbone and counts encode_image calls."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.embed_dim = inner.embed_dim
-        self.fingerprint = inner.fingerprint
-        self.image_calls = 0
-
-    def encode_image(self, images):
-        self.image_calls += 1
-        return self.inner.encode_image(images)
-
-    def encode_text(self, texts):
-        return self.inner.encode_text(texts)
 
 
 def _rows(x, count):

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 from autoseed_jax import main, streams
 from autoseed_jax.data import builders, sources
 from autoseed_jax.models import offline_backbone
+from tests.helpers.backbones import CountingBackbone
 
 CLIP_FIXTURE = (pathlib.Path(__file__).parent / "fixtures" / "clip_tiny"
                 / "open_clip_model.safetensors")
@@ -58,25 +59,6 @@ def _as_data_source(builder, split, **unused):
 def mock_cifar100():
     return tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
                                   as_data_source_fn=_as_data_source)
-
-
-class CountingBackbone:
-    """Delegates to a backbone and counts encoder calls."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.embed_dim = inner.embed_dim
-        self.fingerprint = inner.fingerprint
-        self.image_calls = 0
-        self.text_calls = 0
-
-    def encode_image(self, images):
-        self.image_calls += 1
-        return self.inner.encode_image(images)
-
-    def encode_text(self, texts):
-        self.text_calls += 1
-        return self.inner.encode_text(texts)
 
 
 class FixedSizeBackbone:
