@@ -222,11 +222,14 @@ class _Embedded:
     train_pixels: np.ndarray | None = None
 
 
-def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fraction: float,
-                   rng: np.random.Generator, pixels: bool = False) -> _Embedded:
-    parts = load_split_arrays(dataset, data_dir)
-    keep = subsample_per_class(parts["train_y"], train_fraction, rng)
-    train_images = parts["train_x"][keep]
+def _embed_splits(dataset: str, backbone, *, train_split: str, train_images, train_y,
+                  test_images, test_y, prompts, class_names, cache_dir, train_fraction: float,
+                  rng: np.random.Generator, pixels: bool) -> _Embedded:
+    """A dataset's TRAIN images (subsampled per class by `train_fraction`, cached as split
+    `train_split`) and TEST images embedded by `backbone` through the embedding cache, its
+    prompts encoded, and (when `pixels`) the kept training images on the tower grid."""
+    keep = subsample_per_class(train_y, train_fraction, rng)
+    train_images = train_images[keep]
     encode, tag = image_encode_fn(backbone, train_images.shape[1:])
 
     def images(split: str, x: np.ndarray) -> np.ndarray:
@@ -235,16 +238,27 @@ def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fractio
             split=split + tag, images=x, cache_dir=cache_dir)
 
     return _Embedded(
-        train_x=images("stream-train", train_images),
-        train_y=parts["train_y"][keep],
-        test_x=images("test", parts["test_x"]),
-        test_y=parts["test_y"],
+        train_x=images(train_split, train_images),
+        train_y=train_y[keep],
+        test_x=images("test", test_images),
+        test_y=test_y,
         class_text=embedding_cache.cached_text_embeddings(
-            backbone.encode_text, fingerprint=backbone.fingerprint, prompts=parts["prompts"],
+            backbone.encode_text, fingerprint=backbone.fingerprint, prompts=prompts,
             cache_dir=cache_dir),
-        class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
+        class_names=class_names,
         train_pixels=tower_input_grid(train_images) if pixels else None,
     )
+
+
+def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fraction: float,
+                   rng: np.random.Generator, pixels: bool = False) -> _Embedded:
+    parts = load_split_arrays(dataset, data_dir)
+    return _embed_splits(
+        dataset, backbone, train_split="stream-train", train_images=parts["train_x"],
+        train_y=parts["train_y"], test_images=parts["test_x"], test_y=parts["test_y"],
+        prompts=parts["prompts"],
+        class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
+        cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
 
 
 def _task_split(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
@@ -341,26 +355,12 @@ def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fractio
         raise ValueError(f"{CIFAR100} in {data_dir} has {len(raw_names)} classes, expected "
                          f"{CIFAR100_NUM_CLASSES}; rebuild it with `tfds build cifar100 "
                          f"--data_dir {data_dir} --file_format array_record`.")
-    keep = subsample_per_class(train_y, train_fraction, rng)
-    train_images = train_images[keep]
-    encode, tag = image_encode_fn(backbone, train_images.shape[1:])
-
-    def images(split: str, x: np.ndarray) -> np.ndarray:
-        return embedding_cache.cached_embeddings(
-            encode, fingerprint=backbone.fingerprint, dataset=CIFAR100, split=split + tag,
-            images=x, cache_dir=cache_dir)
-
-    return _Embedded(
-        train_x=images("train", train_images),
-        train_y=train_y[keep],
-        test_x=images("test", test_images),
-        test_y=test_y,
-        class_text=embedding_cache.cached_text_embeddings(
-            backbone.encode_text, fingerprint=backbone.fingerprint,
-            prompts=sources.class_prompts(CIFAR100, raw_names), cache_dir=cache_dir),
+    return _embed_splits(
+        CIFAR100, backbone, train_split="train", train_images=train_images, train_y=train_y,
+        test_images=test_images, test_y=test_y,
+        prompts=sources.class_prompts(CIFAR100, raw_names),
         class_names=[sources.readable_class_name(name) for name in raw_names],
-        train_pixels=tower_input_grid(train_images) if pixels else None,
-    )
+        cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
 
 
 # ---------------------------------------------------------------------------------------------

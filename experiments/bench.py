@@ -460,15 +460,12 @@ def meta_update_section(preset: Preset, learners: Learners, stream, main_config,
 
   # The sketch matrix R, drawn once per run (sketch_cache) rather than per seed update.
   draw = jax.jit(lambda key, params: meta.sketch_blocks(params, key, main_config.sketch_dim))
-  jax.block_until_ready(draw(final_state.key, final_state.params))
-  draw_times = []
-  for _ in range(3):
-    start = time.perf_counter()
-    blocks = jax.block_until_ready(draw(final_state.key, final_state.params))
-    draw_times.append(time.perf_counter() - start)
+  blocks = jax.block_until_ready(draw(final_state.key, final_state.params))  # compiles
+  draw_s, draw_times = median_seconds(
+      lambda: jax.block_until_ready(draw(final_state.key, final_state.params)), 3)
   return {
       'sketch_matrix': {
-          'draw_once_s': float(np.median(draw_times)), 'times_s': draw_times,
+          'draw_once_s': draw_s, 'times_s': draw_times,
           'bytes': int(sum(b.nbytes for b in blocks)),
           'shape': [main_config.sketch_dim, int(sum(b.shape[1] for b in blocks))],
           'kept_between_seed_updates': bool(main_config.sketch_cache),
