@@ -361,6 +361,13 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       return method.consolidate(state, task, axis_name=axis_name)
     return method.consolidate(state, task, constants=constants, axis_name=axis_name)
 
+  make_constants = None
+  if method.constants is not None:
+    draw_constants = jax.jit(method.constants, out_shardings=par.replicated)
+    make_constants = (draw_constants if par.mode == 'jit' else
+                      lambda key, params: parallel.stack_for_pmap(draw_constants(key, params),
+                                                                  par))
+
   return Learner(
       method=method,
       init=jax.jit(init, out_shardings=par.replicated),
@@ -368,9 +375,11 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       adapt=(parallel.compile_step(adapt, par, static_argnums=2, donate_argnums=0,
                                    pmap_argnums=(0, 1))
              if method.trains else None),
+      # The run constants are placed once per run key (stacked per device under pmap),
+      # not at every call, so compile_step does not stack them (argument 2).
       consolidate=(_ConsolidateWithConstants(
-          parallel.compile_step(consolidate, par, donate_argnums=0, pmap_argnums=(0, 1, 2)),
-          method.constants and jax.jit(method.constants, out_shardings=par.replicated))
+          parallel.compile_step(consolidate, par, donate_argnums=0, pmap_argnums=(0, 1)),
+          make_constants)
                    if method.consolidate is not None else None),
       end_task=jax.jit(end_task, donate_argnums=0),
       steps_per_task=config.steps_per_task,
