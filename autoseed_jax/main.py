@@ -57,13 +57,13 @@ from ml_collections import config_flags
 
 import jax
 
-from autoseed_jax import parallel, report, reporting, runner
+from autoseed_jax import parallel, report, reporting, runner, streams
 from autoseed_jax.checkpoint import CheckpointError
 
 
 def define_flags() -> None:
   """Defines --config and --workdir; called when this module is the program, so that
-  importing it (``report`` does, for ``load_stream``) defines no flags."""
+  importing it defines no flags."""
   config_flags.DEFINE_config_file(
       'config', None, 'Path to a Python config file (experiments/configs/*.py); '
       '`file.py:quick` passes an argument to its get_config. Fields are documented in the '
@@ -73,39 +73,6 @@ def define_flags() -> None:
       'workdir', None, 'Directory for logs, results, plots and checkpoints (experiment '
       'configs: the results directory); rerunning the same command on it resumes the run.')
   flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def load_backbone(spec: str):
-  """The frozen backbone named by ``config.stream.backbone``.
-
-  ``offline`` (default): the LiT-pretrained CNN image tower + MiniLM text tower shipped
-  with the project. ``clip:<path>``: an OpenCLIP/OpenAI CLIP checkpoint you bring
-  (``open_clip_model.safetensors`` or ``.npz``; the architecture is read from its shapes).
-  """
-  if spec == 'offline':
-    return None  # streams.get_stream's default
-  if spec.startswith('clip:'):
-    from autoseed_jax.models.clip import CLIPBackbone
-    return CLIPBackbone.from_checkpoint(spec[len('clip:'):])
-  raise ValueError(f"stream.backbone={spec!r}: use 'offline' or 'clip:/path/to/"
-                   "open_clip_model.safetensors'.")
-
-
-def load_stream(stream_config, methods=()):
-  """Builds the task stream named by ``config.stream.name``.
-
-  ``methods``: the run's methods; when one replays images (``dgr_pixel``) the real
-  streams also carry each task's training images (``get_stream(..., pixels=True)``).
-  """
-  kwargs = {k: v for k, v in stream_config.items() if k not in ('name', 'backbone')}
-  if stream_config.name == 'synthetic':
-    from autoseed_jax.synthetic import make_synthetic_stream
-    return make_synthetic_stream(**kwargs)
-  from autoseed_jax.methods.dgr import PIXEL_METHODS
-  from autoseed_jax.streams import get_stream
-  kwargs.setdefault('pixels', any(m in PIXEL_METHODS for m in methods))
-  backbone = load_backbone(stream_config.get('backbone', 'offline'))
-  return get_stream(stream_config.name, backbone=backbone, **kwargs)
 
 
 def is_experiment_config(config) -> bool:
@@ -143,7 +110,7 @@ def main(argv):
     return
   parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
   runner.prepare_workdir(workdir)  # fail fast, before loading the stream
-  stream = load_stream(config.stream, config.methods)
+  stream = streams.load_stream(config.stream, config.methods)
   print(f'stream {stream.name}: {stream.description}')
   if stream.name == 'synthetic':
     print('NOTE: this is the small synthetic embedding benchmark '

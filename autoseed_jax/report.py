@@ -58,7 +58,7 @@ def seed_projection_inputs(workdir: str, results: dict, stream=None):
     return None
   if stream is None:
     import ml_collections
-    from autoseed_jax.main import load_stream
+    from autoseed_jax.streams import load_stream
     stream_config = results['config'].get('stream', {})
     try:
       stream = load_stream(ml_collections.ConfigDict(stream_config))

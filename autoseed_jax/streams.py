@@ -90,94 +90,94 @@ RESIZE_CHUNK = 512
 
 
 def content_digests(images: np.ndarray, salt: bytes = PRETRAIN_SALT) -> list[str]:
-    """images: [N, ...] -> N hex sha256 digests of salt + each image's bytes."""
-    return [hashlib.sha256(salt + np.ascontiguousarray(image).tobytes()).hexdigest()
-            for image in images]
+  """images: [N, ...] -> N hex sha256 digests of salt + each image's bytes."""
+  return [hashlib.sha256(salt + np.ascontiguousarray(image).tobytes()).hexdigest()
+          for image in images]
 
 
 def pretraining_split(images: np.ndarray, labels: np.ndarray,
                       fraction: float = PRETRAIN_FRACTION) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic per-class carve-out of a TRAIN split for LiT pretraining.
+  """Deterministic per-class carve-out of a TRAIN split for LiT pretraining.
 
-    Per class, images are ordered by `content_digests`; distinct contents are taken in that
-    order until `round(fraction * class size)` images are taken (a content that occurs twice
-    brings both copies, so the count can exceed the target by the extra copies). The choice
-    depends only on image bytes and labels, not on record order.
+  Per class, images are ordered by `content_digests`; distinct contents are taken in that
+  order until `round(fraction * class size)` images are taken (a content that occurs twice
+  brings both copies, so the count can exceed the target by the extra copies). The choice
+  depends only on image bytes and labels, not on record order.
 
-    images: [N, H, W, C] uint8; labels: [N] int.
-    Returns (pretrain_indices, stream_indices): sorted int64 arrays partitioning range(N).
-    """
-    labels = np.asarray(labels)
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
-    digests = np.asarray(content_digests(images))
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        target = int(round(fraction * members.size))
-        ordered = members[np.argsort(digests[members], kind="stable")]
-        taken = 0
-        for start in range(ordered.size):
-            if taken >= target:
-                break
-            if start > 0 and digests[ordered[start]] == digests[ordered[start - 1]]:
-                continue  # already taken with its first copy
-            copies = ordered[digests[ordered] == digests[ordered[start]]]
-            chosen.append(copies)
-            taken += copies.size
-    is_pretrain = np.zeros(len(labels), bool)
-    if chosen:
-        is_pretrain[np.concatenate(chosen)] = True
-    return np.flatnonzero(is_pretrain).astype(np.int64), np.flatnonzero(~is_pretrain).astype(np.int64)
+  images: [N, H, W, C] uint8; labels: [N] int.
+  Returns (pretrain_indices, stream_indices): sorted int64 arrays partitioning range(N).
+  """
+  labels = np.asarray(labels)
+  if len(images) != len(labels):
+    raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
+  digests = np.asarray(content_digests(images))
+  chosen = []
+  for label in np.unique(labels):
+    members = np.flatnonzero(labels == label)
+    target = int(round(fraction * members.size))
+    ordered = members[np.argsort(digests[members], kind="stable")]
+    taken = 0
+    for start in range(ordered.size):
+      if taken >= target:
+        break
+      if start > 0 and digests[ordered[start]] == digests[ordered[start - 1]]:
+        continue  # already taken with its first copy
+      copies = ordered[digests[ordered] == digests[ordered[start]]]
+      chosen.append(copies)
+      taken += copies.size
+  is_pretrain = np.zeros(len(labels), bool)
+  if chosen:
+    is_pretrain[np.concatenate(chosen)] = True
+  return np.flatnonzero(is_pretrain).astype(np.int64), np.flatnonzero(~is_pretrain).astype(np.int64)
 
 
 def load_split_arrays(dataset: str, data_dir=None) -> dict[str, np.ndarray | list[str]]:
-    """One dataset, split into the three parts this module uses.
+  """One dataset, split into the three parts this module uses.
 
-    Returns {"pretrain_x", "pretrain_y", "train_x", "train_y", "test_x", "test_y": arrays
-    (uint8 [N, H, W, 1] images, int32 labels), "class_names": list, "prompts": list}.
-    """
-    train_x, train_y, class_names = sources.load_arrays(dataset, "train", data_dir)
-    test_x, test_y, _ = sources.load_arrays(dataset, "test", data_dir)
-    pretrain_idx, stream_idx = pretraining_split(train_x, train_y)
-    return {
-        "pretrain_x": train_x[pretrain_idx], "pretrain_y": train_y[pretrain_idx],
-        "train_x": train_x[stream_idx], "train_y": train_y[stream_idx],
-        "test_x": test_x, "test_y": test_y,
-        "class_names": class_names,
-        "prompts": sources.class_prompts(dataset, class_names),
-    }
+  Returns {"pretrain_x", "pretrain_y", "train_x", "train_y", "test_x", "test_y": arrays
+  (uint8 [N, H, W, 1] images, int32 labels), "class_names": list, "prompts": list}.
+  """
+  train_x, train_y, class_names = sources.load_arrays(dataset, "train", data_dir)
+  test_x, test_y, _ = sources.load_arrays(dataset, "test", data_dir)
+  pretrain_idx, stream_idx = pretraining_split(train_x, train_y)
+  return {
+      "pretrain_x": train_x[pretrain_idx], "pretrain_y": train_y[pretrain_idx],
+      "train_x": train_x[stream_idx], "train_y": train_y[stream_idx],
+      "test_x": test_x, "test_y": test_y,
+      "class_names": class_names,
+      "prompts": sources.class_prompts(dataset, class_names),
+  }
 
 
 def pretraining_data(data_dir=None) -> dict:
-    """The LiT pretraining set: the pretraining splits of `PRETRAIN_DATASETS`.
+  """The LiT pretraining set: the pretraining splits of `PRETRAIN_DATASETS`.
 
-    Returns {"images": per dataset uint8 [N_i, H_i, W_i, 1], "labels": per dataset int32 [N_i]
-    in the shared bank (offset applied), "prompts": [C] class prompts of the bank,
-    "class_names": [C], "datasets": [{"name", "offset", "num_images", "train_size"}]}.
-    """
-    images, labels, prompts, names, described = [], [], [], [], []
-    for dataset, offset in PRETRAIN_DATASETS:
-        parts = load_split_arrays(dataset, data_dir)
-        if offset != len(prompts):
-            raise ValueError(f"class offset {offset} of {dataset} does not follow the "
-                             f"{len(prompts)} classes before it.")
-        images.append(parts["pretrain_x"])
-        labels.append(parts["pretrain_y"] + offset)
-        prompts += parts["prompts"]
-        names += [_bank_name(dataset, name) for name in parts["class_names"]]
-        described.append({
-            "name": dataset, "offset": offset, "num_images": int(len(parts["pretrain_x"])),
-            "train_size": int(len(parts["pretrain_x"]) + len(parts["train_x"])),
-        })
-    return {"images": images, "labels": labels, "prompts": prompts, "class_names": names,
-            "datasets": described}
+  Returns {"images": per dataset uint8 [N_i, H_i, W_i, 1], "labels": per dataset int32 [N_i]
+  in the shared bank (offset applied), "prompts": [C] class prompts of the bank,
+  "class_names": [C], "datasets": [{"name", "offset", "num_images", "train_size"}]}.
+  """
+  images, labels, prompts, names, described = [], [], [], [], []
+  for dataset, offset in PRETRAIN_DATASETS:
+    parts = load_split_arrays(dataset, data_dir)
+    if offset != len(prompts):
+      raise ValueError(f"class offset {offset} of {dataset} does not follow the "
+                       f"{len(prompts)} classes before it.")
+    images.append(parts["pretrain_x"])
+    labels.append(parts["pretrain_y"] + offset)
+    prompts += parts["prompts"]
+    names += [_bank_name(dataset, name) for name in parts["class_names"]]
+    described.append({
+        "name": dataset, "offset": offset, "num_images": int(len(parts["pretrain_x"])),
+        "train_size": int(len(parts["pretrain_x"]) + len(parts["train_x"])),
+    })
+  return {"images": images, "labels": labels, "prompts": prompts, "class_names": names,
+          "datasets": described}
 
 
 def _bank_name(dataset: str, class_name: str) -> str:
-    return f"digit {class_name}" if dataset == DIGITS else class_name
+  return f"digit {class_name}" if dataset == DIGITS else class_name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,182 +185,182 @@ def _bank_name(dataset: str, class_name: str) -> str:
 
 
 def subsample_per_class(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices keeping round(fraction * n_c) (at least 2) examples of each class c."""
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
-    if fraction == 1.0:
-        return np.arange(len(labels))
-    kept = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        count = min(members.size, max(2, int(round(fraction * members.size))))
-        kept.append(rng.choice(members, count, replace=False))
-    return np.sort(np.concatenate(kept))
+  """Sorted indices keeping round(fraction * n_c) (at least 2) examples of each class c."""
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
+  if fraction == 1.0:
+    return np.arange(len(labels))
+  kept = []
+  for label in np.unique(labels):
+    members = np.flatnonzero(labels == label)
+    count = min(members.size, max(2, int(round(fraction * members.size))))
+    kept.append(rng.choice(members, count, replace=False))
+  return np.sort(np.concatenate(kept))
 
 
 def tower_input_grid(images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """images: [N, H, W, 1 or 3] uint8 -> [N, 32, 32, 1] float32 in [-1, 1], the LiT image
-    tower's input (`image_encoder.preprocess_images`, in batches to bound memory)."""
-    images = image_encoder.check_images(images)
-    return np.concatenate(
-        [np.asarray(image_encoder.preprocess_images(jnp.asarray(images[start:start + batch_size])))
-         for start in range(0, len(images), batch_size)]
-        or [np.zeros((0, image_encoder.INPUT_SIZE, image_encoder.INPUT_SIZE, 1), np.float32)])
+  """images: [N, H, W, 1 or 3] uint8 -> [N, 32, 32, 1] float32 in [-1, 1], the LiT image
+  tower's input (`image_encoder.preprocess_images`, in batches to bound memory)."""
+  images = image_encoder.check_images(images)
+  return np.concatenate(
+      [np.asarray(image_encoder.preprocess_images(jnp.asarray(images[start:start + batch_size])))
+       for start in range(0, len(images), batch_size)]
+      or [np.zeros((0, image_encoder.INPUT_SIZE, image_encoder.INPUT_SIZE, 1), np.float32)])
 
 
 @dataclasses.dataclass
 class _Embedded:
-    """A dataset's stream parts as embeddings: train/test [N, d] with labels, prompts [C, d],
-    and (when asked for) train_pixels [N, 32, 32, 1], the images of the train rows."""
+  """A dataset's stream parts as embeddings: train/test [N, d] with labels, prompts [C, d],
+  and (when asked for) train_pixels [N, 32, 32, 1], the images of the train rows."""
 
-    train_x: np.ndarray
-    train_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-    class_text: np.ndarray
-    class_names: list[str]
-    train_pixels: np.ndarray | None = None
+  train_x: np.ndarray
+  train_y: np.ndarray
+  test_x: np.ndarray
+  test_y: np.ndarray
+  class_text: np.ndarray
+  class_names: list[str]
+  train_pixels: np.ndarray | None = None
 
 
 def _embed_splits(dataset: str, backbone, *, train_split: str, train_images, train_y,
                   test_images, test_y, prompts, class_names, cache_dir, train_fraction: float,
                   rng: np.random.Generator, pixels: bool) -> _Embedded:
-    """A dataset's TRAIN images (subsampled per class by `train_fraction`, cached as split
-    `train_split`) and TEST images embedded by `backbone` through the embedding cache, its
-    prompts encoded, and (when `pixels`) the kept training images on the tower grid."""
-    keep = subsample_per_class(train_y, train_fraction, rng)
-    train_images = train_images[keep]
-    encode, tag = image_encode_fn(backbone, train_images.shape[1:])
+  """A dataset's TRAIN images (subsampled per class by `train_fraction`, cached as split
+  `train_split`) and TEST images embedded by `backbone` through the embedding cache, its
+  prompts encoded, and (when `pixels`) the kept training images on the tower grid."""
+  keep = subsample_per_class(train_y, train_fraction, rng)
+  train_images = train_images[keep]
+  encode, tag = image_encode_fn(backbone, train_images.shape[1:])
 
-    def images(split: str, x: np.ndarray) -> np.ndarray:
-        return embedding_cache.cached_embeddings(
-            encode, fingerprint=backbone.fingerprint, dataset=dataset,
-            split=split + tag, images=x, cache_dir=cache_dir)
+  def images(split: str, x: np.ndarray) -> np.ndarray:
+    return embedding_cache.cached_embeddings(
+        encode, fingerprint=backbone.fingerprint, dataset=dataset,
+        split=split + tag, images=x, cache_dir=cache_dir)
 
-    return _Embedded(
-        train_x=images(train_split, train_images),
-        train_y=train_y[keep],
-        test_x=images("test", test_images),
-        test_y=test_y,
-        class_text=embedding_cache.cached_text_embeddings(
-            backbone.encode_text, fingerprint=backbone.fingerprint, prompts=prompts,
-            cache_dir=cache_dir),
-        class_names=class_names,
-        train_pixels=tower_input_grid(train_images) if pixels else None,
-    )
+  return _Embedded(
+      train_x=images(train_split, train_images),
+      train_y=train_y[keep],
+      test_x=images("test", test_images),
+      test_y=test_y,
+      class_text=embedding_cache.cached_text_embeddings(
+          backbone.encode_text, fingerprint=backbone.fingerprint, prompts=prompts,
+          cache_dir=cache_dir),
+      class_names=class_names,
+      train_pixels=tower_input_grid(train_images) if pixels else None,
+  )
 
 
 def _embed_dataset(dataset: str, backbone, *, data_dir, cache_dir, train_fraction: float,
                    rng: np.random.Generator, pixels: bool = False) -> _Embedded:
-    parts = load_split_arrays(dataset, data_dir)
-    return _embed_splits(
-        dataset, backbone, train_split="stream-train", train_images=parts["train_x"],
-        train_y=parts["train_y"], test_images=parts["test_x"], test_y=parts["test_y"],
-        prompts=parts["prompts"],
-        class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
-        cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
+  parts = load_split_arrays(dataset, data_dir)
+  return _embed_splits(
+      dataset, backbone, train_split="stream-train", train_images=parts["train_x"],
+      train_y=parts["train_y"], test_images=parts["test_x"], test_y=parts["test_y"],
+      prompts=parts["prompts"],
+      class_names=[_bank_name(dataset, name) for name in parts["class_names"]],
+      cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
 
 
 def _task_split(x: np.ndarray, y: np.ndarray, classes) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.isin(y, np.asarray(classes))
-    return x[rows], y[rows]
+  rows = np.isin(y, np.asarray(classes))
+  return x[rows], y[rows]
 
 
 def _task_pixels(domain: _Embedded, classes) -> np.ndarray | None:
-    """The train_pixels rows of `_task_split(domain.train_x, domain.train_y, classes)`."""
-    if domain.train_pixels is None:
-        return None
-    return domain.train_pixels[np.isin(domain.train_y, np.asarray(classes))]
+  """The train_pixels rows of `_task_split(domain.train_x, domain.train_y, classes)`."""
+  if domain.train_pixels is None:
+    return None
+  return domain.train_pixels[np.isin(domain.train_y, np.asarray(classes))]
 
 
 def _stream_pixels(per_task: list) -> list | None:
-    return None if any(p is None for p in per_task) else per_task
+  return None if any(p is None for p in per_task) else per_task
 
 
 def backbone_image_size(backbone) -> int | None:
-    """The square side a backbone's `encode_image` requires (its `image_size`, e.g. CLIP's
-    224), or None for a backbone that resizes its inputs itself (the offline backbone)."""
-    size = getattr(backbone, "image_size", None)
-    return None if size is None else int(size)
+  """The square side a backbone's `encode_image` requires (its `image_size`, e.g. CLIP's
+  224), or None for a backbone that resizes its inputs itself (the offline backbone)."""
+  size = getattr(backbone, "image_size", None)
+  return None if size is None else int(size)
 
 
 def image_encode_fn(backbone, image_shape) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """How to embed [N, H, W, C] uint8 images (`image_shape` = (H, W, C)) with `backbone`,
-    and a cache-split tag.
+  """How to embed [N, H, W, C] uint8 images (`image_shape` = (H, W, C)) with `backbone`,
+  and a cache-split tag.
 
-    A backbone that declares an `image_size` (CLIP: RGB at exactly that side) gets
-    grayscale images (C = 1) repeated to three channels (tag "-rgb") and, when H or W
-    differs, each chunk of `RESIZE_CHUNK` images resized (bicubic,
-    `sources.resize_center_crop`) to image_size (tag e.g. "-bicubic224"); the tag names
-    this preparation in the embedding-cache split. A backbone without `image_size` (the
-    offline one prepares its inputs itself) gets the images as they are, tag "".
-    Returns (encode_fn: images [N, H, W, C] -> [N, d], tag).
-    """
-    size = backbone_image_size(backbone)
-    height, width, channels = image_shape
-    resize = size is not None and (height, width) != (size, size)
-    to_rgb = size is not None and channels == 1
-    if not resize and not to_rgb:
-        return backbone.encode_image, ""
+  A backbone that declares an `image_size` (CLIP: RGB at exactly that side) gets
+  grayscale images (C = 1) repeated to three channels (tag "-rgb") and, when H or W
+  differs, each chunk of `RESIZE_CHUNK` images resized (bicubic,
+  `sources.resize_center_crop`) to image_size (tag e.g. "-bicubic224"); the tag names
+  this preparation in the embedding-cache split. A backbone without `image_size` (the
+  offline one prepares its inputs itself) gets the images as they are, tag "".
+  Returns (encode_fn: images [N, H, W, C] -> [N, d], tag).
+  """
+  size = backbone_image_size(backbone)
+  height, width, channels = image_shape
+  resize = size is not None and (height, width) != (size, size)
+  to_rgb = size is not None and channels == 1
+  if not resize and not to_rgb:
+    return backbone.encode_image, ""
 
-    def encode(images: np.ndarray) -> np.ndarray:
-        if len(images) == 0:
-            return np.zeros((0, backbone.embed_dim), np.float32)
-        chunks = []
-        for start in range(0, len(images), RESIZE_CHUNK):
-            chunk = images[start:start + RESIZE_CHUNK]
-            if resize:
-                chunk = np.stack([sources.resize_center_crop(image, size) for image in chunk])
-            if to_rgb:
-                chunk = np.repeat(chunk, 3, axis=-1)
-            chunks.append(np.asarray(backbone.encode_image(chunk)))
-        return np.concatenate(chunks)
+  def encode(images: np.ndarray) -> np.ndarray:
+    if len(images) == 0:
+      return np.zeros((0, backbone.embed_dim), np.float32)
+    chunks = []
+    for start in range(0, len(images), RESIZE_CHUNK):
+      chunk = images[start:start + RESIZE_CHUNK]
+      if resize:
+        chunk = np.stack([sources.resize_center_crop(image, size) for image in chunk])
+      if to_rgb:
+        chunk = np.repeat(chunk, 3, axis=-1)
+      chunks.append(np.asarray(backbone.encode_image(chunk)))
+    return np.concatenate(chunks)
 
-    return encode, ("-rgb" if to_rgb else "") + (f"-bicubic{size}" if resize else "")
+  return encode, ("-rgb" if to_rgb else "") + (f"-bicubic{size}" if resize else "")
 
 
 def _load_user_dataset(stream: str, dataset: str, split: str, data_dir):
-    """`sources.load_arrays` of a user-prepared TFDS dataset; a missing or unreadable one
-    raises its error (same type) prefixed with the stream and how to pass the directory."""
-    try:
-        return sources.load_arrays(dataset, split, data_dir)
-    except (FileNotFoundError, ValueError) as error:
-        raise type(error)(
-            f"Stream {stream!r} reads {dataset!r} from a TFDS dataset you prepare yourself. "
-            f"{error} Then pass that directory as get_stream(..., data_dir=DIR) "
-            "(python -m autoseed_jax.main: --config.stream.data_dir=DIR), or set "
-            f"${builders.DATA_DIR_ENV}=DIR (the default data_dir).") from error
+  """`sources.load_arrays` of a user-prepared TFDS dataset; a missing or unreadable one
+  raises its error (same type) prefixed with the stream and how to pass the directory."""
+  try:
+    return sources.load_arrays(dataset, split, data_dir)
+  except (FileNotFoundError, ValueError) as error:
+    raise type(error)(
+        f"Stream {stream!r} reads {dataset!r} from a TFDS dataset you prepare yourself. "
+        f"{error} Then pass that directory as get_stream(..., data_dir=DIR) "
+        "(python -m autoseed_jax.main: --config.stream.data_dir=DIR), or set "
+        f"${builders.DATA_DIR_ENV}=DIR (the default data_dir).") from error
 
 
 def _check_pixels_backbone(stream: str, backbone) -> None:
-    from autoseed_jax.models.offline_backbone import OfflineBackbone  # pylint: disable=import-outside-toplevel
-    if not isinstance(backbone, OfflineBackbone):
-        raise ValueError(
-            f"Stream {stream!r} with pixels=True (method dgr_pixel) needs the offline backbone: "
-            "dgr_pixel replays images through the offline LiT image tower (32x32 grayscale "
-            f"grid), but this stream is embedded by {type(backbone).__name__}, so replayed "
-            "images would land in another embedding space. Fix: use backbone 'offline', or "
-            "method dgr (replay in the embedding space).")
+  from autoseed_jax.models.offline_backbone import OfflineBackbone  # pylint: disable=import-outside-toplevel
+  if not isinstance(backbone, OfflineBackbone):
+    raise ValueError(
+        f"Stream {stream!r} with pixels=True (method dgr_pixel) needs the offline backbone: "
+        "dgr_pixel replays images through the offline LiT image tower (32x32 grayscale "
+        f"grid), but this stream is embedded by {type(backbone).__name__}, so replayed "
+        "images would land in another embedding space. Fix: use backbone 'offline', or "
+        "method dgr (replay in the embedding space).")
 
 
 def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fraction: float,
                     rng: np.random.Generator, pixels: bool) -> _Embedded:
-    """CIFAR-100's TRAIN (subsampled per class by train_fraction) and TEST splits embedded
-    by `backbone` through the cache; class ids are CIFAR's label ids (0..99)."""
-    if data_dir is None:
-        data_dir = builders.default_data_dir()
-    train_images, train_y, raw_names = _load_user_dataset(stream, CIFAR100, "train", data_dir)
-    test_images, test_y, _ = _load_user_dataset(stream, CIFAR100, "test", data_dir)
-    if len(raw_names) != CIFAR100_NUM_CLASSES:
-        raise ValueError(f"{CIFAR100} in {data_dir} has {len(raw_names)} classes, expected "
-                         f"{CIFAR100_NUM_CLASSES}; rebuild it with `tfds build cifar100 "
-                         f"--data_dir {data_dir} --file_format array_record`.")
-    return _embed_splits(
-        CIFAR100, backbone, train_split="train", train_images=train_images, train_y=train_y,
-        test_images=test_images, test_y=test_y,
-        prompts=sources.class_prompts(CIFAR100, raw_names),
-        class_names=[sources.readable_class_name(name) for name in raw_names],
-        cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
+  """CIFAR-100's TRAIN (subsampled per class by train_fraction) and TEST splits embedded
+  by `backbone` through the cache; class ids are CIFAR's label ids (0..99)."""
+  if data_dir is None:
+    data_dir = builders.default_data_dir()
+  train_images, train_y, raw_names = _load_user_dataset(stream, CIFAR100, "train", data_dir)
+  test_images, test_y, _ = _load_user_dataset(stream, CIFAR100, "test", data_dir)
+  if len(raw_names) != CIFAR100_NUM_CLASSES:
+    raise ValueError(f"{CIFAR100} in {data_dir} has {len(raw_names)} classes, expected "
+                     f"{CIFAR100_NUM_CLASSES}; rebuild it with `tfds build cifar100 "
+                     f"--data_dir {data_dir} --file_format array_record`.")
+  return _embed_splits(
+      CIFAR100, backbone, train_split="train", train_images=train_images, train_y=train_y,
+      test_images=test_images, test_y=test_y,
+      prompts=sources.class_prompts(CIFAR100, raw_names),
+      class_names=[sources.readable_class_name(name) for name in raw_names],
+      cache_dir=cache_dir, train_fraction=train_fraction, rng=rng, pixels=pixels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,76 +368,76 @@ def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fractio
 
 
 def _animals_ci(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction, pixels):
-    rng = np.random.default_rng(seed)
-    animals = _embed_dataset(ANIMALS, backbone, data_dir=data_dir, cache_dir=cache_dir,
-                             train_fraction=train_fraction, rng=rng, pixels=pixels)
-    order = np.asarray(ANIMALS_CI_CLASS_ORDER)
-    task_classes = np.split(order, len(order) // ANIMALS_CI_CLASSES_PER_TASK)
-    return build_stream(
-        "animals-ci",
-        train=[_task_split(animals.train_x, animals.train_y, c) for c in task_classes],
-        test=[_task_split(animals.test_x, animals.test_y, c) for c in task_classes],
-        class_text=animals.class_text, class_names=animals.class_names,
-        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-ci"].description,
-        train_pixels=_stream_pixels([_task_pixels(animals, c) for c in task_classes]))
+  rng = np.random.default_rng(seed)
+  animals = _embed_dataset(ANIMALS, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                           train_fraction=train_fraction, rng=rng, pixels=pixels)
+  order = np.asarray(ANIMALS_CI_CLASS_ORDER)
+  task_classes = np.split(order, len(order) // ANIMALS_CI_CLASSES_PER_TASK)
+  return build_stream(
+      "animals-ci",
+      train=[_task_split(animals.train_x, animals.train_y, c) for c in task_classes],
+      test=[_task_split(animals.test_x, animals.test_y, c) for c in task_classes],
+      class_text=animals.class_text, class_names=animals.class_names,
+      val_fraction=val_fraction, seed=seed, description=STREAMS["animals-ci"].description,
+      train_pixels=_stream_pixels([_task_pixels(animals, c) for c in task_classes]))
 
 
 def _animals_digits(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction,
                     pixels):
-    rng = np.random.default_rng(seed)
-    domains = [_embed_dataset(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
-                              train_fraction=train_fraction, rng=rng, pixels=pixels)
-               for name in (ANIMALS, DIGITS)]
-    train, test = [], []
-    for offset, domain in zip((0, 10), domains):
-        train.append((domain.train_x, domain.train_y + offset))
-        test.append((domain.test_x, domain.test_y + offset))
-    return build_stream(
-        "animals-digits", train=train, test=test,
-        class_text=np.concatenate([d.class_text for d in domains]),
-        class_names=domains[0].class_names + domains[1].class_names,
-        val_fraction=val_fraction, seed=seed, description=STREAMS["animals-digits"].description,
-        train_pixels=_stream_pixels([d.train_pixels for d in domains]))
+  rng = np.random.default_rng(seed)
+  domains = [_embed_dataset(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                            train_fraction=train_fraction, rng=rng, pixels=pixels)
+             for name in (ANIMALS, DIGITS)]
+  train, test = [], []
+  for offset, domain in zip((0, 10), domains):
+    train.append((domain.train_x, domain.train_y + offset))
+    test.append((domain.test_x, domain.test_y + offset))
+  return build_stream(
+      "animals-digits", train=train, test=test,
+      class_text=np.concatenate([d.class_text for d in domains]),
+      class_names=domains[0].class_names + domains[1].class_names,
+      val_fraction=val_fraction, seed=seed, description=STREAMS["animals-digits"].description,
+      train_pixels=_stream_pixels([d.train_pixels for d in domains]))
 
 
 def _cifar100(backbone, *, num_tasks: int, data_dir, cache_dir, seed, val_fraction,
               train_fraction, pixels):
-    name = f"cifar100-{num_tasks}"
-    if pixels:
-        _check_pixels_backbone(name, backbone)
-    cifar = _embed_cifar100(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
-                            train_fraction=train_fraction, rng=np.random.default_rng(seed),
-                            pixels=pixels)
-    task_classes = sources.class_incremental_tasks(num_tasks)
-    return build_stream(
-        name,
-        train=[_task_split(cifar.train_x, cifar.train_y, c) for c in task_classes],
-        test=[_task_split(cifar.test_x, cifar.test_y, c) for c in task_classes],
-        class_text=cifar.class_text, class_names=cifar.class_names,
-        val_fraction=val_fraction, seed=seed, description=STREAMS[name].description,
-        train_pixels=_stream_pixels([_task_pixels(cifar, c) for c in task_classes]))
+  name = f"cifar100-{num_tasks}"
+  if pixels:
+    _check_pixels_backbone(name, backbone)
+  cifar = _embed_cifar100(name, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                          train_fraction=train_fraction, rng=np.random.default_rng(seed),
+                          pixels=pixels)
+  task_classes = sources.class_incremental_tasks(num_tasks)
+  return build_stream(
+      name,
+      train=[_task_split(cifar.train_x, cifar.train_y, c) for c in task_classes],
+      test=[_task_split(cifar.test_x, cifar.test_y, c) for c in task_classes],
+      class_text=cifar.class_text, class_names=cifar.class_names,
+      val_fraction=val_fraction, seed=seed, description=STREAMS[name].description,
+      train_pixels=_stream_pixels([_task_pixels(cifar, c) for c in task_classes]))
 
 
 def _cifar100_description(num_tasks: int) -> str:
-    per_task = CIFAR100_NUM_CLASSES // num_tasks
-    first = ", ".join(str(c) for c in sources.cifar100_class_order()[:per_task])
-    return (
-        f"Class-incremental CIFAR-100 in {num_tasks} tasks x {per_task} classes, in the "
-        f"Continual-CLIP class order (numpy seed 1993 permutation; task 1 = label ids "
-        f"{first}). Each task trains on the 500 TRAIN images per class (5% held out as "
-        "D_t^val, 475 + 25) and is tested on the 100 TEST images per class; evaluation "
-        "after each task is over all classes seen so far (100-way at the end) with the "
-        "frozen text embeddings of 'a photo of a {class}.'. Needs CIFAR-100 prepared as "
-        "a TFDS array_record dataset in data_dir.")
+  per_task = CIFAR100_NUM_CLASSES // num_tasks
+  first = ", ".join(str(c) for c in sources.cifar100_class_order()[:per_task])
+  return (
+      f"Class-incremental CIFAR-100 in {num_tasks} tasks x {per_task} classes, in the "
+      f"Continual-CLIP class order (numpy seed 1993 permutation; task 1 = label ids "
+      f"{first}). Each task trains on the 500 TRAIN images per class (5% held out as "
+      "D_t^val, 475 + 25) and is tested on the 100 TEST images per class; evaluation "
+      "after each task is over all classes seen so far (100-way at the end) with the "
+      "frozen text embeddings of 'a photo of a {class}.'. Needs CIFAR-100 prepared as "
+      "a TFDS array_record dataset in data_dir.")
 
 
 @dataclasses.dataclass(frozen=True)
 class StreamSpec:
-    """A named stream: its protocol in one paragraph and the function that builds it."""
+  """A named stream: its protocol in one paragraph and the function that builds it."""
 
-    name: str
-    description: str
-    build: Callable[..., TaskStream]
+  name: str
+  description: str
+  build: Callable[..., TaskStream]
 
 
 STREAMS: dict[str, StreamSpec] = {
@@ -470,35 +470,66 @@ STREAMS: dict[str, StreamSpec] = {
 def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,
                val_fraction: float = 0.05, train_fraction: float = 1.0,
                pixels: bool = False) -> TaskStream:
-    """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
+  """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
 
-    backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
-    data_dir: where the embedded TFDS datasets are built and where user-prepared ones
-      (CIFAR-100) are read from (default `data.builders.default_data_dir()`); cache_dir:
-      embedding cache (default `data.embedding_cache.default_cache_dir()`).
-    seed: seed of the validation split and of the `train_fraction` subsample.
-    val_fraction: share of each task's training data held out as D_t^val.
-    train_fraction: share of each class's stream-train images kept (1.0: all).
-    pixels: also give each task its training images (`Task.train_pixels` [N, 32, 32, 1]
-      float32 on the LiT image tower's input grid, row i the image of train_x[i]), which
-      method `dgr_pixel` replays through that tower. The embeddings are the same either way.
-      The CIFAR-100 streams accept it only with the offline backbone (ValueError otherwise).
-    Raises FileNotFoundError (CIFAR-100 not prepared in data_dir; the message gives the
-    `tfds build` command) and ValueError (unknown name, bad fraction, backbone).
-    """
-    if name not in STREAMS:
-        raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
-    if not 0.0 < train_fraction <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
-    if backbone is None:
-        from autoseed_jax.models.offline_backbone import load_offline_backbone  # pylint: disable=import-outside-toplevel
-        backbone = load_offline_backbone()
-    if not isinstance(backbone, backbone_lib.Backbone):
-        raise ValueError(f"backbone must implement models.backbone.Backbone (embed_dim, "
-                         f"fingerprint, encode_text, encode_image); got {type(backbone).__name__}.")
-    if cache_dir is None:
-        cache_dir = embedding_cache.default_cache_dir()
-    return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
-                               seed=seed, val_fraction=val_fraction,
-                               train_fraction=train_fraction, pixels=bool(pixels))
+  backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
+  data_dir: where the embedded TFDS datasets are built and where user-prepared ones
+    (CIFAR-100) are read from (default `data.builders.default_data_dir()`); cache_dir:
+    embedding cache (default `data.embedding_cache.default_cache_dir()`).
+  seed: seed of the validation split and of the `train_fraction` subsample.
+  val_fraction: share of each task's training data held out as D_t^val.
+  train_fraction: share of each class's stream-train images kept (1.0: all).
+  pixels: also give each task its training images (`Task.train_pixels` [N, 32, 32, 1]
+    float32 on the LiT image tower's input grid, row i the image of train_x[i]), which
+    method `dgr_pixel` replays through that tower. The embeddings are the same either way.
+    The CIFAR-100 streams accept it only with the offline backbone (ValueError otherwise).
+  Raises FileNotFoundError (CIFAR-100 not prepared in data_dir; the message gives the
+  `tfds build` command) and ValueError (unknown name, bad fraction, backbone).
+  """
+  if name not in STREAMS:
+    raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
+  if not 0.0 < train_fraction <= 1.0:
+    raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
+  if backbone is None:
+    from autoseed_jax.models.offline_backbone import load_offline_backbone  # pylint: disable=import-outside-toplevel
+    backbone = load_offline_backbone()
+  if not isinstance(backbone, backbone_lib.Backbone):
+    raise ValueError(f"backbone must implement models.backbone.Backbone (embed_dim, "
+                     f"fingerprint, encode_text, encode_image); got {type(backbone).__name__}.")
+  if cache_dir is None:
+    cache_dir = embedding_cache.default_cache_dir()
+  return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
+                             seed=seed, val_fraction=val_fraction,
+                             train_fraction=train_fraction, pixels=bool(pixels))
 
+
+def load_backbone(spec: str):
+  """The frozen backbone named by ``config.stream.backbone``.
+
+  ``offline`` (default): the LiT-pretrained CNN image tower + MiniLM text tower shipped
+  with the project. ``clip:<path>``: an OpenCLIP/OpenAI CLIP checkpoint you bring
+  (``open_clip_model.safetensors`` or ``.npz``; the architecture is read from its shapes).
+  """
+  if spec == 'offline':
+    return None  # get_stream's default
+  if spec.startswith('clip:'):
+    from autoseed_jax.models.clip import CLIPBackbone
+    return CLIPBackbone.from_checkpoint(spec[len('clip:'):])
+  raise ValueError(f"stream.backbone={spec!r}: use 'offline' or 'clip:/path/to/"
+                   "open_clip_model.safetensors'.")
+
+
+def load_stream(stream_config, methods=()):
+  """Builds the task stream named by ``config.stream.name``.
+
+  ``methods``: the run's methods; when one replays images (``dgr_pixel``) the real
+  streams also carry each task's training images (``get_stream(..., pixels=True)``).
+  """
+  kwargs = {k: v for k, v in stream_config.items() if k not in ('name', 'backbone')}
+  if stream_config.name == 'synthetic':
+    from autoseed_jax.synthetic import make_synthetic_stream
+    return make_synthetic_stream(**kwargs)
+  from autoseed_jax.methods.dgr import PIXEL_METHODS
+  kwargs.setdefault('pixels', any(m in PIXEL_METHODS for m in methods))
+  backbone = load_backbone(stream_config.get('backbone', 'offline'))
+  return get_stream(stream_config.name, backbone=backbone, **kwargs)

@@ -33,69 +33,69 @@ from autoseed_jax.models import image_encoder, lit, minilm, offline_backbone  # 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    defaults = lit.LitConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=pathlib.Path,
-                        default=offline_backbone.DEFAULT_CHECKPOINT_DIR)
-    parser.add_argument("--steps", type=int, default=defaults.num_steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--data-dir", type=pathlib.Path, default=None)
-    return parser.parse_args(argv)
+  defaults = lit.LitConfig()
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", type=pathlib.Path,
+                      default=offline_backbone.DEFAULT_CHECKPOINT_DIR)
+  parser.add_argument("--steps", type=int, default=defaults.num_steps)
+  parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+  parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+  parser.add_argument("--seed", type=int, default=defaults.seed)
+  parser.add_argument("--data-dir", type=pathlib.Path, default=None)
+  return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    config = dataclasses.replace(lit.LitConfig(), num_steps=args.steps,
-                                 batch_size=args.batch_size, learning_rate=args.learning_rate,
-                                 seed=args.seed)
-    tower_config = image_encoder.ImageTowerConfig()
-    data = streams.pretraining_data(args.data_dir)
-    text_encoder = minilm.load_minilm()
-    class_text = text_encoder.encode_text(data["prompts"])
+  args = parse_args(argv)
+  config = dataclasses.replace(lit.LitConfig(), num_steps=args.steps,
+                               batch_size=args.batch_size, learning_rate=args.learning_rate,
+                               seed=args.seed)
+  tower_config = image_encoder.ImageTowerConfig()
+  data = streams.pretraining_data(args.data_dir)
+  text_encoder = minilm.load_minilm()
+  class_text = text_encoder.encode_text(data["prompts"])
 
-    start = time.perf_counter()
-    params, history = lit.pretrain_image_tower(
-        data["images"], data["labels"], class_text, config=config, tower_config=tower_config,
-        log=lambda record: print(json.dumps(record), flush=True))
-    seconds = time.perf_counter() - start
+  start = time.perf_counter()
+  params, history = lit.pretrain_image_tower(
+      data["images"], data["labels"], class_text, config=config, tower_config=tower_config,
+      log=lambda record: print(json.dumps(record), flush=True))
+  seconds = time.perf_counter() - start
 
-    encode = jax.jit(lambda x: image_encoder.encode_images(params["tower"], x,
-                                                           config=tower_config))
-    train_accuracy = {}
-    for info, images, labels in zip(data["datasets"], data["images"], data["labels"]):
-        predicted = np.argmax(np.asarray(encode(images)) @ class_text.T, axis=1)
-        train_accuracy[info["name"]] = float(np.mean(predicted == labels))
+  encode = jax.jit(lambda x: image_encoder.encode_images(params["tower"], x,
+                                                         config=tower_config))
+  train_accuracy = {}
+  for info, images, labels in zip(data["datasets"], data["images"], data["labels"]):
+    predicted = np.argmax(np.asarray(encode(images)) @ class_text.T, axis=1)
+    train_accuracy[info["name"]] = float(np.mean(predicted == labels))
 
-    metadata = {
-        "lit_config": dataclasses.asdict(config),
-        "learned_logit_scale": float(np.exp(params["log_logit_scale"])),
-        "objective": "CE of each image against the frozen MiniLM embeddings of all class "
-                     "prompts (autoseed_jax.models.lit.lit_loss)",
-        "text_tower": {"name": "all-MiniLM-L6-v2", "fingerprint": text_encoder.fingerprint},
-        "training_data": {
-            "description": (
-                f"pretraining split of each dataset's TRAIN split: per class the "
-                f"{streams.PRETRAIN_FRACTION:.0%} of images with the smallest salted content "
-                f"hash (autoseed_jax.streams.pretraining_split); TEST never used"),
-            "salt": streams.PRETRAIN_SALT.decode(),
-            "fraction": streams.PRETRAIN_FRACTION,
-            "datasets": data["datasets"],
-            "class_names": data["class_names"],
-            "prompts": data["prompts"],
-        },
-        "training_accuracy": train_accuracy,
-        "history": history,
-        "seconds": seconds,
-        "platform": jax.default_backend(),
-    }
-    directory = lit.save_checkpoint(args.out, params["tower"], tower_config=tower_config,
-                                    metadata=metadata)
-    print(json.dumps({"checkpoint": str(directory), "seconds": round(seconds, 1),
-                      "training_accuracy": train_accuracy,
-                      "learned_logit_scale": metadata["learned_logit_scale"]}))
+  metadata = {
+      "lit_config": dataclasses.asdict(config),
+      "learned_logit_scale": float(np.exp(params["log_logit_scale"])),
+      "objective": "CE of each image against the frozen MiniLM embeddings of all class "
+                   "prompts (autoseed_jax.models.lit.lit_loss)",
+      "text_tower": {"name": "all-MiniLM-L6-v2", "fingerprint": text_encoder.fingerprint},
+      "training_data": {
+          "description": (
+              f"pretraining split of each dataset's TRAIN split: per class the "
+              f"{streams.PRETRAIN_FRACTION:.0%} of images with the smallest salted content "
+              f"hash (autoseed_jax.streams.pretraining_split); TEST never used"),
+          "salt": streams.PRETRAIN_SALT.decode(),
+          "fraction": streams.PRETRAIN_FRACTION,
+          "datasets": data["datasets"],
+          "class_names": data["class_names"],
+          "prompts": data["prompts"],
+      },
+      "training_accuracy": train_accuracy,
+      "history": history,
+      "seconds": seconds,
+      "platform": jax.default_backend(),
+  }
+  directory = lit.save_checkpoint(args.out, params["tower"], tower_config=tower_config,
+                                  metadata=metadata)
+  print(json.dumps({"checkpoint": str(directory), "seconds": round(seconds, 1),
+                    "training_accuracy": train_accuracy,
+                    "learned_logit_scale": metadata["learned_logit_scale"]}))
 
 
 if __name__ == "__main__":
-    main()
+  main()

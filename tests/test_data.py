@@ -21,20 +21,20 @@ EMBEDDED = {
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tfds")
-    for name in EMBEDDED:
-        builders.prepare(name, path)
-    return path
+  path = tmp_path_factory.mktemp("tfds")
+  for name in EMBEDDED:
+    builders.prepare(name, path)
+  return path
 
 
 def _package_arrays(name):
-    if name == "animal_mnist":
-        return builders.load_animal_mnist_arrays()
-    return builders.load_sklearn_digits_arrays()
+  if name == "animal_mnist":
+    return builders.load_animal_mnist_arrays()
+  return builders.load_sklearn_digits_arrays()
 
 
 def _ids(source):
-    return [record["id"].decode() for record in source]
+  return [record["id"].decode() for record in source]
 
 
 # ---------------------------------------------------------------- embedded datasets
@@ -42,195 +42,195 @@ def _ids(source):
 
 @pytest.mark.parametrize("name", sorted(EMBEDDED))
 def test_embedded_dataset_reads_back_with_expected_counts(name, data_dir):
-    class_names, image_shape = EMBEDDED[name]
-    _, package_labels = _package_arrays(name)
-    per_class_total = np.bincount(package_labels, minlength=10)
-    train_x, train_y, train_names = sources.load_arrays(name, "train", data_dir)
-    test_x, test_y, test_names = sources.load_arrays(name, "test", data_dir)
+  class_names, image_shape = EMBEDDED[name]
+  _, package_labels = _package_arrays(name)
+  per_class_total = np.bincount(package_labels, minlength=10)
+  train_x, train_y, train_names = sources.load_arrays(name, "train", data_dir)
+  test_x, test_y, test_names = sources.load_arrays(name, "test", data_dir)
 
-    assert train_names == test_names == list(class_names)
-    assert train_x.dtype == test_x.dtype == np.uint8
-    assert train_y.dtype == test_y.dtype == np.int32
-    assert train_x.shape == (len(train_y),) + image_shape
-    assert test_x.shape == (len(test_y),) + image_shape
-    test_counts = np.bincount(test_y, minlength=10)
-    np.testing.assert_array_equal(test_counts + np.bincount(train_y, minlength=10),
-                                  per_class_total)
-    np.testing.assert_array_equal(test_counts, np.round(0.2 * per_class_total).astype(int))
-    if name == "animal_mnist":
-        assert (test_counts == 200).all() and len(train_y) == 8000
-    else:
-        assert (len(train_y), len(test_y)) == (1438, 359)
-        assert train_x.max() == 255
+  assert train_names == test_names == list(class_names)
+  assert train_x.dtype == test_x.dtype == np.uint8
+  assert train_y.dtype == test_y.dtype == np.int32
+  assert train_x.shape == (len(train_y),) + image_shape
+  assert test_x.shape == (len(test_y),) + image_shape
+  test_counts = np.bincount(test_y, minlength=10)
+  np.testing.assert_array_equal(test_counts + np.bincount(train_y, minlength=10),
+                                per_class_total)
+  np.testing.assert_array_equal(test_counts, np.round(0.2 * per_class_total).astype(int))
+  if name == "animal_mnist":
+    assert (test_counts == 200).all() and len(train_y) == 8000
+  else:
+    assert (len(train_y), len(test_y)) == (1438, 359)
+    assert train_x.max() == 255
 
 
 @pytest.mark.parametrize("name", sorted(EMBEDDED))
 def test_embedded_records_equal_package_arrays(name, data_dir):
-    images, labels = _package_arrays(name)
-    source = sources.data_source(name, "test", data_dir)
-    for position in (0, 7, len(source) - 1):
-        record = source[position]
-        index = int(record["id"].decode().split("/")[1])
-        np.testing.assert_array_equal(record["image"][..., 0], images[index])
-        assert record["label"] == labels[index]
+  images, labels = _package_arrays(name)
+  source = sources.data_source(name, "test", data_dir)
+  for position in (0, 7, len(source) - 1):
+    record = source[position]
+    index = int(record["id"].decode().split("/")[1])
+    np.testing.assert_array_equal(record["image"][..., 0], images[index])
+    assert record["label"] == labels[index]
 
 
 def test_sklearn_digits_scaling_is_rint_255_over_16():
-    from sklearn.datasets import load_digits
+  from sklearn.datasets import load_digits
 
-    images, _ = builders.load_sklearn_digits_arrays()
-    raw = load_digits().images
-    np.testing.assert_array_equal(images[raw == 16], 255)
-    np.testing.assert_array_equal(images[raw == 0], 0)
-    np.testing.assert_array_equal(images[raw == 8], 128)
+  images, _ = builders.load_sklearn_digits_arrays()
+  raw = load_digits().images
+  np.testing.assert_array_equal(images[raw == 16], 255)
+  np.testing.assert_array_equal(images[raw == 0], 0)
+  np.testing.assert_array_equal(images[raw == 8], 128)
 
 
 @pytest.mark.parametrize("name", sorted(EMBEDDED))
 def test_splits_partition_the_package_and_keep_duplicates_together(name, data_dir):
-    images, _ = _package_arrays(name)
-    train_ids = _ids(sources.data_source(name, "train", data_dir))
-    test_ids = _ids(sources.data_source(name, "test", data_dir))
-    train_index = {int(i.split("/")[1]) for i in train_ids}
-    test_index = {int(i.split("/")[1]) for i in test_ids}
-    assert not train_index & test_index
-    assert train_index | test_index == set(range(len(images)))
-    train_bytes = {images[i].tobytes() for i in train_index}
-    assert not any(images[i].tobytes() in train_bytes for i in test_index)
+  images, _ = _package_arrays(name)
+  train_ids = _ids(sources.data_source(name, "train", data_dir))
+  test_ids = _ids(sources.data_source(name, "test", data_dir))
+  train_index = {int(i.split("/")[1]) for i in train_ids}
+  test_index = {int(i.split("/")[1]) for i in test_ids}
+  assert not train_index & test_index
+  assert train_index | test_index == set(range(len(images)))
+  train_bytes = {images[i].tobytes() for i in train_index}
+  assert not any(images[i].tobytes() in train_bytes for i in test_index)
 
 
 def test_stratified_split_is_deterministic_and_seed_dependent():
-    labels = np.repeat(np.arange(5), 40)
-    groups = np.arange(200) // 2  # pairs of "identical" examples
-    first = builders.stratified_split_indices(labels, test_fraction=0.25, seed=3, groups=groups)
-    again = builders.stratified_split_indices(labels, test_fraction=0.25, seed=3, groups=groups)
-    other = builders.stratified_split_indices(labels, test_fraction=0.25, seed=4, groups=groups)
-    np.testing.assert_array_equal(first[1], again[1])
-    assert not np.array_equal(first[1], other[1])
-    np.testing.assert_array_equal(np.bincount(labels[first[1]]), [10] * 5)
-    assert set(groups[first[0]]).isdisjoint(groups[first[1]])
+  labels = np.repeat(np.arange(5), 40)
+  groups = np.arange(200) // 2  # pairs of "identical" examples
+  first = builders.stratified_split_indices(labels, test_fraction=0.25, seed=3, groups=groups)
+  again = builders.stratified_split_indices(labels, test_fraction=0.25, seed=3, groups=groups)
+  other = builders.stratified_split_indices(labels, test_fraction=0.25, seed=4, groups=groups)
+  np.testing.assert_array_equal(first[1], again[1])
+  assert not np.array_equal(first[1], other[1])
+  np.testing.assert_array_equal(np.bincount(labels[first[1]]), [10] * 5)
+  assert set(groups[first[0]]).isdisjoint(groups[first[1]])
 
 
 def test_prepare_is_idempotent(data_dir):
-    builder = builders.prepare("sklearn_digits", data_dir)
-    info_file = os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
-    before = os.stat(info_file).st_mtime_ns
-    again = builders.prepare("sklearn_digits", data_dir)
-    assert os.stat(info_file).st_mtime_ns == before
-    assert again.info.splits["train"].num_examples == 1438
+  builder = builders.prepare("sklearn_digits", data_dir)
+  info_file = os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
+  before = os.stat(info_file).st_mtime_ns
+  again = builders.prepare("sklearn_digits", data_dir)
+  assert os.stat(info_file).st_mtime_ns == before
+  assert again.info.splits["train"].num_examples == 1438
 
 
 def test_default_dirs_follow_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv(builders.DATA_DIR_ENV, str(tmp_path / "d"))
-    monkeypatch.setenv(embedding_cache.CACHE_DIR_ENV, str(tmp_path / "c"))
-    assert builders.default_data_dir() == tmp_path / "d"
-    assert embedding_cache.default_cache_dir() == tmp_path / "c"
-    monkeypatch.delenv(builders.DATA_DIR_ENV)
-    assert builders.default_data_dir().parts[-3:] == (".cache", "autoseed_jax", "tfds")
+  monkeypatch.setenv(builders.DATA_DIR_ENV, str(tmp_path / "d"))
+  monkeypatch.setenv(embedding_cache.CACHE_DIR_ENV, str(tmp_path / "c"))
+  assert builders.default_data_dir() == tmp_path / "d"
+  assert embedding_cache.default_cache_dir() == tmp_path / "c"
+  monkeypatch.delenv(builders.DATA_DIR_ENV)
+  assert builders.default_data_dir().parts[-3:] == (".cache", "autoseed_jax", "tfds")
 
 
 def test_restricted_unpickler_refuses_non_array_objects(tmp_path):
-    path = tmp_path / "evil.gz"
-    with gzip.open(path, "wb") as handle:
-        pickle.dump(collections.OrderedDict(a=1), handle)
-    with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
-        builders._load_pickled_array(path)  # pylint: disable=protected-access
-    with gzip.open(path, "wb") as handle:
-        pickle.dump(np.arange(3, dtype=np.uint8), handle)
-    loaded = builders._load_pickled_array(path)  # pylint: disable=protected-access
-    np.testing.assert_array_equal(loaded, [0, 1, 2])
+  path = tmp_path / "evil.gz"
+  with gzip.open(path, "wb") as handle:
+    pickle.dump(collections.OrderedDict(a=1), handle)
+  with pytest.raises(pickle.UnpicklingError, match="only numpy arrays"):
+    builders._load_pickled_array(path)  # pylint: disable=protected-access
+  with gzip.open(path, "wb") as handle:
+    pickle.dump(np.arange(3, dtype=np.uint8), handle)
+  loaded = builders._load_pickled_array(path)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(loaded, [0, 1, 2])
 
 
 def test_class_prompts_use_dataset_templates():
-    assert sources.class_prompts("animal_mnist", ["bear"]) == [
-        "a black and white silhouette of a bear."]
-    assert sources.class_prompts("sklearn_digits", ["7"]) == ["a handwritten digit 7."]
-    assert sources.class_prompts("cifar100", ["aquarium_fish"]) == ["a photo of a aquarium fish."]
-    assert sources.readable_class_name("/a/apartment_building/outdoor") == (
-        "apartment building outdoor")
+  assert sources.class_prompts("animal_mnist", ["bear"]) == [
+      "a black and white silhouette of a bear."]
+  assert sources.class_prompts("sklearn_digits", ["7"]) == ["a handwritten digit 7."]
+  assert sources.class_prompts("cifar100", ["aquarium_fish"]) == ["a photo of a aquarium fish."]
+  assert sources.readable_class_name("/a/apartment_building/outdoor") == (
+      "apartment building outdoor")
 
 
 # ---------------------------------------------------------------- grain pipelines
 
 
 def test_grain_shuffle_is_reproducible_per_seed(data_dir):
-    source = sources.data_source("sklearn_digits", "train", data_dir)
+  source = sources.data_source("sklearn_digits", "train", data_dir)
 
-    def order(seed):
-        dataset = sources.make_grain_dataset(source, batch_size=100, seed=seed)
-        return np.concatenate([batch["id"] for batch in dataset])
+  def order(seed):
+    dataset = sources.make_grain_dataset(source, batch_size=100, seed=seed)
+    return np.concatenate([batch["id"] for batch in dataset])
 
-    first, again, other = order(5), order(5), order(6)
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, other)
-    assert sorted(first.tolist()) == sorted(_ids_bytes(source))
+  first, again, other = order(5), order(5), order(6)
+  np.testing.assert_array_equal(first, again)
+  assert not np.array_equal(first, other)
+  assert sorted(first.tolist()) == sorted(_ids_bytes(source))
 
 
 def _ids_bytes(source):
-    return [record["id"] for record in source]
+  return [record["id"] for record in source]
 
 
 def test_grain_shards_are_disjoint_and_cover_the_split(data_dir):
-    source = sources.data_source("sklearn_digits", "train", data_dir)
-    shards = []
-    for shard_index in range(3):
-        dataset = sources.make_grain_dataset(source, batch_size=64, seed=1,
-                                             shard_index=shard_index, shard_count=3)
-        shards.append({i for batch in dataset for i in batch["id"].tolist()})
-    assert all(not shards[a] & shards[b] for a in range(3) for b in range(a + 1, 3))
-    assert set().union(*shards) == set(_ids_bytes(source))
-    with pytest.raises(ValueError, match="shard_index"):
-        sources.make_grain_dataset(source, batch_size=8, shard_index=3, shard_count=3)
+  source = sources.data_source("sklearn_digits", "train", data_dir)
+  shards = []
+  for shard_index in range(3):
+    dataset = sources.make_grain_dataset(source, batch_size=64, seed=1,
+                                         shard_index=shard_index, shard_count=3)
+    shards.append({i for batch in dataset for i in batch["id"].tolist()})
+  assert all(not shards[a] & shards[b] for a in range(3) for b in range(a + 1, 3))
+  assert set().union(*shards) == set(_ids_bytes(source))
+  with pytest.raises(ValueError, match="shard_index"):
+    sources.make_grain_dataset(source, batch_size=8, shard_index=3, shard_count=3)
 
 
 def test_grain_drop_remainder_gives_equal_full_batches(data_dir):
-    source = sources.data_source("sklearn_digits", "test", data_dir)  # 359 records
-    lengths = []
-    for shard_index in range(2):
-        dataset = sources.make_grain_dataset(source, batch_size=32, seed=0, num_epochs=2,
-                                             shard_index=shard_index, shard_count=2,
-                                             drop_remainder=True)
-        batches = list(dataset)
-        assert all(batch["image"].shape == (32, 8, 8, 1) for batch in batches)
-        lengths.append(len(batches))
-    records_per_shard = 359 // 2 * 2  # 179 per epoch (remainder record dropped), 2 epochs
-    assert lengths == [records_per_shard // 32] * 2
+  source = sources.data_source("sklearn_digits", "test", data_dir)  # 359 records
+  lengths = []
+  for shard_index in range(2):
+    dataset = sources.make_grain_dataset(source, batch_size=32, seed=0, num_epochs=2,
+                                         shard_index=shard_index, shard_count=2,
+                                         drop_remainder=True)
+    batches = list(dataset)
+    assert all(batch["image"].shape == (32, 8, 8, 1) for batch in batches)
+    lengths.append(len(batches))
+  records_per_shard = 359 // 2 * 2  # 179 per epoch (remainder record dropped), 2 epochs
+  assert lengths == [records_per_shard // 32] * 2
 
 
 # ---------------------------------------------------------------- errors
 
 
 def test_unknown_dataset_lists_known_names():
-    with pytest.raises(ValueError, match="Unknown dataset 'nope'") as error:
-        sources.load_arrays("nope", "train")
-    for name in ("animal_mnist", "sklearn_digits", "cifar100"):
-        assert name in str(error.value)
+  with pytest.raises(ValueError, match="Unknown dataset 'nope'") as error:
+    sources.load_arrays("nope", "train")
+  for name in ("animal_mnist", "sklearn_digits", "cifar100"):
+    assert name in str(error.value)
 
 
 def test_user_prepared_dataset_without_data_dir_says_how_to_prepare():
-    with pytest.raises(ValueError, match="pip install tensorflow") as error:
-        sources.load_arrays("cifar100", "train")
-    assert "tfds build cifar100" in str(error.value)
+  with pytest.raises(ValueError, match="pip install tensorflow") as error:
+    sources.load_arrays("cifar100", "train")
+  assert "tfds build cifar100" in str(error.value)
 
 
 def test_user_prepared_dataset_missing_from_data_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not prepared") as error:
-        sources.load_arrays("cifar100", "train", tmp_path)
-    assert f"tfds build cifar100 --data_dir {tmp_path}" in str(error.value)
+  with pytest.raises(FileNotFoundError, match="not prepared") as error:
+    sources.load_arrays("cifar100", "train", tmp_path)
+  assert f"tfds build cifar100 --data_dir {tmp_path}" in str(error.value)
 
 
 def test_dataset_without_tfds_builder_is_explained(tmp_path):
-    assert "aircraft" not in sources.available_mtil_order()
-    with pytest.raises(ValueError, match="no FGVC-Aircraft builder"):
-        sources.load_arrays("aircraft", "train", tmp_path)
+  assert "aircraft" not in sources.available_mtil_order()
+  with pytest.raises(ValueError, match="no FGVC-Aircraft builder"):
+    sources.load_arrays("aircraft", "train", tmp_path)
 
 
 def test_mtil_names_map_to_registered_tfds_builders():
-    assert len(sources.MTIL_ORDER) == 11 and len(sources.available_mtil_order()) == 10
-    for name in sources.available_mtil_order():
-        tfds_name = sources.TFDS_DATASETS[name].tfds_name
-        builder_cls = tfds.builder_cls(tfds_name.split("/")[0])
-        if "/" in tfds_name:
-            assert tfds_name.split("/")[1] in [c.name for c in builder_cls.BUILDER_CONFIGS]
+  assert len(sources.MTIL_ORDER) == 11 and len(sources.available_mtil_order()) == 10
+  for name in sources.available_mtil_order():
+    tfds_name = sources.TFDS_DATASETS[name].tfds_name
+    builder_cls = tfds.builder_cls(tfds_name.split("/")[0])
+    if "/" in tfds_name:
+      assert tfds_name.split("/")[1] in [c.name for c in builder_cls.BUILDER_CONFIGS]
 
 
 # ---------------------------------------------------------------- user-prepared TFDS datasets
@@ -239,82 +239,82 @@ FAKE_CIFAR_NAMES = [f"class_{i:02d}" for i in range(100)]
 
 
 class _FakeCifar100(tfds.builder_cls("cifar100"), skip_registration=True):
-    """TFDS's own cifar100 builder (features, name, version) fed with PIL images we make."""
+  """TFDS's own cifar100 builder (features, name, version) fed with PIL images we make."""
 
-    name = "cifar100"
-    code_path = None
+  name = "cifar100"
+  code_path = None
 
-    def _split_generators(self, dl_manager):
-        self.info.features["label"].names = FAKE_CIFAR_NAMES
-        return {"train": self._fake_examples(0, 60), "test": self._fake_examples(60, 80)}
+  def _split_generators(self, dl_manager):
+    self.info.features["label"].names = FAKE_CIFAR_NAMES
+    return {"train": self._fake_examples(0, 60), "test": self._fake_examples(60, 80)}
 
-    def _fake_examples(self, start, stop):
-        for index in range(start, stop):
-            yield f"fake{index}", {
-                "id": f"fake{index}",
-                "image": Image.fromarray(fake_cifar_image(index)),
-                "label": index % 100,
-                "coarse_label": (index % 100) // 5,
-            }
+  def _fake_examples(self, start, stop):
+    for index in range(start, stop):
+      yield f"fake{index}", {
+          "id": f"fake{index}",
+          "image": Image.fromarray(fake_cifar_image(index)),
+          "label": index % 100,
+          "coarse_label": (index % 100) // 5,
+      }
 
 
 def fake_cifar_image(index):
-    return np.random.default_rng(index).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+  return np.random.default_rng(index).integers(0, 256, (32, 32, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
 def fake_cifar_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cifar")
-    _FakeCifar100(data_dir=os.fspath(path), file_format="array_record").download_and_prepare()
-    return path
+  path = tmp_path_factory.mktemp("cifar")
+  _FakeCifar100(data_dir=os.fspath(path), file_format="array_record").download_and_prepare()
+  return path
 
 
 def test_prepared_cifar100_is_read_with_data_source(fake_cifar_dir):
-    images, labels, class_names = sources.load_arrays("cifar100", "train", fake_cifar_dir)
-    assert images.shape == (60, 32, 32, 3) and images.dtype == np.uint8
-    assert class_names == FAKE_CIFAR_NAMES
-    source = sources.data_source("cifar100", "train", fake_cifar_dir)
-    for position in (0, 59):
-        index = int(source[position]["id"].decode()[4:])
-        np.testing.assert_array_equal(images[position], fake_cifar_image(index))  # PNG lossless
-        assert labels[position] == index % 100
+  images, labels, class_names = sources.load_arrays("cifar100", "train", fake_cifar_dir)
+  assert images.shape == (60, 32, 32, 3) and images.dtype == np.uint8
+  assert class_names == FAKE_CIFAR_NAMES
+  source = sources.data_source("cifar100", "train", fake_cifar_dir)
+  for position in (0, 59):
+    index = int(source[position]["id"].decode()[4:])
+    np.testing.assert_array_equal(images[position], fake_cifar_image(index))  # PNG lossless
+    assert labels[position] == index % 100
 
 
 def test_tfrecord_only_dataset_explains_conversion(fake_cifar_dir, tmp_path):
-    version_dir = tmp_path / "cifar100" / "3.0.2"
-    version_dir.mkdir(parents=True)
-    info = json.loads((fake_cifar_dir / "cifar100" / "3.0.2" / "dataset_info.json").read_text())
-    info["fileFormat"] = "tfrecord"
-    (version_dir / "dataset_info.json").write_text(json.dumps(info))
-    with pytest.raises(ValueError, match="stored as tfrecord") as error:
-        sources.load_arrays("cifar100", "train", tmp_path)
-    assert "tfds convert_format" in str(error.value)
-    assert "--out_file_format=array_record" in str(error.value)
+  version_dir = tmp_path / "cifar100" / "3.0.2"
+  version_dir.mkdir(parents=True)
+  info = json.loads((fake_cifar_dir / "cifar100" / "3.0.2" / "dataset_info.json").read_text())
+  info["fileFormat"] = "tfrecord"
+  (version_dir / "dataset_info.json").write_text(json.dumps(info))
+  with pytest.raises(ValueError, match="stored as tfrecord") as error:
+    sources.load_arrays("cifar100", "train", tmp_path)
+  assert "tfds convert_format" in str(error.value)
+  assert "--out_file_format=array_record" in str(error.value)
 
 
 def test_mock_data_cifar100_loads_without_tensorflow(tmp_path):
-    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
-        images, labels, class_names = sources.load_arrays("cifar100", "test", tmp_path)
-    assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
-    assert labels.dtype == np.int32 and ((0 <= labels) & (labels < 100)).all()
-    assert len(class_names) == 100
+  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+    images, labels, class_names = sources.load_arrays("cifar100", "test", tmp_path)
+  assert images.shape == (12, 32, 32, 3) and images.dtype == np.uint8
+  assert labels.dtype == np.int32 and ((0 <= labels) & (labels < 100)).all()
+  assert len(class_names) == 100
 
 
 def test_mock_data_variable_size_images_need_image_size(tmp_path):
-    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-        images, _, class_names = sources.load_arrays("dtd", "train", tmp_path, image_size=24)
-        assert images.shape == (6, 24, 24, 3)
-        assert len(class_names) == 47
-        with pytest.raises(ValueError, match="image_size"):
-            sources.load_arrays("dtd", "train", tmp_path)
+  with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+    images, _, class_names = sources.load_arrays("dtd", "train", tmp_path, image_size=24)
+    assert images.shape == (6, 24, 24, 3)
+    assert len(class_names) == 47
+    with pytest.raises(ValueError, match="image_size"):
+      sources.load_arrays("dtd", "train", tmp_path)
 
 
 def test_resize_center_crop_keeps_center():
-    image = np.zeros((40, 80, 3), np.uint8)
-    image[:, 30:50] = 255  # bright central band, 20 wide of 80
-    out = sources.resize_center_crop(image, 20)
-    assert out.shape == (20, 20, 3)
-    assert out[:, 8:12].min() > 200 and out[:, :3].max() < 30
+  image = np.zeros((40, 80, 3), np.uint8)
+  image[:, 30:50] = 255  # bright central band, 20 wide of 80
+  out = sources.resize_center_crop(image, 20)
+  assert out.shape == (20, 20, 3)
+  assert out[:, 8:12].min() > 200 and out[:, :3].max() < 30
 
 
 # ---------------------------------------------------------------- class-incremental CIFAR-100
@@ -322,115 +322,115 @@ def test_resize_center_crop_keeps_center():
 
 @pytest.mark.parametrize("num_tasks,classes_per_task", [(10, 10), (20, 5), (50, 2)])
 def test_cifar100_class_incremental_tasks(num_tasks, classes_per_task):
-    tasks = sources.class_incremental_tasks(num_tasks)
-    assert len(tasks) == num_tasks
-    assert all(task.shape == (classes_per_task,) for task in tasks)
-    order = np.concatenate(tasks)
-    np.testing.assert_array_equal(order, sources.cifar100_class_order())
-    assert sorted(order.tolist()) == list(range(100))
+  tasks = sources.class_incremental_tasks(num_tasks)
+  assert len(tasks) == num_tasks
+  assert all(task.shape == (classes_per_task,) for task in tasks)
+  order = np.concatenate(tasks)
+  np.testing.assert_array_equal(order, sources.cifar100_class_order())
+  assert sorted(order.tolist()) == list(range(100))
 
 
 def test_cifar100_class_order_is_the_seed_1993_permutation():
-    order = sources.cifar100_class_order()
-    np.testing.assert_array_equal(order[:10], [68, 56, 78, 8, 23, 84, 90, 65, 74, 76])
-    np.testing.assert_array_equal(order, sources.cifar100_class_order())
-    assert not np.array_equal(order, sources.cifar100_class_order(seed=0))
-    with pytest.raises(ValueError, match="cannot be split into 7"):
-        sources.class_incremental_tasks(7)
+  order = sources.cifar100_class_order()
+  np.testing.assert_array_equal(order[:10], [68, 56, 78, 8, 23, 84, 90, 65, 74, 76])
+  np.testing.assert_array_equal(order, sources.cifar100_class_order())
+  assert not np.array_equal(order, sources.cifar100_class_order(seed=0))
+  with pytest.raises(ValueError, match="cannot be split into 7"):
+    sources.class_incremental_tasks(7)
 
 
 def test_task_example_indices_partition_by_task():
-    labels = np.arange(300) % 100
-    tasks = sources.class_incremental_tasks(10)
-    per_task = sources.task_example_indices(labels, tasks)
-    assert [len(indices) for indices in per_task] == [30] * 10
-    assert set(labels[per_task[0]]) == set(tasks[0].tolist())
-    np.testing.assert_array_equal(np.sort(np.concatenate(per_task)), np.arange(300))
+  labels = np.arange(300) % 100
+  tasks = sources.class_incremental_tasks(10)
+  per_task = sources.task_example_indices(labels, tasks)
+  assert [len(indices) for indices in per_task] == [30] * 10
+  assert set(labels[per_task[0]]) == set(tasks[0].tolist())
+  np.testing.assert_array_equal(np.sort(np.concatenate(per_task)), np.arange(300))
 
 
 # ---------------------------------------------------------------- embedding cache
 
 
 class CountingEncoder:
-    """Deterministic stand-in encoder that counts its calls: [N, ...] or P strings -> [N, dim]."""
+  """Deterministic stand-in encoder that counts its calls: [N, ...] or P strings -> [N, dim]."""
 
-    def __init__(self, dim=4):
-        self.calls, self.dim = 0, dim
+  def __init__(self, dim=4):
+    self.calls, self.dim = 0, dim
 
-    def __call__(self, inputs):
-        self.calls += 1
-        if isinstance(inputs, list):
-            values = np.array([len(prompt) for prompt in inputs], np.float32)
-        else:
-            values = np.asarray(inputs, np.float32).reshape(len(inputs), -1).mean(axis=1)
-        return values[:, None] + np.arange(self.dim, dtype=np.float32)
+  def __call__(self, inputs):
+    self.calls += 1
+    if isinstance(inputs, list):
+      values = np.array([len(prompt) for prompt in inputs], np.float32)
+    else:
+      values = np.asarray(inputs, np.float32).reshape(len(inputs), -1).mean(axis=1)
+    return values[:, None] + np.arange(self.dim, dtype=np.float32)
 
 
 def _images(n=6):
-    return np.random.default_rng(0).integers(0, 256, (n, 8, 8, 1), dtype=np.uint8)
+  return np.random.default_rng(0).integers(0, 256, (n, 8, 8, 1), dtype=np.uint8)
 
 
 def _cache(encoder, tmp_path, images=None, fingerprint="bb-1", split="train"):
-    return embedding_cache.cached_embeddings(
-        encoder, fingerprint=fingerprint, dataset="toy", split=split,
-        images=_images() if images is None else images, cache_dir=tmp_path)
+  return embedding_cache.cached_embeddings(
+      encoder, fingerprint=fingerprint, dataset="toy", split=split,
+      images=_images() if images is None else images, cache_dir=tmp_path)
 
 
 def test_cache_hit_calls_encoder_once(tmp_path):
-    encoder = CountingEncoder()
-    first = _cache(encoder, tmp_path)
-    second = _cache(encoder, tmp_path)
-    assert encoder.calls == 1
-    np.testing.assert_array_equal(first, second)
-    assert first.shape == (6, 4)
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+  encoder = CountingEncoder()
+  first = _cache(encoder, tmp_path)
+  second = _cache(encoder, tmp_path)
+  assert encoder.calls == 1
+  np.testing.assert_array_equal(first, second)
+  assert first.shape == (6, 4)
+  assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
 def test_cache_misses_on_new_fingerprint_split_or_images(tmp_path):
-    encoder = CountingEncoder()
-    _cache(encoder, tmp_path)
-    _cache(encoder, tmp_path, fingerprint="bb-2")
-    _cache(encoder, tmp_path, split="test")
-    changed = _images()
-    changed[0, 0, 0, 0] ^= 1
-    _cache(encoder, tmp_path, images=changed)
-    assert encoder.calls == 4
+  encoder = CountingEncoder()
+  _cache(encoder, tmp_path)
+  _cache(encoder, tmp_path, fingerprint="bb-2")
+  _cache(encoder, tmp_path, split="test")
+  changed = _images()
+  changed[0, 0, 0, 0] ^= 1
+  _cache(encoder, tmp_path, images=changed)
+  assert encoder.calls == 4
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_byte", "drop_sidecar", "bad_sidecar"])
 def test_damaged_cache_entry_is_recomputed(tmp_path, damage):
-    encoder = CountingEncoder()
-    expected = _cache(encoder, tmp_path)
-    (array_path,) = tmp_path.glob("*.npy")
-    sidecar_path = array_path.with_name(array_path.name[:-4] + ".json")
-    data = array_path.read_bytes()
-    if damage == "truncate":
-        array_path.write_bytes(data[: len(data) - 10])
-    elif damage == "flip_byte":
-        array_path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
-    elif damage == "drop_sidecar":
-        sidecar_path.unlink()
-    else:
-        sidecar_path.write_text("{not json")
-    recomputed = _cache(encoder, tmp_path)
-    assert encoder.calls == 2
-    np.testing.assert_array_equal(recomputed, expected)
-    _cache(encoder, tmp_path)
-    assert encoder.calls == 2  # the rewritten entry is valid again
+  encoder = CountingEncoder()
+  expected = _cache(encoder, tmp_path)
+  (array_path,) = tmp_path.glob("*.npy")
+  sidecar_path = array_path.with_name(array_path.name[:-4] + ".json")
+  data = array_path.read_bytes()
+  if damage == "truncate":
+    array_path.write_bytes(data[: len(data) - 10])
+  elif damage == "flip_byte":
+    array_path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+  elif damage == "drop_sidecar":
+    sidecar_path.unlink()
+  else:
+    sidecar_path.write_text("{not json")
+  recomputed = _cache(encoder, tmp_path)
+  assert encoder.calls == 2
+  np.testing.assert_array_equal(recomputed, expected)
+  _cache(encoder, tmp_path)
+  assert encoder.calls == 2  # the rewritten entry is valid again
 
 
 def test_cached_text_embeddings_hit_and_prompt_change(tmp_path):
-    encoder = CountingEncoder(dim=3)
-    prompts = sources.class_prompts("animal_mnist", builders.ANIMAL_MNIST_CLASS_NAMES)
-    kwargs = dict(fingerprint="text-1", cache_dir=tmp_path)
-    first = embedding_cache.cached_text_embeddings(encoder, prompts=prompts, **kwargs)
-    embedding_cache.cached_text_embeddings(encoder, prompts=list(prompts), **kwargs)
-    assert encoder.calls == 1 and first.shape == (10, 3)
-    embedding_cache.cached_text_embeddings(encoder, prompts=prompts[::-1], **kwargs)
-    assert encoder.calls == 2
+  encoder = CountingEncoder(dim=3)
+  prompts = sources.class_prompts("animal_mnist", builders.ANIMAL_MNIST_CLASS_NAMES)
+  kwargs = dict(fingerprint="text-1", cache_dir=tmp_path)
+  first = embedding_cache.cached_text_embeddings(encoder, prompts=prompts, **kwargs)
+  embedding_cache.cached_text_embeddings(encoder, prompts=list(prompts), **kwargs)
+  assert encoder.calls == 1 and first.shape == (10, 3)
+  embedding_cache.cached_text_embeddings(encoder, prompts=prompts[::-1], **kwargs)
+  assert encoder.calls == 2
 
 
 def test_cache_rejects_encoder_output_of_wrong_shape(tmp_path):
-    with pytest.raises(ValueError, match=r"\[N, d\] with N = 6"):
-        _cache(lambda images: np.zeros((5, 4)), tmp_path)
-    assert not list(tmp_path.glob("*.npy"))
+  with pytest.raises(ValueError, match=r"\[N, d\] with N = 6"):
+    _cache(lambda images: np.zeros((5, 4)), tmp_path)
+  assert not list(tmp_path.glob("*.npy"))

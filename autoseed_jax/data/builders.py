@@ -55,12 +55,12 @@ _ANIMAL_MNIST_FILES = {
 
 
 def default_data_dir() -> pathlib.Path:
-    """Where embedded datasets are built: ``$AUTOSEED_DATA_DIR``, else
-    ``~/.cache/autoseed_jax/tfds``."""
-    from_env = os.environ.get(DATA_DIR_ENV)
-    if from_env:
-        return pathlib.Path(from_env).expanduser()
-    return pathlib.Path.home() / ".cache" / "autoseed_jax" / "tfds"
+  """Where embedded datasets are built: ``$AUTOSEED_DATA_DIR``, else
+  ``~/.cache/autoseed_jax/tfds``."""
+  from_env = os.environ.get(DATA_DIR_ENV)
+  if from_env:
+    return pathlib.Path(from_env).expanduser()
+  return pathlib.Path.home() / ".cache" / "autoseed_jax" / "tfds"
 
 
 def stratified_split_indices(
@@ -70,205 +70,205 @@ def stratified_split_indices(
     seed: int,
     groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic per-class train/test split that never separates a group.
+  """Deterministic per-class train/test split that never separates a group.
 
-    labels: [N] int class ids. groups: [N] group ids (e.g. one id per distinct image content);
-    members of a group share a label and always go to the same split. Each class gets
-    ``round(test_fraction * count)`` test examples when its group sizes allow it (groups are
-    visited in a seeded random order and taken while they fit).
-    Returns (train_indices, test_indices), both sorted int64 arrays that partition range(N).
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
-    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
-    if groups.shape != labels.shape:
-        raise ValueError(f"groups shape {groups.shape} differs from labels shape {labels.shape}.")
-    rng = np.random.default_rng(seed)
-    test_parts = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        group_ids, group_sizes = np.unique(groups[members], return_counts=True)
-        target = int(round(test_fraction * len(members)))
-        taken, chosen = 0, []
-        for position in rng.permutation(len(group_ids)):
-            if taken + group_sizes[position] <= target:
-                chosen.append(group_ids[position])
-                taken += group_sizes[position]
-            if taken == target:
-                break
-        test_parts.append(members[np.isin(groups[members], chosen)])
-    test_indices = np.sort(np.concatenate(test_parts)).astype(np.int64)
-    is_test = np.zeros(len(labels), dtype=bool)
-    is_test[test_indices] = True
-    return np.flatnonzero(~is_test).astype(np.int64), test_indices
+  labels: [N] int class ids. groups: [N] group ids (e.g. one id per distinct image content);
+  members of a group share a label and always go to the same split. Each class gets
+  ``round(test_fraction * count)`` test examples when its group sizes allow it (groups are
+  visited in a seeded random order and taken while they fit).
+  Returns (train_indices, test_indices), both sorted int64 arrays that partition range(N).
+  """
+  labels = np.asarray(labels)
+  if labels.ndim != 1:
+    raise ValueError(f"labels must be 1-D, got shape {labels.shape}.")
+  if not 0.0 < test_fraction < 1.0:
+    raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+  groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+  if groups.shape != labels.shape:
+    raise ValueError(f"groups shape {groups.shape} differs from labels shape {labels.shape}.")
+  rng = np.random.default_rng(seed)
+  test_parts = []
+  for label in np.unique(labels):
+    members = np.flatnonzero(labels == label)
+    group_ids, group_sizes = np.unique(groups[members], return_counts=True)
+    target = int(round(test_fraction * len(members)))
+    taken, chosen = 0, []
+    for position in rng.permutation(len(group_ids)):
+      if taken + group_sizes[position] <= target:
+        chosen.append(group_ids[position])
+        taken += group_sizes[position]
+      if taken == target:
+        break
+    test_parts.append(members[np.isin(groups[members], chosen)])
+  test_indices = np.sort(np.concatenate(test_parts)).astype(np.int64)
+  is_test = np.zeros(len(labels), dtype=bool)
+  is_test[test_indices] = True
+  return np.flatnonzero(~is_test).astype(np.int64), test_indices
 
 
 def content_groups(images: np.ndarray) -> np.ndarray:
-    """[N] int group id per image; byte-identical images share an id. images: [N, ...]."""
-    first_index_of: dict[bytes, int] = {}
-    groups = np.empty(len(images), dtype=np.int64)
-    for index, image in enumerate(images):
-        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()
-        groups[index] = first_index_of.setdefault(digest, index)
-    return groups
+  """[N] int group id per image; byte-identical images share an id. images: [N, ...]."""
+  first_index_of: dict[bytes, int] = {}
+  groups = np.empty(len(images), dtype=np.int64)
+  for index, image in enumerate(images):
+    digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).digest()
+    groups[index] = first_index_of.setdefault(digest, index)
+  return groups
 
 
 class _NumpyArrayUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild numpy arrays and nothing else (no arbitrary code)."""
+  """Unpickler that can rebuild numpy arrays and nothing else (no arbitrary code)."""
 
-    _ALLOWED = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-    }
+  _ALLOWED = {
+      ("numpy", "ndarray"): np.ndarray,
+      ("numpy", "dtype"): np.dtype,
+      ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+      ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
+  }
 
-    def find_class(self, module: str, name: str):
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"Refusing to unpickle {module}.{name}: only numpy arrays are allowed."
-            ) from None
+  def find_class(self, module: str, name: str):
+    try:
+      return self._ALLOWED[(module, name)]
+    except KeyError:
+      raise pickle.UnpicklingError(
+          f"Refusing to unpickle {module}.{name}: only numpy arrays are allowed."
+      ) from None
 
 
 def _load_pickled_array(path: pathlib.Path) -> np.ndarray:
-    with gzip.open(path, "rb") as handle:
-        array = _NumpyArrayUnpickler(handle).load()
-    if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path} does not hold a numpy array (got {type(array).__name__}).")
-    return array
+  with gzip.open(path, "rb") as handle:
+    array = _NumpyArrayUnpickler(handle).load()
+  if not isinstance(array, np.ndarray):
+    raise ValueError(f"{path} does not hold a numpy array (got {type(array).__name__}).")
+  return array
 
 
 def animal_mnist_files() -> dict[str, pathlib.Path]:
-    """Paths of the images/labels files shipped by the installed ``animal-mnist`` package."""
-    spec = importlib.util.find_spec("animal_mnist")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The animal_mnist dataset needs the PyPI package `animal-mnist` (0.4). Install it "
-            "without its TensorFlow dependency: `pip install --no-deps animal-mnist==0.4`."
-        )
-    folder = pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
-    paths = {role: folder / filename for role, (filename, _) in _ANIMAL_MNIST_FILES.items()}
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} is missing; reinstall with `pip install --no-deps animal-mnist==0.4`."
-            )
-    return paths
+  """Paths of the images/labels files shipped by the installed ``animal-mnist`` package."""
+  spec = importlib.util.find_spec("animal_mnist")
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(
+        "The animal_mnist dataset needs the PyPI package `animal-mnist` (0.4). Install it "
+        "without its TensorFlow dependency: `pip install --no-deps animal-mnist==0.4`."
+    )
+  folder = pathlib.Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST"
+  paths = {role: folder / filename for role, (filename, _) in _ANIMAL_MNIST_FILES.items()}
+  for path in paths.values():
+    if not path.is_file():
+      raise FileNotFoundError(
+          f"{path} is missing; reinstall with `pip install --no-deps animal-mnist==0.4`."
+      )
+  return paths
 
 
 def load_animal_mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """Reads the package files. Returns (images: [10000, 28, 28] uint8, labels: [10000] int64)."""
-    paths = animal_mnist_files()
-    for role, (filename, expected_sha256) in _ANIMAL_MNIST_FILES.items():
-        actual = hashlib.sha256(paths[role].read_bytes()).hexdigest()
-        if actual != expected_sha256:
-            raise ValueError(
-                f"{paths[role]} has sha256 {actual}, not the animal-mnist 0.4 file whose label "
-                "order was verified. Install `pip install --no-deps animal-mnist==0.4`."
-            )
-    images = _load_pickled_array(paths["images"])
-    labels = _load_pickled_array(paths["labels"])
-    if images.shape != (10000, 28, 28) or images.dtype != np.uint8:
-        raise ValueError(f"Unexpected animal_mnist images {images.shape} {images.dtype}.")
-    if labels.shape != (10000,) or labels.min() < 0 or labels.max() > 9:
-        raise ValueError(f"Unexpected animal_mnist labels {labels.shape}, range "
-                         f"[{labels.min()}, {labels.max()}].")
-    return images, labels.astype(np.int64)
+  """Reads the package files. Returns (images: [10000, 28, 28] uint8, labels: [10000] int64)."""
+  paths = animal_mnist_files()
+  for role, (filename, expected_sha256) in _ANIMAL_MNIST_FILES.items():
+    actual = hashlib.sha256(paths[role].read_bytes()).hexdigest()
+    if actual != expected_sha256:
+      raise ValueError(
+          f"{paths[role]} has sha256 {actual}, not the animal-mnist 0.4 file whose label "
+          "order was verified. Install `pip install --no-deps animal-mnist==0.4`."
+      )
+  images = _load_pickled_array(paths["images"])
+  labels = _load_pickled_array(paths["labels"])
+  if images.shape != (10000, 28, 28) or images.dtype != np.uint8:
+    raise ValueError(f"Unexpected animal_mnist images {images.shape} {images.dtype}.")
+  if labels.shape != (10000,) or labels.min() < 0 or labels.max() > 9:
+    raise ValueError(f"Unexpected animal_mnist labels {labels.shape}, range "
+                     f"[{labels.min()}, {labels.max()}].")
+  return images, labels.astype(np.int64)
 
 
 def load_sklearn_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn digits. Returns (images: [1797, 8, 8] uint8 in 0..255, labels: [1797] int64)."""
-    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+  """scikit-learn digits. Returns (images: [1797, 8, 8] uint8 in 0..255, labels: [1797] int64)."""
+  from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
 
-    digits = load_digits()
-    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
-    return images, digits.target.astype(np.int64)
+  digits = load_digits()
+  images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+  return images, digits.target.astype(np.int64)
 
 
 class _EmbeddedImageClassification(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Shared layout: uint8 image [H, W, 1], ClassLabel label, text id; train/test splits."""
+  """Shared layout: uint8 image [H, W, 1], ClassLabel label, text id; train/test splits."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
-    CLASS_NAMES: tuple[str, ...] = ()
-    PROMPT_TEMPLATE: str = ""
-    IMAGE_SHAPE: tuple[int, int, int] = (0, 0, 1)
-    DESCRIPTION: str = ""
-    # No download URLs, hence no checksums file. TFDS 4.9.10 derives the checksums path from
-    # `code_path`, which for builders in a package needs the `importlib_resources` backport
-    # (declared only for Python < 3.9, so not installed); None skips that lookup.
-    code_path = None
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
+  CLASS_NAMES: tuple[str, ...] = ()
+  PROMPT_TEMPLATE: str = ""
+  IMAGE_SHAPE: tuple[int, int, int] = (0, 0, 1)
+  DESCRIPTION: str = ""
+  # No download URLs, hence no checksums file. TFDS 4.9.10 derives the checksums path from
+  # `code_path`, which for builders in a package needs the `importlib_resources` backport
+  # (declared only for Python < 3.9, so not installed); None skips that lookup.
+  code_path = None
 
-    @abc.abstractmethod
-    def _load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """Returns (images: [N, H, W] uint8, labels: [N] int64) from the installed package."""
+  @abc.abstractmethod
+  def _load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (images: [N, H, W] uint8, labels: [N] int64) from the installed package."""
 
-    def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=self.DESCRIPTION,
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8),
-                "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
-                "id": tfds.features.Text(),
-            }),
-            supervised_keys=("image", "label"),
-        )
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.DESCRIPTION,
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8),
+            "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
+            "id": tfds.features.Text(),
+        }),
+        supervised_keys=("image", "label"),
+    )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # The data comes from installed packages; nothing is downloaded.
-        images, labels = self._load_arrays()
-        train_indices, test_indices = stratified_split_indices(
-            labels, test_fraction=TEST_FRACTION, seed=SPLIT_SEED, groups=content_groups(images)
-        )
-        return {
-            "train": self._generate_examples(images, labels, train_indices),
-            "test": self._generate_examples(images, labels, test_indices),
-        }
+  def _split_generators(self, dl_manager):
+    del dl_manager  # The data comes from installed packages; nothing is downloaded.
+    images, labels = self._load_arrays()
+    train_indices, test_indices = stratified_split_indices(
+        labels, test_fraction=TEST_FRACTION, seed=SPLIT_SEED, groups=content_groups(images)
+    )
+    return {
+        "train": self._generate_examples(images, labels, train_indices),
+        "test": self._generate_examples(images, labels, test_indices),
+    }
 
-    def _generate_examples(self, images, labels, indices) -> Iterator[tuple[str, dict]]:
-        for index in indices:
-            example_id = f"{self.name}/{int(index):05d}"
-            yield example_id, {
-                "image": images[index][..., None],
-                "label": int(labels[index]),
-                "id": example_id,
-            }
+  def _generate_examples(self, images, labels, indices) -> Iterator[tuple[str, dict]]:
+    for index in indices:
+      example_id = f"{self.name}/{int(index):05d}"
+      yield example_id, {
+          "image": images[index][..., None],
+          "label": int(labels[index]),
+          "id": example_id,
+      }
 
 
 class AnimalMnist(_EmbeddedImageClassification):
-    """animal-mnist 0.4: 10 animal silhouette classes, 28x28x1 uint8."""
+  """animal-mnist 0.4: 10 animal silhouette classes, 28x28x1 uint8."""
 
-    CLASS_NAMES = ANIMAL_MNIST_CLASS_NAMES
-    PROMPT_TEMPLATE = ANIMAL_MNIST_PROMPT_TEMPLATE
-    IMAGE_SHAPE = (28, 28, 1)
-    DESCRIPTION = (
-        "Animal-MNIST (PyPI animal-mnist 0.4, MIT): 10,000 real 28x28 animal silhouettes, 1,000 "
-        "per class. Split: stratified 80/20, seed 0, identical images kept in one split."
-    )
+  CLASS_NAMES = ANIMAL_MNIST_CLASS_NAMES
+  PROMPT_TEMPLATE = ANIMAL_MNIST_PROMPT_TEMPLATE
+  IMAGE_SHAPE = (28, 28, 1)
+  DESCRIPTION = (
+      "Animal-MNIST (PyPI animal-mnist 0.4, MIT): 10,000 real 28x28 animal silhouettes, 1,000 "
+      "per class. Split: stratified 80/20, seed 0, identical images kept in one split."
+  )
 
-    def _load_arrays(self):
-        return load_animal_mnist_arrays()
+  def _load_arrays(self):
+    return load_animal_mnist_arrays()
 
 
 class SklearnDigits(_EmbeddedImageClassification):
-    """scikit-learn digits (UCI optdigits): 10 digit classes, 8x8x1 uint8."""
+  """scikit-learn digits (UCI optdigits): 10 digit classes, 8x8x1 uint8."""
 
-    CLASS_NAMES = SKLEARN_DIGITS_CLASS_NAMES
-    PROMPT_TEMPLATE = SKLEARN_DIGITS_PROMPT_TEMPLATE
-    IMAGE_SHAPE = (8, 8, 1)
-    DESCRIPTION = (
-        "scikit-learn load_digits: 1,797 real 8x8 handwritten digits scaled from 0..16 to "
-        "0..255. Split: stratified 80/20, seed 0, identical images kept in one split."
-    )
+  CLASS_NAMES = SKLEARN_DIGITS_CLASS_NAMES
+  PROMPT_TEMPLATE = SKLEARN_DIGITS_PROMPT_TEMPLATE
+  IMAGE_SHAPE = (8, 8, 1)
+  DESCRIPTION = (
+      "scikit-learn load_digits: 1,797 real 8x8 handwritten digits scaled from 0..16 to "
+      "0..255. Split: stratified 80/20, seed 0, identical images kept in one split."
+  )
 
-    def _load_arrays(self):
-        return load_sklearn_digits_arrays()
+  def _load_arrays(self):
+    return load_sklearn_digits_arrays()
 
 
 EMBEDDED_BUILDERS: dict[str, type[_EmbeddedImageClassification]] = {
@@ -278,26 +278,26 @@ EMBEDDED_BUILDERS: dict[str, type[_EmbeddedImageClassification]] = {
 
 
 def embedded_builder(name: str, data_dir: str | os.PathLike | None = None):
-    """The (not necessarily built) TFDS builder of an embedded dataset, in array_record format."""
-    if name not in EMBEDDED_BUILDERS:
-        raise ValueError(
-            f"Unknown embedded dataset {name!r}; known: {sorted(EMBEDDED_BUILDERS)}."
-        )
-    data_dir = default_data_dir() if data_dir is None else pathlib.Path(data_dir)
-    return EMBEDDED_BUILDERS[name](data_dir=os.fspath(data_dir), file_format="array_record")
+  """The (not necessarily built) TFDS builder of an embedded dataset, in array_record format."""
+  if name not in EMBEDDED_BUILDERS:
+    raise ValueError(
+        f"Unknown embedded dataset {name!r}; known: {sorted(EMBEDDED_BUILDERS)}."
+    )
+  data_dir = default_data_dir() if data_dir is None else pathlib.Path(data_dir)
+  return EMBEDDED_BUILDERS[name](data_dir=os.fspath(data_dir), file_format="array_record")
 
 
 def prepare(name: str, data_dir: str | os.PathLike | None = None):
-    """Builds embedded dataset ``name`` into ``data_dir`` once; later calls reuse it.
+  """Builds embedded dataset ``name`` into ``data_dir`` once; later calls reuse it.
 
-    Nothing is downloaded: the examples come from installed packages. data_dir defaults to
-    ``default_data_dir()``. Returns the prepared ``tfds.core.DatasetBuilder``.
-    """
-    builder = embedded_builder(name, data_dir)
-    if not builder.is_prepared():
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(
-                download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-            )
+  Nothing is downloaded: the examples come from installed packages. data_dir defaults to
+  ``default_data_dir()``. Returns the prepared ``tfds.core.DatasetBuilder``.
+  """
+  builder = embedded_builder(name, data_dir)
+  if not builder.is_prepared():
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
         )
-    return builder
+    )
+  return builder

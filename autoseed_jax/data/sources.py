@@ -32,19 +32,19 @@ DEFAULT_PROMPT_TEMPLATE = "a photo of a {}."
 
 @dataclasses.dataclass(frozen=True)
 class TfdsDataset:
-    """Where a user-prepared image-classification dataset lives in TFDS.
+  """Where a user-prepared image-classification dataset lives in TFDS.
 
-    tfds_name: TFDS name with config (``"eurosat/rgb"``), or None when TFDS has no builder.
-    train_split / test_split: the TFDS splits that play the roles "train" and "test".
-    """
+  tfds_name: TFDS name with config (``"eurosat/rgb"``), or None when TFDS has no builder.
+  train_split / test_split: the TFDS splits that play the roles "train" and "test".
+  """
 
-    tfds_name: str | None
-    train_split: str = "train"
-    test_split: str = "test"
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    image_key: str = "image"
-    label_key: str = "label"
-    note: str = ""
+  tfds_name: str | None
+  train_split: str = "train"
+  test_split: str = "test"
+  prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+  image_key: str = "image"
+  label_key: str = "label"
+  note: str = ""
 
 
 # Prompt templates are the single-template picks commonly used for CLIP zero-shot evaluation.
@@ -88,137 +88,137 @@ CIFAR100_CLASS_ORDER_SEED = 1993
 
 
 def known_datasets() -> tuple[str, ...]:
-    """Every name ``load_arrays`` / ``data_source`` accept."""
-    return tuple(sorted(builders.EMBEDDED_BUILDERS)) + tuple(sorted(TFDS_DATASETS))
+  """Every name ``load_arrays`` / ``data_source`` accept."""
+  return tuple(sorted(builders.EMBEDDED_BUILDERS)) + tuple(sorted(TFDS_DATASETS))
 
 
 def available_mtil_order() -> tuple[str, ...]:
-    """MTIL_ORDER without the datasets TFDS has no builder for (currently: aircraft)."""
-    return tuple(name for name in MTIL_ORDER if TFDS_DATASETS[name].tfds_name is not None)
+  """MTIL_ORDER without the datasets TFDS has no builder for (currently: aircraft)."""
+  return tuple(name for name in MTIL_ORDER if TFDS_DATASETS[name].tfds_name is not None)
 
 
 def prompt_template(name: str) -> str:
-    """The class-prompt template of dataset ``name`` (one ``{}`` for the class name)."""
-    if name in builders.EMBEDDED_BUILDERS:
-        return builders.EMBEDDED_BUILDERS[name].PROMPT_TEMPLATE
-    _check_known(name)
-    return TFDS_DATASETS[name].prompt_template
+  """The class-prompt template of dataset ``name`` (one ``{}`` for the class name)."""
+  if name in builders.EMBEDDED_BUILDERS:
+    return builders.EMBEDDED_BUILDERS[name].PROMPT_TEMPLATE
+  _check_known(name)
+  return TFDS_DATASETS[name].prompt_template
 
 
 def readable_class_name(raw_name: str) -> str:
-    """TFDS label name -> words.
+  """TFDS label name -> words.
 
-    ``"/a/apartment_building/outdoor"`` (SUN397) -> ``"apartment building outdoor"``.
-    """
-    parts = [part for part in raw_name.split("/") if part]
-    if len(parts) > 1 and len(parts[0]) == 1:  # SUN397 style "/<first letter>/<name>".
-        parts = parts[1:]
-    return " ".join(" ".join(parts).replace("_", " ").split())
+  ``"/a/apartment_building/outdoor"`` (SUN397) -> ``"apartment building outdoor"``.
+  """
+  parts = [part for part in raw_name.split("/") if part]
+  if len(parts) > 1 and len(parts[0]) == 1:  # SUN397 style "/<first letter>/<name>".
+    parts = parts[1:]
+  return " ".join(" ".join(parts).replace("_", " ").split())
 
 
 def class_prompts(name: str, class_names: Sequence[str]) -> list[str]:
-    """One prompt per class, e.g. ``"a photo of a apple."``, from ``prompt_template(name)``."""
-    template = prompt_template(name)
-    return [template.format(readable_class_name(class_name)) for class_name in class_names]
+  """One prompt per class, e.g. ``"a photo of a apple."``, from ``prompt_template(name)``."""
+  template = prompt_template(name)
+  return [template.format(readable_class_name(class_name)) for class_name in class_names]
 
 
 def _check_known(name: str) -> None:
-    if name not in builders.EMBEDDED_BUILDERS and name not in TFDS_DATASETS:
-        raise ValueError(
-            f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}."
-        )
-
-
-def _how_to_prepare(tfds_name: str, data_dir: str) -> str:
-    return (
-        f"Prepare it once with TensorFlow installed: `pip install tensorflow` then "
-        f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
+  if name not in builders.EMBEDDED_BUILDERS and name not in TFDS_DATASETS:
+    raise ValueError(
+        f"Unknown dataset {name!r}. Known datasets: {', '.join(known_datasets())}."
     )
 
 
+def _how_to_prepare(tfds_name: str, data_dir: str) -> str:
+  return (
+      f"Prepare it once with TensorFlow installed: `pip install tensorflow` then "
+      f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
+  )
+
+
 def _tfds_split(spec: TfdsDataset, split: str) -> str:
-    return {"train": spec.train_split, "test": spec.test_split}.get(split, split)
+  return {"train": spec.train_split, "test": spec.test_split}.get(split, split)
 
 
 def _diagnose_unreadable(tfds_name: str, data_dir: str, error: Exception) -> Exception:
-    """Turns a TFDS read failure into an error that says what is on disk and how to fix it."""
-    builder = tfds.builder(tfds_name, data_dir=data_dir)
-    version_dir = pathlib.Path(os.fspath(builder.data_dir))
-    info_file = version_dir / "dataset_info.json"
-    if not info_file.is_file():
-        return FileNotFoundError(
-            f"TFDS dataset {tfds_name!r} is not prepared in {data_dir} (no {info_file}). "
-            + _how_to_prepare(tfds_name, data_dir)
-        )
-    stored_format = json.loads(info_file.read_text()).get("fileFormat", "tfrecord")
-    if stored_format not in ("array_record", "parquet"):
-        return ValueError(
-            f"TFDS dataset {tfds_name!r} in {version_dir} is stored as {stored_format}, which "
-            "has no random access and cannot be read without TensorFlow. Convert it once (needs "
-            f"TensorFlow): `tfds convert_format --dataset_version_dir={version_dir} "
-            "--out_file_format=array_record`, or rebuild with "
-            f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
-        )
-    return error
+  """Turns a TFDS read failure into an error that says what is on disk and how to fix it."""
+  builder = tfds.builder(tfds_name, data_dir=data_dir)
+  version_dir = pathlib.Path(os.fspath(builder.data_dir))
+  info_file = version_dir / "dataset_info.json"
+  if not info_file.is_file():
+    return FileNotFoundError(
+        f"TFDS dataset {tfds_name!r} is not prepared in {data_dir} (no {info_file}). "
+        + _how_to_prepare(tfds_name, data_dir)
+    )
+  stored_format = json.loads(info_file.read_text()).get("fileFormat", "tfrecord")
+  if stored_format not in ("array_record", "parquet"):
+    return ValueError(
+        f"TFDS dataset {tfds_name!r} in {version_dir} is stored as {stored_format}, which "
+        "has no random access and cannot be read without TensorFlow. Convert it once (needs "
+        f"TensorFlow): `tfds convert_format --dataset_version_dir={version_dir} "
+        "--out_file_format=array_record`, or rebuild with "
+        f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
+    )
+  return error
 
 
 def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None):
-    """Random-access source of ``split`` of dataset ``name``: ``len(src)``, ``src[i]`` -> dict.
+  """Random-access source of ``split`` of dataset ``name``: ``len(src)``, ``src[i]`` -> dict.
 
-    Embedded datasets are built into data_dir on first use. User-prepared datasets need
-    data_dir (the ``--data_dir`` they were built into) and are read with ``tfds.data_source``.
-    """
-    _check_known(name)
-    if name in builders.EMBEDDED_BUILDERS:
-        return builders.prepare(name, data_dir).as_data_source(split)
-    spec = TFDS_DATASETS[name]
-    if spec.tfds_name is None:
-        raise ValueError(f"Dataset {name!r} cannot be loaded: {spec.note}")
-    if data_dir is None:
-        raise ValueError(
-            f"Dataset {name!r} ({spec.tfds_name}) is not shipped with autoseed_jax: pass the "
-            "data_dir it was prepared in. " + _how_to_prepare(spec.tfds_name, "DATA_DIR")
-        )
-    data_dir = os.fspath(data_dir)
-    try:
-        return tfds.data_source(
-            spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
-        )
-    except (AssertionError, FileNotFoundError, NotImplementedError, ValueError) as error:
-        diagnosed = _diagnose_unreadable(spec.tfds_name, data_dir, error)
-        if diagnosed is error:
-            raise
-        raise diagnosed from error
+  Embedded datasets are built into data_dir on first use. User-prepared datasets need
+  data_dir (the ``--data_dir`` they were built into) and are read with ``tfds.data_source``.
+  """
+  _check_known(name)
+  if name in builders.EMBEDDED_BUILDERS:
+    return builders.prepare(name, data_dir).as_data_source(split)
+  spec = TFDS_DATASETS[name]
+  if spec.tfds_name is None:
+    raise ValueError(f"Dataset {name!r} cannot be loaded: {spec.note}")
+  if data_dir is None:
+    raise ValueError(
+        f"Dataset {name!r} ({spec.tfds_name}) is not shipped with autoseed_jax: pass the "
+        "data_dir it was prepared in. " + _how_to_prepare(spec.tfds_name, "DATA_DIR")
+    )
+  data_dir = os.fspath(data_dir)
+  try:
+    return tfds.data_source(
+        spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
+    )
+  except (AssertionError, FileNotFoundError, NotImplementedError, ValueError) as error:
+    diagnosed = _diagnose_unreadable(spec.tfds_name, data_dir, error)
+    if diagnosed is error:
+      raise
+    raise diagnosed from error
 
 
 def class_names_of(source, label_key: str = "label") -> list[str]:
-    """Class names stored in a TFDS data source's ``ClassLabel`` feature."""
-    return list(source.dataset_info.features[label_key].names)
+  """Class names stored in a TFDS data source's ``ClassLabel`` feature."""
+  return list(source.dataset_info.features[label_key].names)
 
 
 def _label_key(name: str) -> str:
-    return TFDS_DATASETS[name].label_key if name in TFDS_DATASETS else "label"
+  return TFDS_DATASETS[name].label_key if name in TFDS_DATASETS else "label"
 
 
 def _image_key(name: str) -> str:
-    return TFDS_DATASETS[name].image_key if name in TFDS_DATASETS else "image"
+  return TFDS_DATASETS[name].image_key if name in TFDS_DATASETS else "image"
 
 
 def resize_center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """image: [H, W, C] uint8 -> [size, size, C] uint8.
+  """image: [H, W, C] uint8 -> [size, size, C] uint8.
 
-    Shorter side resized to ``size`` (bicubic), then the center square is cropped.
-    """
-    from PIL import Image  # pylint: disable=import-outside-toplevel
+  Shorter side resized to ``size`` (bicubic), then the center square is cropped.
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel
 
-    height, width, channels = image.shape
-    scale = size / min(height, width)
-    new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
-    pil_image = Image.fromarray(image[..., 0] if channels == 1 else image)
-    pil_image = pil_image.resize((new_width, new_height), Image.Resampling.BICUBIC)
-    left, top = (new_width - size) // 2, (new_height - size) // 2
-    cropped = np.asarray(pil_image.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    return cropped.reshape(size, size, channels)
+  height, width, channels = image.shape
+  scale = size / min(height, width)
+  new_width, new_height = max(size, round(width * scale)), max(size, round(height * scale))
+  pil_image = Image.fromarray(image[..., 0] if channels == 1 else image)
+  pil_image = pil_image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+  left, top = (new_width - size) // 2, (new_height - size) // 2
+  cropped = np.asarray(pil_image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+  return cropped.reshape(size, size, channels)
 
 
 def load_arrays(
@@ -228,31 +228,31 @@ def load_arrays(
     *,
     image_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Reads a whole split into memory (for small datasets).
+  """Reads a whole split into memory (for small datasets).
 
-    Returns (images: [N, H, W, C] uint8, labels: [N] int32, class_names: list[str]) in the
-    stored record order. image_size: if given, every image goes through
-    ``resize_center_crop(image, image_size)``; needed when a dataset's images differ in size.
-    """
-    source = data_source(name, split, data_dir)
-    image_key, label_key = _image_key(name), _label_key(name)
-    images, labels = [], []
-    # Batched reads (grain hands each chunk to the source's batched __getitems__).
-    for chunk in grain.MapDataset.source(source).batch(_READ_CHUNK, batch_fn=list):
-        for record in chunk:
-            image = np.asarray(record[image_key], dtype=np.uint8)
-            if image.ndim == 2:
-                image = image[..., None]
-            images.append(image if image_size is None else resize_center_crop(image, image_size))
-            labels.append(int(record[label_key]))
-    shapes = {image.shape for image in images}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"Images of {name}/{split} have {len(shapes)} different shapes (e.g. "
-            f"{sorted(shapes)[:3]}); pass image_size=... to resize them to one square size."
-        )
-    stacked = np.stack(images) if images else np.zeros((0, 0, 0, 0), np.uint8)
-    return stacked, np.asarray(labels, dtype=np.int32), class_names_of(source, label_key)
+  Returns (images: [N, H, W, C] uint8, labels: [N] int32, class_names: list[str]) in the
+  stored record order. image_size: if given, every image goes through
+  ``resize_center_crop(image, image_size)``; needed when a dataset's images differ in size.
+  """
+  source = data_source(name, split, data_dir)
+  image_key, label_key = _image_key(name), _label_key(name)
+  images, labels = [], []
+  # Batched reads (grain hands each chunk to the source's batched __getitems__).
+  for chunk in grain.MapDataset.source(source).batch(_READ_CHUNK, batch_fn=list):
+    for record in chunk:
+      image = np.asarray(record[image_key], dtype=np.uint8)
+      if image.ndim == 2:
+        image = image[..., None]
+      images.append(image if image_size is None else resize_center_crop(image, image_size))
+      labels.append(int(record[label_key]))
+  shapes = {image.shape for image in images}
+  if len(shapes) > 1:
+    raise ValueError(
+        f"Images of {name}/{split} have {len(shapes)} different shapes (e.g. "
+        f"{sorted(shapes)[:3]}); pass image_size=... to resize them to one square size."
+    )
+  stacked = np.stack(images) if images else np.zeros((0, 0, 0, 0), np.uint8)
+  return stacked, np.asarray(labels, dtype=np.int32), class_names_of(source, label_key)
 
 
 def make_grain_dataset(
@@ -265,61 +265,61 @@ def make_grain_dataset(
     num_epochs: int | None = 1,
     drop_remainder: bool = False,
 ) -> grain.MapDataset:
-    """grain pipeline over a random-access source: shard -> shuffle -> repeat -> batch.
+  """grain pipeline over a random-access source: shard -> shuffle -> repeat -> batch.
 
-    shard_index / shard_count: this process reads records ``shard_index::shard_count`` only
-    (validated with ``grain.sharding.ShardOptions``; for multi-host JAX pass
-    ``jax.process_index(), jax.process_count()``). With drop_remainder every shard gets the same
-    number of records and every batch is full, so hosts stay in lockstep.
-    seed: shuffle seed (None keeps record order); each epoch is shuffled differently.
-    num_epochs: None repeats forever. Batches are dicts of stacked numpy arrays.
-    """
-    shard = grain.sharding.ShardOptions(
-        shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder
-    )
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    dataset = grain.MapDataset.source(source)
-    if shard.drop_remainder:
-        dataset = dataset[: len(dataset) // shard.shard_count * shard.shard_count]
-    dataset = dataset[shard.shard_index :: shard.shard_count]
-    if seed is not None:
-        dataset = dataset.shuffle(seed=seed)
-    if num_epochs != 1:
-        dataset = dataset.repeat(num_epochs)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder)
+  shard_index / shard_count: this process reads records ``shard_index::shard_count`` only
+  (validated with ``grain.sharding.ShardOptions``; for multi-host JAX pass
+  ``jax.process_index(), jax.process_count()``). With drop_remainder every shard gets the same
+  number of records and every batch is full, so hosts stay in lockstep.
+  seed: shuffle seed (None keeps record order); each epoch is shuffled differently.
+  num_epochs: None repeats forever. Batches are dicts of stacked numpy arrays.
+  """
+  shard = grain.sharding.ShardOptions(
+      shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder
+  )
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}.")
+  dataset = grain.MapDataset.source(source)
+  if shard.drop_remainder:
+    dataset = dataset[: len(dataset) // shard.shard_count * shard.shard_count]
+  dataset = dataset[shard.shard_index :: shard.shard_count]
+  if seed is not None:
+    dataset = dataset.shuffle(seed=seed)
+  if num_epochs != 1:
+    dataset = dataset.repeat(num_epochs)
+  return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
 def cifar100_class_order(
     seed: int = CIFAR100_CLASS_ORDER_SEED, num_classes: int = 100
 ) -> np.ndarray:
-    """[num_classes] int32 class ids in learning order: ``RandomState(seed).permutation``.
+  """[num_classes] int32 class ids in learning order: ``RandomState(seed).permutation``.
 
-    Equals ``np.random.seed(1993); np.random.permutation(100)`` (the PyCIL order used by
-    Continual-CLIP / MoE-Adapters), starting 68, 56, 78, 8, 23, ...
-    """
-    return np.random.RandomState(seed).permutation(num_classes).astype(np.int32)
+  Equals ``np.random.seed(1993); np.random.permutation(100)`` (the PyCIL order used by
+  Continual-CLIP / MoE-Adapters), starting 68, 56, 78, 8, 23, ...
+  """
+  return np.random.RandomState(seed).permutation(num_classes).astype(np.int32)
 
 
 def class_incremental_tasks(
     num_tasks: int, *, class_order: np.ndarray | None = None
 ) -> list[np.ndarray]:
-    """Splits a class order into ``num_tasks`` equal consecutive chunks of class ids.
+  """Splits a class order into ``num_tasks`` equal consecutive chunks of class ids.
 
-    class_order: [C] ids (default ``cifar100_class_order()``). CIFAR-100 with 10/20/50 tasks
-    gives 10/5/2 classes per task. Returns a list of [C // num_tasks] int32 arrays.
-    """
-    class_order = cifar100_class_order() if class_order is None else np.asarray(class_order)
-    if num_tasks <= 0 or len(class_order) % num_tasks:
-        raise ValueError(
-            f"{len(class_order)} classes cannot be split into {num_tasks} equal tasks."
-        )
-    return [chunk.astype(np.int32) for chunk in np.split(class_order, num_tasks)]
+  class_order: [C] ids (default ``cifar100_class_order()``). CIFAR-100 with 10/20/50 tasks
+  gives 10/5/2 classes per task. Returns a list of [C // num_tasks] int32 arrays.
+  """
+  class_order = cifar100_class_order() if class_order is None else np.asarray(class_order)
+  if num_tasks <= 0 or len(class_order) % num_tasks:
+    raise ValueError(
+        f"{len(class_order)} classes cannot be split into {num_tasks} equal tasks."
+    )
+  return [chunk.astype(np.int32) for chunk in np.split(class_order, num_tasks)]
 
 
 def task_example_indices(
     labels: np.ndarray, task_classes: Sequence[np.ndarray]
 ) -> list[np.ndarray]:
-    """labels: [N] -> per task, the sorted int64 indices of examples whose label is in that task."""
-    labels = np.asarray(labels)
-    return [np.flatnonzero(np.isin(labels, classes)).astype(np.int64) for classes in task_classes]
+  """labels: [N] -> per task, the sorted int64 indices of examples whose label is in that task."""
+  labels = np.asarray(labels)
+  return [np.flatnonzero(np.isin(labels, classes)).astype(np.int64) for classes in task_classes]

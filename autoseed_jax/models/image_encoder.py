@@ -35,105 +35,105 @@ PREPROCESSING_VERSION = "gray-bilinear32-[-1,1]/1"
 
 @dataclasses.dataclass(frozen=True)
 class ImageTowerConfig:
-    """Sizes of the CNN tower.
+  """Sizes of the CNN tower.
 
-    widths: channels of the conv stages; each stage is a 3x3 conv, GroupNorm, GELU and a 2x2
-      average pool, so 32x32 inputs end at 4x4 after three stages.
-    embed_dim: output width (must equal the text tower's, 384 for MiniLM).
-    groups: GroupNorm groups per stage (each width must be a multiple).
-    """
+  widths: channels of the conv stages; each stage is a 3x3 conv, GroupNorm, GELU and a 2x2
+    average pool, so 32x32 inputs end at 4x4 after three stages.
+  embed_dim: output width (must equal the text tower's, 384 for MiniLM).
+  groups: GroupNorm groups per stage (each width must be a multiple).
+  """
 
-    widths: tuple[int, ...] = (32, 64, 128)
-    embed_dim: int = 384
-    groups: int = 8
+  widths: tuple[int, ...] = (32, 64, 128)
+  embed_dim: int = 384
+  groups: int = 8
 
-    def __post_init__(self):
-        if not self.widths or any(w <= 0 or w % self.groups for w in self.widths):
-            raise ValueError(
-                f"widths {self.widths} must be positive multiples of groups={self.groups}."
-            )
-        if self.embed_dim <= 0:
-            raise ValueError(f"embed_dim must be positive, got {self.embed_dim}.")
+  def __post_init__(self):
+    if not self.widths or any(w <= 0 or w % self.groups for w in self.widths):
+      raise ValueError(
+          f"widths {self.widths} must be positive multiples of groups={self.groups}."
+      )
+    if self.embed_dim <= 0:
+      raise ValueError(f"embed_dim must be positive, got {self.embed_dim}.")
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "ImageTowerConfig":
-        values = dict(values)
-        values["widths"] = tuple(values["widths"])
-        return cls(**values)
+  @classmethod
+  def from_dict(cls, values: dict) -> "ImageTowerConfig":
+    values = dict(values)
+    values["widths"] = tuple(values["widths"])
+    return cls(**values)
 
 
 class ImageTower(nn.Module):
-    """[N, 32, 32, 1] float pixels in [-1, 1] -> [N, embed_dim] float32 features (not normalised)."""
+  """[N, 32, 32, 1] float pixels in [-1, 1] -> [N, embed_dim] float32 features (not normalised)."""
 
-    config: ImageTowerConfig
+  config: ImageTowerConfig
 
-    @nn.compact
-    def __call__(self, pixels: jax.Array) -> jax.Array:
-        x = pixels
-        for index, width in enumerate(self.config.widths):
-            x = nn.Conv(width, (3, 3), padding="SAME", name=f"conv_{index}")(x)
-            x = nn.GroupNorm(num_groups=self.config.groups, name=f"norm_{index}")(x)
-            x = nn.gelu(x)
-            x = nn.avg_pool(x, (2, 2), strides=(2, 2))
-        x = jnp.mean(x, axis=(1, 2))
-        return nn.Dense(self.config.embed_dim, name="projection")(x)
+  @nn.compact
+  def __call__(self, pixels: jax.Array) -> jax.Array:
+    x = pixels
+    for index, width in enumerate(self.config.widths):
+      x = nn.Conv(width, (3, 3), padding="SAME", name=f"conv_{index}")(x)
+      x = nn.GroupNorm(num_groups=self.config.groups, name=f"norm_{index}")(x)
+      x = nn.gelu(x)
+      x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.config.embed_dim, name="projection")(x)
 
 
 def check_images(images) -> np.ndarray:
-    """Validates encoder input. images: [N, H, W, 1 or 3] uint8 with H == W in
-    [MIN_SIDE, MAX_SIDE] -> the same array as numpy. Raises ValueError naming the problem."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"encode_image expects images of shape [N, H, W, 1] (grayscale) or [N, H, W, 3] "
-            f"(RGB), got shape {images.shape}. Add a channel axis to [N, H, W] arrays with "
-            f"images[..., None]."
-        )
-    if images.dtype != np.uint8:
-        raise ValueError(
-            f"encode_image expects uint8 pixels in 0..255, got dtype {images.dtype}. Fix: "
-            f"convert, e.g. np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for floats in [0, 1]."
-        )
-    height, width = images.shape[1:3]
-    if height != width or not MIN_SIDE <= height <= MAX_SIDE:
-        raise ValueError(
-            f"encode_image maps square images with a side of {MIN_SIDE}..{MAX_SIDE} pixels to "
-            f"{INPUT_SIZE}x{INPUT_SIZE}; got {height}x{width}. Fix: center-crop or pad to a "
-            f"square and resize into that range first (e.g. "
-            f"autoseed_jax.data.sources.resize_center_crop(image, {INPUT_SIZE}))."
-        )
-    return images
+  """Validates encoder input. images: [N, H, W, 1 or 3] uint8 with H == W in
+  [MIN_SIDE, MAX_SIDE] -> the same array as numpy. Raises ValueError naming the problem."""
+  images = np.asarray(images)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise ValueError(
+        f"encode_image expects images of shape [N, H, W, 1] (grayscale) or [N, H, W, 3] "
+        f"(RGB), got shape {images.shape}. Add a channel axis to [N, H, W] arrays with "
+        f"images[..., None]."
+    )
+  if images.dtype != np.uint8:
+    raise ValueError(
+        f"encode_image expects uint8 pixels in 0..255, got dtype {images.dtype}. Fix: "
+        f"convert, e.g. np.clip(np.rint(x * 255), 0, 255).astype(np.uint8) for floats in [0, 1]."
+    )
+  height, width = images.shape[1:3]
+  if height != width or not MIN_SIDE <= height <= MAX_SIDE:
+    raise ValueError(
+        f"encode_image maps square images with a side of {MIN_SIDE}..{MAX_SIDE} pixels to "
+        f"{INPUT_SIZE}x{INPUT_SIZE}; got {height}x{width}. Fix: center-crop or pad to a "
+        f"square and resize into that range first (e.g. "
+        f"autoseed_jax.data.sources.resize_center_crop(image, {INPUT_SIZE}))."
+    )
+  return images
 
 
 def preprocess_images(images: jax.Array) -> jax.Array:
-    """images: [N, H, W, 1 or 3] uint8, H == W (see `check_images`) -> [N, 32, 32, 1] float32
-    in [-1, 1]: luma for RGB, bilinear resize to 32x32, 0..255 -> [-1, 1]."""
-    pixels = images.astype(jnp.float32) / 255.0
-    if pixels.shape[-1] == 3:
-        pixels = pixels @ jnp.asarray(LUMA_WEIGHTS, jnp.float32)[:, None]
-    if pixels.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
-        pixels = jax.image.resize(
-            pixels, (pixels.shape[0], INPUT_SIZE, INPUT_SIZE, 1), method="bilinear", antialias=True
-        )
-    return pixels * 2.0 - 1.0
+  """images: [N, H, W, 1 or 3] uint8, H == W (see `check_images`) -> [N, 32, 32, 1] float32
+  in [-1, 1]: luma for RGB, bilinear resize to 32x32, 0..255 -> [-1, 1]."""
+  pixels = images.astype(jnp.float32) / 255.0
+  if pixels.shape[-1] == 3:
+    pixels = pixels @ jnp.asarray(LUMA_WEIGHTS, jnp.float32)[:, None]
+  if pixels.shape[1:3] != (INPUT_SIZE, INPUT_SIZE):
+    pixels = jax.image.resize(
+        pixels, (pixels.shape[0], INPUT_SIZE, INPUT_SIZE, 1), method="bilinear", antialias=True
+    )
+  return pixels * 2.0 - 1.0
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """x: [N, d] -> rows divided by max(norm, eps)."""
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+  """x: [N, d] -> rows divided by max(norm, eps)."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
 def encode_images(params, images: jax.Array, *, config: ImageTowerConfig) -> jax.Array:
-    """params: ImageTower params pytree; images: [N, H, W, 1 or 3] uint8 (checked with
-    `check_images` beforehand) -> [N, embed_dim] float32 unit-norm embeddings."""
-    features = ImageTower(config).apply({"params": params}, preprocess_images(images))
-    return l2_normalize(features)
+  """params: ImageTower params pytree; images: [N, H, W, 1 or 3] uint8 (checked with
+  `check_images` beforehand) -> [N, embed_dim] float32 unit-norm embeddings."""
+  features = ImageTower(config).apply({"params": params}, preprocess_images(images))
+  return l2_normalize(features)
 
 
 def init_image_tower(config: ImageTowerConfig, key: jax.Array):
-    """Fresh ImageTower params pytree for `config`."""
-    dummy = jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), jnp.float32)
-    return ImageTower(config).init(key, dummy)["params"]
+  """Fresh ImageTower params pytree for `config`."""
+  dummy = jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), jnp.float32)
+  return ImageTower(config).init(key, dummy)["params"]
