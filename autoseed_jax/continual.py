@@ -15,7 +15,10 @@ method's consolidation (the seed update), then evaluates every task and writes r
 the accuracy matrix.
 
 All tasks of a stream share shapes (``autoseed_jax.tasks``), so after task 1 nothing
-recompiles.
+recompiles. On a vision-language stream (``TaskStream.vl``: retrieval, captioning, VQA and
+classification tasks in any order, ``autoseed_jax.vl_tasks``) the task loss and the
+evaluation are those of ``autoseed_jax.vl_engine``: R[i, j] holds each task's primary
+score and ``task_metrics`` the per-kind secondary metrics beside it.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ import numpy as np
 import optax
 import tqdm
 
-from autoseed_jax import parallel, seeds
+from autoseed_jax import parallel, seeds, vl_engine
 from autoseed_jax.adapters import VLAdapter, init_adapter
 from autoseed_jax.losses import class_logits, task_loss
 from autoseed_jax.methods import Context, Method, get_method
+from autoseed_jax.methods.base import check_kinds
 from autoseed_jax.metrics import all_metrics
 from autoseed_jax.tasks import EvalSet, Task, TaskStream
 
@@ -64,6 +68,9 @@ class ContinualState:
     initial_acc: [T] float32, b_j: accuracy of the initial model, percent.
     tasks_done: [] int32, tasks learned so far.
     step: [] int32, online-adaptation steps taken so far over the whole run.
+    task_metrics: [T, T, K] float32 secondary metrics (``vl_tasks.METRIC_NAMES``) after
+      task i on task j, NaN where a kind has none (vision-language streams; else None).
+    initial_task_metrics: [T, K] the initial model's (vision-language streams; else None).
   """
 
   params: Any
@@ -81,6 +88,8 @@ class ContinualState:
   initial_acc: jax.Array
   tasks_done: jax.Array
   step: jax.Array
+  task_metrics: jax.Array | None = None
+  initial_task_metrics: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +130,8 @@ class Learner:
     images) sharded over ``data`` (jit mode)."""
     return parallel.place_rows_sharded(
         task, self.parallelism,
-        row_fields=('train_x', 'train_y', 'val_x', 'val_y', 'train_pixels'))
+        row_fields=('train_x', 'train_y', 'val_x', 'val_y', 'train_pixels', 'train_text',
+                    'val_text', 'train_group', 'val_group'))
 
   def put_test(self, test: EvalSet) -> EvalSet:
     """Places the test sets on the mesh (replicated: they are evaluated per task)."""
@@ -268,15 +278,21 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
           f'stream {stream.name!r}: {rows} padded {name} rows per task do not split over '
           f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
           '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
+  vl = stream.vl
   context = Context(config=config, adapter=adapter, num_classes=num_classes, dim=dim,
                     num_tasks=num_tasks, parallelism=par, class_names=tuple(stream.class_names),
-                    train_rows=int(task.train_x.shape[0]))
+                    train_rows=int(task.train_x.shape[0]), vl=vl)
   method = get_method(config.method, context)
+  check_kinds(method, vl)
   embed = method.embed or _adapter_embed(context, method.adapter_params)
   optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+  bank_family = None if vl is None else np.asarray(vl.bank_family, np.int32)
 
   def evaluate(params, extras, test: EvalSet, label_masks):
-    """[T] accuracies (percent) of ``params`` on every task, label space per task."""
+    """[T] scores (percent) of ``params`` on every task, label space per task; with
+    [T, K] secondary metrics on a vision-language stream (else None)."""
+    if vl is not None:
+      return vl_engine.evaluate(embed, params, test, label_masks, vl)
     if method.eval_logits is not None:  # e.g. task inference over stored task models
       def logits_of(x, mask):
         return method.eval_logits(params, extras, x, test.class_text, mask)
@@ -292,7 +308,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       valid = jnp.arange(x.shape[0]) < count
       return 100.0 * jnp.sum((pred == y) & valid) / count
 
-    return jax.vmap(one)(test.x, test.y, test.count, label_masks)
+    return jax.vmap(one)(test.x, test.y, test.count, label_masks), None
 
   def init(key, test: EvalSet) -> ContinualState:
     init_key = jax.random.fold_in(key, _INIT_TAG)
@@ -303,12 +319,16 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     cumulative = jnp.cumsum(test.class_mask, axis=0) > 0
     fields = dict(memory=None, gen_params=None, gen_opt_state=None, extras={})
     fields.update(method.init_state(key))
+    initial, metrics = evaluate(params, fields['extras'], test, cumulative)
+    if metrics is not None:
+      fields.update(initial_task_metrics=metrics, task_metrics=jnp.full(
+          (num_tasks,) + metrics.shape, jnp.nan, jnp.float32))
     return ContinualState(
         params=params, prev_params=params, opt_state=optimizer.init(params), key=key,
         class_bank=jnp.zeros((num_classes, dim), jnp.float32),
         seen=jnp.zeros((num_classes,), bool), prev_seen=jnp.zeros((num_classes,), bool),
         acc_matrix=jnp.zeros((num_tasks, num_tasks), jnp.float32),
-        initial_acc=evaluate(params, fields['extras'], test, cumulative).astype(jnp.float32),
+        initial_acc=initial.astype(jnp.float32),
         tasks_done=jnp.zeros((), jnp.int32), step=jnp.zeros((), jnp.int32), **fields)
 
   def begin_task(state: ContinualState, task: Task) -> ContinualState:
@@ -320,13 +340,21 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
         seen=state.seen.at[slots].set(True, mode='drop'),
         opt_state=opt_state)
 
-  def training_loss(params, state: ContinualState, x, y, key):
-    """L_task on the real batch plus the method's extra terms; (total, terms)."""
-    img, class_emb, scale = embed(params, x, state.class_bank)
-    total = task_loss(img, class_emb, y, scale, class_mask=state.seen)
+  def training_loss(params, state: ContinualState, x, y, key, text=None, kind=None):
+    """L_task on the real batch plus the method's extra terms; (total, terms). On a
+    vision-language stream ``text`` [B, d] are the rows' paired texts and ``kind`` the
+    task's kind (``vl_engine.batch_loss``)."""
+    if vl is None:
+      img, class_emb, scale = embed(params, x, state.class_bank)
+      total = task_loss(img, class_emb, y, scale, class_mask=state.seen)
+    else:
+      total = vl_engine.batch_loss(embed, params, bank=state.class_bank, seen=state.seen,
+                                   bank_family=bank_family, kinds=kind, x=x, text=text, y=y,
+                                   weights=jnp.ones(y.shape, jnp.float32))
     terms = {'task_loss': total}
     if method.extra_loss is not None:
-      extra, extra_terms = method.extra_loss(params, state, x, y, key)
+      extra, extra_terms = (method.extra_loss(params, state, x, y, key) if vl is None else
+                            method.extra_loss(params, state, x, y, key, text=text))
       total = total + extra
       terms.update(extra_terms)
     terms['total'] = total
@@ -341,8 +369,9 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       # Every device draws the same global batch; each keeps its rows.
       idx = jax.random.randint(k_data, (config.batch_size,), 0, task.train_count)
       idx = parallel.shard_rows(idx, par, axis_name)
+      vl_batch = {} if vl is None else dict(text=task.train_text[idx], kind=task.kind)
       grads, terms = jax.grad(training_loss, has_aux=True)(
-          state.params, state, task.train_x[idx], task.train_y[idx], k_method)
+          state.params, state, task.train_x[idx], task.train_y[idx], k_method, **vl_batch)
       grads, terms = parallel.mean_over_devices((grads, terms), axis_name)
       updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
       state = state.replace(params=optax.apply_updates(state.params, updates),
@@ -352,7 +381,10 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     return jax.lax.scan(step, state, None, length=num_steps)
 
   def end_task(state: ContinualState, test: EvalSet) -> ContinualState:
-    row = evaluate(state.params, state.extras, test, state.seen[None, :] | test.class_mask)
+    row, metrics = evaluate(state.params, state.extras, test,
+                            state.seen[None, :] | test.class_mask)
+    if metrics is not None:
+      state = state.replace(task_metrics=state.task_metrics.at[state.tasks_done].set(metrics))
     return state.replace(acc_matrix=state.acc_matrix.at[state.tasks_done].set(row),
                          prev_params=state.params, tasks_done=state.tasks_done + 1)
 
@@ -399,6 +431,8 @@ class RunResult:
   metrics: dict[str, float]
   memory_bytes: int
   seconds: float
+  task_metrics: np.ndarray | None = None  # [T, T, K] (vision-language streams)
+  initial_task_metrics: np.ndarray | None = None  # [T, K]
 
 
 def run_sequence(config: ml_collections.ConfigDict, stream: TaskStream, *,
@@ -418,10 +452,14 @@ def run_sequence(config: ml_collections.ConfigDict, stream: TaskStream, *,
   state = learner.init(jax.random.PRNGKey(config.seed), test)
   for task in stream.tasks:
     state = learner.learn_task(state, learner.put_task(task), test=test, log=log)
-  acc = parallel.to_host(state.acc_matrix)
-  initial = parallel.to_host(state.initial_acc)
+  return make_result(learner, state, time.perf_counter() - start)
+
+
+def make_result(learner: Learner, state: ContinualState, seconds: float) -> RunResult:
+  """The host-side ``RunResult`` of a finished run's state."""
+  acc, initial, task_metrics, initial_task_metrics = parallel.to_host(
+      (state.acc_matrix, state.initial_acc, state.task_metrics, state.initial_task_metrics))
   return RunResult(
       method=learner.name, state=state, acc_matrix=acc, initial_acc=initial,
-      metrics=all_metrics(acc, initial),
-      memory_bytes=learner.method.memory_bytes(state),
-      seconds=time.perf_counter() - start)
+      metrics=all_metrics(acc, initial), memory_bytes=learner.method.memory_bytes(state),
+      seconds=seconds, task_metrics=task_metrics, initial_task_metrics=initial_task_metrics)

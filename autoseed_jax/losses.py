@@ -39,14 +39,15 @@ def class_logits(image_emb, class_emb, logit_scale, class_mask=None) -> jax.Arra
     image_emb: [B, d] unit-norm image (or visual-prototype) embeddings.
     class_emb: [C, d] unit-norm class text embeddings.
     logit_scale: scalar, exp of the learnable log temperature.
-    class_mask: [C] bool, candidate classes; others get ``NEG_INF``.
+    class_mask: [C] bool, candidate classes, or [B, C] (a label space per row); others
+      get ``NEG_INF``.
 
   Returns:
     [B, C] float32 logits.
   """
   logits = logit_scale * image_emb @ class_emb.T
   if class_mask is not None:
-    logits = jnp.where(class_mask[None, :], logits, NEG_INF)
+    logits = jnp.where(class_mask, logits, NEG_INF)
   return logits
 
 
@@ -72,6 +73,14 @@ def info_nce(image_emb, text_emb, logit_scale, *, mask=None, labels=None) -> jax
   Returns:
     Scalar: mean over valid rows of (CE image->text + CE text->image) / 2.
   """
+  valid = jnp.ones((image_emb.shape[0],), bool) if mask is None else mask
+  return _masked_mean(info_nce_rows(image_emb, text_emb, logit_scale, mask=mask,
+                                    labels=labels), valid)
+
+
+def info_nce_rows(image_emb, text_emb, logit_scale, *, mask=None, labels=None) -> jax.Array:
+  """``info_nce`` per row: [B] (CE image->text + CE text->image) / 2 of each row (the
+  negatives and positives as in ``info_nce``; masked rows give finite values to ignore)."""
   b = image_emb.shape[0]
   valid = jnp.ones((b,), bool) if mask is None else mask
   logits = logit_scale * image_emb @ text_emb.T
@@ -86,7 +95,7 @@ def info_nce(image_emb, text_emb, logit_scale, *, mask=None, labels=None) -> jax
   targets_t = positive.T / jnp.maximum(jnp.sum(positive.T, axis=1, keepdims=True), 1)
   ce_i2t = -jnp.sum(targets * jax.nn.log_softmax(logits, axis=1), axis=1)
   ce_t2i = -jnp.sum(targets_t * jax.nn.log_softmax(logits.T, axis=1), axis=1)
-  return _masked_mean(0.5 * (ce_i2t + ce_t2i), valid)
+  return 0.5 * (ce_i2t + ce_t2i)
 
 
 def task_loss(image_emb, class_emb, labels, logit_scale, *, class_mask=None,
@@ -106,7 +115,8 @@ def task_loss(image_emb, class_emb, labels, logit_scale, *, class_mask=None,
 
 
 def replay_loss(seed_image_emb, seed_text_emb, labels, class_emb, logit_scale, *,
-                class_mask=None, mask=None, infonce_weight: float = 1.0) -> jax.Array:
+                class_mask=None, mask=None, infonce_weight: float = 1.0,
+                ce_mask=None) -> jax.Array:
   """Replay loss L_replay on seeds (METHOD §3).
 
   The task loss with the adapted visual prototypes h_I(v) standing for images, plus
@@ -119,9 +129,11 @@ def replay_loss(seed_image_emb, seed_text_emb, labels, class_emb, logit_scale, *
     labels: [B] int32 seed classes.
     class_emb, logit_scale, class_mask: as in ``task_loss``.
     mask: [B] bool valid seeds.
+    ce_mask: [B] bool, the seeds the CE term is taken over (default ``mask``; seeds of
+      k-means clusters, which stand for no bank label, are left out of it).
   """
   ce = task_loss(seed_image_emb, class_emb, labels, logit_scale,
-                 class_mask=class_mask, mask=mask)
+                 class_mask=class_mask, mask=mask if ce_mask is None else ce_mask)
   nce = info_nce(seed_image_emb, seed_text_emb, logit_scale, mask=mask, labels=labels)
   return ce + infonce_weight * nce
 

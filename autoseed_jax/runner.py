@@ -40,8 +40,7 @@ import numpy as np
 from autoseed_jax import reporting
 from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
-from autoseed_jax.continual import Learner, RunResult, build_learner
-from autoseed_jax.metrics import all_metrics
+from autoseed_jax.continual import Learner, RunResult, build_learner, make_result
 from autoseed_jax.parallel import to_host
 from autoseed_jax.tasks import TaskStream
 
@@ -263,11 +262,7 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
     save(state)
     if stop is not None and stop.requested:
       stop_here(state)
-  acc, initial = to_host((state.acc_matrix, state.initial_acc))
-  return RunResult(method=learner.name, state=state, acc_matrix=acc, initial_acc=initial,
-                   metrics=all_metrics(acc, initial),
-                   memory_bytes=learner.method.memory_bytes(state),
-                   seconds=seconds_before + time.perf_counter() - start)
+  return make_result(learner, state, seconds_before + time.perf_counter() - start)
 
 
 def _last_good(store: CheckpointStore) -> str:

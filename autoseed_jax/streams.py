@@ -460,11 +460,29 @@ STREAMS: dict[str, StreamSpec] = {
         "{animal}.' and 'a handwritten digit {d}.'. After task 2 both domains are "
         "evaluated over all 20 classes.",
         _animals_digits),
+    "vl-scenes": StreamSpec(
+        "vl-scenes",
+        "Vision-language scenes (offline): 48x48 canvases of 2-3 real objects (Animal-MNIST "
+        "silhouettes, scikit-learn digits) side by side, 4 tasks: (1) animal-retrieval: "
+        "image-text retrieval on animal scenes, 5 template captions per scene (objects, "
+        "counts, left/right relations); (2) digit-captioning: retrieval captioning on digit "
+        "scenes (the domain shift), BLEU-4 of the best caption of the fixed bank of the "
+        "task's distinct training captions; (3) count-vqa: existence and counting questions "
+        "on mixed scenes; (4) relational-vqa: 'what is to the left of the zebra?'. 400 "
+        "training / 100 test scenes per task (from stream-train / TEST object images; the "
+        "scene tower was pretrained on scenes of the pretraining split). R[i, j]: mean recall "
+        "(1), BLEU-4 (2), VQA accuracy (3, 4). See autoseed_jax/vl_streams.py.",
+        lambda backbone, **kwargs: _vl_streams().scene_stream(backbone, **kwargs)),
     **{f"cifar100-{num_tasks}": StreamSpec(
         f"cifar100-{num_tasks}", _cifar100_description(num_tasks),
         functools.partial(_cifar100, num_tasks=num_tasks))
        for num_tasks in CIFAR100_TASK_COUNTS},
 }
+
+
+def _vl_streams():
+  from autoseed_jax import vl_streams  # pylint: disable=import-outside-toplevel
+  return vl_streams
 
 
 def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,

@@ -43,6 +43,16 @@ class Task:
       (e.g. [N, 32, 32, 1] in [-1, 1], ``models.image_encoder.preprocess_images``), row i
       the image whose embedding is train_x[i], padding rows zero; None when the stream
       has no images (then the field adds no leaf to the pytree).
+
+  Vision-language streams (``autoseed_jax.vl_tasks``, docs/VL_TASKS.md) fill the fields
+  below; a class-incremental stream leaves them None (no leaves):
+    kind: [] int32, the task kind (``vl_tasks.KINDS``).
+    train_text / val_text: [N, d] / [Nv, d], each row's paired text embedding (its
+      caption, or the bank text of its label).
+    train_group / val_group: [N] / [Nv] int32, each row's seed group (its class, or its
+      k-means cluster of the task's text embeddings).
+    groups: [Gt] int32 the task's seed groups (-1 in padding slots); group_text: [Gt, d]
+      their text (class prompts, or cluster means).
   """
 
   index: jax.Array
@@ -55,6 +65,13 @@ class Task:
   val_y: jax.Array
   val_count: jax.Array
   train_pixels: jax.Array | None = None
+  kind: jax.Array | None = None
+  train_text: jax.Array | None = None
+  val_text: jax.Array | None = None
+  train_group: jax.Array | None = None
+  val_group: jax.Array | None = None
+  groups: jax.Array | None = None
+  group_text: jax.Array | None = None
 
 
 @flax.struct.dataclass
@@ -67,6 +84,15 @@ class EvalSet:
     count: [T] int32 real rows per task.
     class_mask: [T, C] bool, the classes of each task.
     class_text: [C, d] frozen text embeddings of every class of the stream.
+
+  Vision-language streams (``autoseed_jax.vl_tasks``) also fill (None otherwise):
+    kind: [T] int32 task kinds; bank_family: [C] int32, 0 for a class prompt, 1 for a VQA
+      answer (the label space of each kind).
+    text: [T, Ntt, d] test captions of the retrieval / captioning tasks (x holds their
+      images); text_image: [T, Ntt] int32, the row of x each caption belongs to;
+      text_count: [T] int32.
+    bank: [T, B, d] the fixed caption bank of each captioning task; bank_count: [T].
+    answers: [T, Nt, H] int32, the human answers (bank ids, -1 padding) of each VQA row.
   """
 
   x: jax.Array
@@ -74,6 +100,14 @@ class EvalSet:
   count: jax.Array
   class_mask: jax.Array
   class_text: jax.Array
+  kind: jax.Array | None = None
+  bank_family: jax.Array | None = None
+  text: jax.Array | None = None
+  text_image: jax.Array | None = None
+  text_count: jax.Array | None = None
+  bank: jax.Array | None = None
+  bank_count: jax.Array | None = None
+  answers: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +119,7 @@ class TaskStream:
   test: EvalSet
   class_names: tuple[str, ...]
   description: str = ''
+  vl: object | None = None  # vl_tasks.VLInfo of a vision-language stream, else None
 
   @property
   def num_tasks(self) -> int:

@@ -12,6 +12,17 @@
 Ablations (config): ``consistency_weight=0``; ``seed_source`` = ``random`` (no generator:
 v = normalize(e_c + σε), w = e_c) or ``generator_no_meta`` (G_φ at its initialisation);
 ``prune=False`` (no redundancy filter, memory large enough for k seeds of every class).
+
+Vision-language streams (``autoseed_jax.vl_tasks``, docs/VL_TASKS.md): the seed update
+runs per *seed group* instead of per class -- a classification task's classes, or the
+k-means clusters of another task's text embeddings (``vl_tasks.seed_groups``), whose means
+are e_c and μ_T. Seeds of a cluster carry its group id (>= the bank size C) as their
+label: they take part in replay through the in-batch InfoNCE term only (the CE term is
+for seeds labelled by a class). Every task loss above is the task kind's
+(``vl_engine.batch_loss``); the task-gradient conditions use the task's first
+``vl_condition_rows`` (default 512) training rows, whose order is random, so that
+InfoNCE over them stays small; a candidate's gradient-alignment score uses its replay loss
+within the batch of all candidates (a lone pair has no InfoNCE gradient).
 """
 
 from __future__ import annotations
@@ -20,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from autoseed_jax import losses, meta, parallel, seeds, selection
+import numpy as np
+
+from autoseed_jax import losses, meta, parallel, seeds, selection, vl_engine, vl_tasks
 from autoseed_jax.generator import SeedGenerator, generate, init_generator, random_seeds
 from autoseed_jax.methods.base import Context, Method
 
@@ -28,6 +41,8 @@ SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
 
 # Tags folded into the run key so each use of randomness has its own stream.
 _GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG = 10, 11, 12
+# Training rows of a vision-language task that its task-gradient conditions use.
+DEFAULT_VL_CONDITION_ROWS = 512
 
 
 def memory_capacity(config, num_classes: int) -> int:
@@ -76,6 +91,16 @@ def autoseed(context: Context) -> Method:
   seed_batch_size = min(config.seed_batch_size, capacity)
   budget = config.memory_budget if config.prune else capacity
   max_cosine = config.redundancy_cosine if config.prune else 2.0
+  vl = context.vl
+  num_bank = context.num_classes
+  # Seeds labelled by a bank entry (a class) are replayed with CE over the class prompts.
+  class_family = None if vl is None else np.asarray(vl.bank_family) == 0
+
+  def replay_masks(seen, label, valid):
+    """(label space of the CE term, the seeds the CE term covers)."""
+    if vl is None:
+      return seen, valid
+    return seen & class_family, valid & (label < num_bank)
 
   def init_state(key):
     gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
@@ -87,21 +112,35 @@ def autoseed(context: Context) -> Method:
   def seed_replay_loss(params, bank, seen, v, w, label, valid):
     v_img, w_txt, scale = context.embed(params, v, w)
     class_emb = context.embed(params, text_z=bank)[1]
-    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=seen,
-                              mask=valid, infonce_weight=config.replay_infonce_weight)
+    class_mask, ce_mask = replay_masks(seen, label, valid)
+    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                              mask=valid, ce_mask=ce_mask,
+                              infonce_weight=config.replay_infonce_weight)
 
-  def extra_loss(params, state, x, y, key):
+  def seed_row_losses(params, bank, seen, v, w, label, valid):
+    """[S] each seed's replay loss within the batch of seeds (VL candidate scoring)."""
+    v_img, w_txt, scale = context.embed(params, v, w)
+    class_emb = context.embed(params, text_z=bank)[1]
+    class_mask, ce_mask = replay_masks(seen, label, valid)
+    logits = losses.class_logits(v_img, class_emb, scale, class_mask)
+    safe = jnp.clip(label, 0, num_bank - 1)
+    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), safe[:, None], axis=-1)[:, 0]
+    nce = losses.info_nce_rows(v_img, w_txt, scale, mask=valid, labels=label)
+    return jnp.where(ce_mask, ce, 0.0) + config.replay_infonce_weight * nce
+
+  def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
-    del x, y
+    del x, y, text
     batch = seeds.sample(state.memory, key, seed_batch_size)
     v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
     class_emb = context.embed(params, text_z=state.class_bank)[1]
     terms = {}
     total = 0.0
     if config.replay_weight > 0:
+      class_mask, ce_mask = replay_masks(state.seen, batch.label, batch.valid)
       terms['replay'] = losses.replay_loss(
-          v_img, w_txt, batch.label, class_emb, scale, class_mask=state.seen,
-          mask=batch.valid, infonce_weight=config.replay_infonce_weight)
+          v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
+          mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight)
       total = total + config.replay_weight * terms['replay']
     if config.consistency_weight > 0:
       prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
@@ -128,17 +167,33 @@ def autoseed(context: Context) -> Method:
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     k_meta, k_gen = jax.random.split(key)
     sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
-    n_cls = task.classes.shape[0]
-    class_ok = task.classes >= 0
-    class_text = losses.l2_normalize(task.class_text)
+    groups, group_text, train_group, val_group = vl_tasks.seed_groups(task)
+    n_cls = groups.shape[0]
+    class_ok = groups >= 0
+    class_text = losses.l2_normalize(group_text)
     in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
     in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-    train_w = ((task.train_y[None] == task.classes[:, None]) & in_train[None]).astype(jnp.float32)
-    val_w = ((task.val_y[None] == task.classes[:, None]) & in_val[None]).astype(jnp.float32)
+    train_w = ((train_group[None] == groups[:, None]) & in_train[None]).astype(jnp.float32)
+    val_w = ((val_group[None] == groups[:, None]) & in_val[None]).astype(jnp.float32)
     bank, seen = state.class_bank, state.seen
 
-    def task_loss_on(params, x, y, weights):
-      return context.weighted_task_loss(params, bank, seen, x, y, weights)
+    def task_loss_on(params, rows, weights, normalizer=None):
+      """The task's loss on rows (x, text, y) with example weights (the kind's on VL)."""
+      x, text, y = rows
+      if vl is None:
+        return context.weighted_task_loss(params, bank, seen, x, y, weights, normalizer)
+      return vl_engine.batch_loss(context.embed, params, bank=bank, seen=seen,
+                                  bank_family=vl.bank_family, kinds=task.kind, x=x, text=text,
+                                  y=y, weights=weights, normalizer=normalizer)
+
+    train_rows = (task.train_x, task.train_text, task.train_y)
+    val_rows = (task.val_x, task.val_text, task.val_y)
+    condition_rows, condition_w = train_rows, train_w
+    if vl is not None:  # a random subset of rows keeps in-batch InfoNCE small
+      r = min(int(task.train_x.shape[0]), config.get('vl_condition_rows',
+                                                     DEFAULT_VL_CONDITION_ROWS))
+      condition_rows = tuple(a[:r] for a in train_rows)
+      condition_w = train_w[:, :r]
 
     def make_candidates(gen_params, key, per_class, condition):
       """[n_cls * per_class] flat candidates (v, w, slot, label, ok)."""
@@ -151,14 +206,14 @@ def autoseed(context: Context) -> Method:
                         noise_dim=config.noise_dim)
       slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
       return (v.reshape(-1, dim), w.reshape(-1, dim), slot,
-              jnp.where(class_ok, task.classes, 0)[slot], class_ok[slot])
+              jnp.where(class_ok, groups, 0)[slot], class_ok[slot])
 
     # (a) task-gradient conditions u_c under θ_t (the random source needs none).
     condition = None
     if config.seed_source != 'random':
       condition = meta.task_gradient_condition(
-          lambda p, wts: task_loss_on(p, task.train_x, task.train_y, wts),
-          state.params, train_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim,
+          lambda p, wts: task_loss_on(p, condition_rows, wts),
+          state.params, condition_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim,
           blocks=constants)
 
     # (c) meta-update of φ through an unrolled inner loop from θ_{t-1}.
@@ -168,9 +223,15 @@ def autoseed(context: Context) -> Method:
       image_means = losses.l2_normalize(train_w @ task.train_x)
 
       # This device's rows of D_t^val (all of them under jit, where XLA splits the work).
-      val_x, val_y, val_in = (parallel.shard_rows(a, context.parallelism, axis_name)
-                              for a in (task.val_x, task.val_y, in_val))
+      # In-batch InfoNCE needs all rows at once: on VL streams under pmap every device
+      # computes the whole loss and contributes its 1/shards share.
       shards = 1 if axis_name is None else context.parallelism.num_shards
+      local = vl is None or axis_name is None
+      val_part = ((task.val_x, task.val_text, task.val_y, in_val) if not local else
+                  tuple(a if a is None else parallel.shard_rows(a, context.parallelism,
+                                                                axis_name)
+                        for a in (task.val_x, task.val_text, task.val_y, in_val)))
+      val_in = val_part[3]
 
       def outer_loss(phi, key):
         v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
@@ -178,12 +239,16 @@ def autoseed(context: Context) -> Method:
         adapted_params = meta.unrolled_inner_loop(
             lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
             learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
-        teach = context.weighted_task_loss(adapted_params, bank, seen, val_x, val_y,
-                                           val_in.astype(jnp.float32),
-                                           normalizer=task.val_count.astype(jnp.float32))
-        v_img, class_emb, scale = context.embed(state.params, v, bank)
-        classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
-                                      mask=ok)
+        teach = task_loss_on(adapted_params, val_part[:3], val_in.astype(jnp.float32),
+                             normalizer=task.val_count.astype(jnp.float32))
+        if not local:
+          teach = teach / shards
+        if vl is None:
+          v_img, class_emb, scale = context.embed(state.params, v, bank)
+          classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
+                                        mask=ok)
+        else:  # seeds stay matched to their texts (and classes) by θ_t
+          classified = seed_replay_loss(state.params, bank, seen, v, w, label, ok)
         seed_terms = (classified
                       + config.align_weight * losses.alignment_loss(v, w, mask=ok)
                       + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
@@ -200,15 +265,21 @@ def autoseed(context: Context) -> Method:
     v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
                                             condition)
     val_grads = jax.vmap(lambda wts: selection.flat_grad(
-        task_loss_on, state.params, task.val_x, task.val_y, wts))(val_w)
+        task_loss_on, state.params, val_rows, wts))(val_w)
 
-    def one_seed_loss(params, s):
-      sv, sw, slabel = s
-      return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
-                              jnp.ones((1,), bool))
+    if vl is None:
+      def one_seed_loss(params, s):
+        sv, sw, slabel = s
+        return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
+                                jnp.ones((1,), bool))
+      seed_inputs = (v, w, label)
+    else:  # a seed's replay loss among all candidates
+      def one_seed_loss(params, i):
+        return seed_row_losses(params, bank, seen, v, w, label, ok)[i]
+      seed_inputs = jnp.arange(v.shape[0])
 
     score = selection.gradient_alignment_scores(
-        one_seed_loss, state.params, (v, w, label), slot, val_grads)
+        one_seed_loss, state.params, seed_inputs, slot, val_grads)
     shape = (n_cls, config.candidates_per_class)
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
@@ -223,6 +294,7 @@ def autoseed(context: Context) -> Method:
                          memory=memory), info
 
   return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
+                kinds=vl_tasks.KINDS,
                 consolidate=consolidate, consolidate_name='seed update',
                 constants=(sketch_matrix if config.sketch_cache
                            and config.seed_source != 'random' else None),

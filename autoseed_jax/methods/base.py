@@ -21,6 +21,12 @@ the metrics. A method only says what differs:
   models);
 * ``memory_bytes(state) -> int``: bytes held in its replay memory.
 
+Task kinds (``autoseed_jax.vl_tasks``, docs/VL_TASKS.md): ``kinds`` lists the kinds a
+method runs; on a stream with another kind the engine refuses it (``MethodRefused``, a
+ValueError naming the kind and ``refusal``, the reason). On a vision-language stream the
+engine calls ``extra_loss(..., text=[B, d])`` with the batch's paired text embeddings and
+``y`` holds labels of the task's kind (bank ids, or image ids for retrieval/captioning).
+
 Methods whose trained parameters θ are not the adapters set the parameter hooks:
 
 * ``init_params(key, adapter_variables) -> θ``: θ at initialisation (the engine's
@@ -48,6 +54,11 @@ import ml_collections
 from autoseed_jax import losses
 from autoseed_jax.adapters import VLAdapter, adapted
 from autoseed_jax.parallel import Parallelism
+from autoseed_jax.vl_tasks import KINDS
+
+
+class MethodRefused(ValueError):
+  """The method cannot run a task kind of the stream (the message names kind and reason)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +73,7 @@ class Context:
   parallelism: Parallelism
   class_names: tuple[str, ...] = ()
   train_rows: int = 0  # N, the padded training rows of every task of the stream
+  vl: Any = None  # vl_tasks.VLInfo of a vision-language stream, else None
 
   def embed(self, params, image_z=None, text_z=None):
     """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""
@@ -96,15 +108,28 @@ class Method:
   adapter_params: Callable | None = None
   embed: Callable | None = None
   eval_logits: Callable | None = None
+  kinds: tuple[str, ...] = ('classification',)
+  refusal: str = 'it was written for class-incremental classification only'
+
+
+def check_kinds(method: Method, vl) -> None:
+  """Raises MethodRefused when the stream (``vl``: its ``VLInfo``, None for a
+  classification stream) has a task kind ``method`` does not run."""
+  if vl is None:
+    return
+  for name, kind in zip(vl.task_names, vl.kinds):
+    if kind not in method.kinds:
+      raise MethodRefused(f'method {method.name!r} cannot run task kind {kind!r} (task '
+                          f'{name!r}): {method.refusal}.')
 
 
 def finetune(context: Context) -> Method:
   """Sequential fine-tuning: online adaptation on each task's data only (lower bound)."""
   del context
-  return Method(name='finetune')
+  return Method(name='finetune', kinds=KINDS)
 
 
 def zeroshot(context: Context) -> Method:
   """The frozen backbone (Continual-CLIP): adapters stay at their identity init."""
   del context
-  return Method(name='zeroshot', trains=False)
+  return Method(name='zeroshot', trains=False, kinds=KINDS)

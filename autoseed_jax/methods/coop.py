@@ -59,6 +59,11 @@ from autoseed_jax.methods.base import Context, Method
 _COOP_INIT_TAG = 31
 # Std of CoOp's random context initialisation (and of MaPLe's deep prompts).
 CONTEXT_INIT_STD = 0.02
+# Why prompt learning on class names runs classification tasks only (Method.refusal).
+PROMPT_REFUSAL = (
+    'it learns prompts for class names, while a retrieval or captioning task matches images '
+    'to captions and a VQA task (image, question) queries to answers: there are no class '
+    'names to prompt')
 
 
 def defaults() -> dict:
@@ -379,5 +384,6 @@ def coop(context: Context, *, tower: PromptTower | None = None) -> Method:
     return frozen_image(image_z), class_emb, scale
 
   return CoOpMethod(name='coop', init_params=init_params, embed=embed, tower=tower,
+                    refusal=PROMPT_REFUSAL,
                     prompts=prompts, class_embeddings=class_embeddings)
 

@@ -31,6 +31,15 @@ Two spaces (``space``):
   naming that fix.
 
 The VAE parameters are a generator, not stored data, so ``memory_bytes`` is 0.
+
+Vision-language streams (method ``dgr``): a row is a pair -- the query embedding and its
+paired text embedding (caption, or the bank text of its label) -- so the VAE models the
+concatenation [x ; t] (2d, each half L2-normalised by the decoder), and a replayed pair is
+labelled by θ⁻ twice: its bank posterior over the entries seen before (as above) and its
+in-batch image->text and text->image distributions over the replayed batch; the replay
+term is the cross-entropy of θ's distributions against both (the second from the second
+task on). ``dgr_pixel`` generates images only, while retrieval, captioning and VQA rows
+are (image, text) pairs, so it runs classification tasks only.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from autoseed_jax import vl_tasks
 from autoseed_jax.losses import class_logits, l2_normalize
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.models import image_encoder
@@ -80,7 +90,8 @@ class ReplayVAE(nn.Module):
   """A fully connected VAE on flat vectors: x [B, D] -> (x̂ [B, D], μ, log σ² [B, latent]).
 
   ``output`` maps the decoder's last layer to data space: 'sphere' L2-normalises (unit
-  embeddings), 'tanh' squashes to [-1, 1] (pixels).
+  embeddings), 'two_spheres' L2-normalises each half (a pair of unit embeddings), 'tanh'
+  squashes to [-1, 1] (pixels).
   """
 
   data_dim: int
@@ -108,6 +119,9 @@ class ReplayVAE(nn.Module):
     for layer in self.dec:
       h = nn.gelu(layer(h))
     out = self.dec_out(h)
+    if self.output == 'two_spheres':
+      half = self.data_dim // 2
+      return jnp.concatenate([l2_normalize(out[:, :half]), l2_normalize(out[:, half:])], -1)
     return l2_normalize(out) if self.output == 'sphere' else jnp.tanh(out)
 
   def __call__(self, x: jax.Array, key: jax.Array):
@@ -187,7 +201,16 @@ def make_dgr(context: Context, *, space: str) -> Method:
     raise ValueError(f'generative replay space {space!r}; choose one of {SPACES}.')
   s = settings(context.config)
   _check(s)
-  if space == 'embedding':
+  vl = context.vl
+  if space == 'embedding' and vl is not None:
+    vae = ReplayVAE(2 * context.dim, s['dgr_hidden'], s['dgr_latent_dim'], output='two_spheres')
+
+    def to_embedding(samples):
+      return samples[:, :context.dim]
+
+    def task_data(task):
+      return jnp.concatenate([task.train_x, task.train_text], axis=-1)
+  elif space == 'embedding':
     vae = ReplayVAE(context.dim, s['dgr_hidden'], s['dgr_latent_dim'], output='sphere')
 
     def to_embedding(samples):
@@ -242,17 +265,35 @@ def make_dgr(context: Context, *, space: str) -> Method:
       return jax.nn.softmax(logits, axis=-1)
     return jax.nn.one_hot(jnp.argmax(logits, axis=-1), logits.shape[-1])
 
-  def extra_loss(params, state, x, y, key):
+  def extra_loss(params, state, x, y, key, text=None):
     """λ_dgr · CE(θ's softmax over seen classes; θ⁻'s labels) on replayed samples."""
-    del x, y
-    samples = jax.lax.stop_gradient(
-        to_embedding(sample_vae(vae, state.extras['vae'], key, s['dgr_batch_size'])))
+    del x, y, text
+    pairs = jax.lax.stop_gradient(sample_vae(vae, state.extras['vae'], key, s['dgr_batch_size']))
+    samples = to_embedding(pairs)
     targets = jax.lax.stop_gradient(replay_targets(state, samples))
     img, class_emb, scale = context.embed(params, samples, state.class_bank)
     log_p = jax.nn.log_softmax(class_logits(img, class_emb, scale, state.seen), axis=-1)
     replay = -jnp.mean(jnp.sum(targets * log_p, axis=-1))
     replay = jnp.where(jnp.any(state.prev_seen), replay, 0.0)
-    return s['dgr_weight'] * replay, {'replay': replay}
+    terms = {'replay': replay}
+    if vl is not None:
+      terms['pair_replay'] = jnp.where(state.tasks_done > 0,
+                                       pair_replay_loss(params, state, pairs), 0.0)
+      replay = replay + terms['pair_replay']
+    return s['dgr_weight'] * replay, terms
+
+  def pair_replay_loss(params, state, pairs):
+    """Soft CE of θ's in-batch image->text / text->image distributions on replayed pairs
+    [B, 2d] against θ⁻'s."""
+    x, t = pairs[:, :context.dim], pairs[:, context.dim:]
+    img, txt, scale = context.embed(params, x, t)
+    prev_img, prev_txt, prev_scale = jax.lax.stop_gradient(
+        context.embed(state.prev_params, x, t))
+    logits, prev = scale * img @ txt.T, prev_scale * prev_img @ prev_txt.T
+    loss = 0.0
+    for a, b in ((logits, prev), (logits.T, prev.T)):
+      loss += -jnp.mean(jnp.sum(jax.nn.softmax(b, -1) * jax.nn.log_softmax(a, -1), -1)) / 2
+    return loss
 
   def consolidate(state, task, *, axis_name=None):
     """Trains the VAE on task t's data mixed with replays of the previous VAE."""
@@ -269,8 +310,14 @@ def make_dgr(context: Context, *, space: str) -> Method:
             'vae_loss_last': jnp.mean(losses[-window:])}
     return state.replace(extras={'vae': params}), info
 
-  return Method(name='dgr' if space == 'embedding' else 'dgr_pixel', init_state=init_state,
-                extra_loss=extra_loss, consolidate=consolidate)
+  if space == 'embedding':
+    return Method(name='dgr', init_state=init_state, extra_loss=extra_loss,
+                  consolidate=consolidate, kinds=vl_tasks.KINDS)
+  return Method(name='dgr_pixel', init_state=init_state, extra_loss=extra_loss,
+                consolidate=consolidate,
+                refusal='it replays generated images, and a retrieval, captioning or VQA row '
+                        'is an (image, text) pair its image generator cannot produce; use '
+                        'dgr (replay of embedding pairs)')
 
 
 def dgr(context: Context) -> Method:

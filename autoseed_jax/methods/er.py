@@ -19,14 +19,24 @@ seeds, ``bytes_matching_seed_memory``), so ER runs at the same bytes as the seed
 (1) or ten times them (10) whatever the embedding dim. A budget of 0 is sequential
 fine-tuning exactly: the replay term and the buffer insertion are left out of the compiled
 program.
+
+Vision-language streams (``autoseed_jax.vl_tasks``): an exemplar is a whole row of any
+task kind -- the query embedding, its paired text embedding (a retrieval / captioning
+row's caption; a classification / VQA row needs only its label), its label and its kind
+-- and the replay term is the kinds' task loss on the drawn rows
+(``vl_engine.batch_loss``; pair rows are InfoNCE negatives of each other). Memory counts
+``4 d + 4`` bytes for a classification / VQA exemplar and ``8 d + 4`` for a retrieval /
+captioning one (``bytes_per_pair_example``); the buffer size M is the byte budget over
+the larger of the two, so the bytes held never exceed the budget.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from autoseed_jax import seeds
+from autoseed_jax import seeds, vl_engine, vl_tasks
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the reservoir's randomness.
@@ -54,6 +64,11 @@ def bytes_per_example(dim: int) -> int:
   return 4 * dim + 4
 
 
+def bytes_per_pair_example(dim: int) -> int:
+  """Bytes of a retrieval / captioning exemplar: image and caption embeddings and a label."""
+  return 8 * dim + 4
+
+
 def bytes_matching_seed_memory(config, dim: int, factor: float = 1.0) -> int:
   """``factor`` × the bytes of a full Auto-Seed memory of ``config.memory_budget`` seeds
   (every per-seed field counted, ``seeds.bytes_per_seed``): the ``er_memory_bytes`` that
@@ -62,8 +77,10 @@ def bytes_matching_seed_memory(config, dim: int, factor: float = 1.0) -> int:
   return int(factor * config.memory_budget * per_seed)
 
 
-def memory_examples(config, dim: int) -> int:
-  """M, the buffer size in examples, from whichever budget field is set (see module doc)."""
+def memory_examples(config, dim: int, per_example: int | None = None) -> int:
+  """M, the buffer size in examples, from whichever budget field is set (see module doc);
+  a byte budget buys ``per_example`` bytes per exemplar (default ``bytes_per_example``)."""
+  per_example = per_example or bytes_per_example(dim)
   s = settings(config)
   fields = ('er_memory_examples', 'er_memory_bytes', 'er_memory_seed_multiple')
   for name in fields:
@@ -75,21 +92,25 @@ def memory_examples(config, dim: int) -> int:
         f"{s['er_memory_seed_multiple']} both set the ER budget; set one of them to 0.")
   if s['er_memory_seed_multiple'] > 0:
     budget = bytes_matching_seed_memory(config, dim, s['er_memory_seed_multiple'])
-    return budget // bytes_per_example(dim)
+    return budget // per_example
   if s['er_memory_bytes'] > 0:
-    return int(s['er_memory_bytes']) // bytes_per_example(dim)
+    return int(s['er_memory_bytes']) // per_example
   return int(s['er_memory_examples'])
 
 
-def init_buffer(capacity: int, dim: int) -> dict:
-  """An empty reservoir of ``capacity`` slots (at least 1 slot, so shapes never vanish)."""
+def init_buffer(capacity: int, dim: int, *, with_text: bool = False) -> dict:
+  """An empty reservoir of ``capacity`` slots (at least 1 slot, so shapes never vanish);
+  ``with_text``: also each row's paired text [M, d] and kind [M] (vision-language)."""
   slots = max(capacity, 1)
-  return dict(x=jnp.zeros((slots, dim), jnp.float32), y=jnp.zeros((slots,), jnp.int32),
-              valid=jnp.zeros((slots,), bool), seen=jnp.zeros((), jnp.int32))
+  buffer = dict(x=jnp.zeros((slots, dim), jnp.float32), y=jnp.zeros((slots,), jnp.int32),
+                valid=jnp.zeros((slots,), bool), seen=jnp.zeros((), jnp.int32))
+  if with_text:
+    buffer.update(text=jnp.zeros((slots, dim), jnp.float32), kind=jnp.zeros((slots,), jnp.int32))
+  return buffer
 
 
 def reservoir_insert(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array,
-                     key: jax.Array) -> dict:
+                     key: jax.Array, *, more: dict | None = None) -> dict:
   """Offers the first ``count`` rows of (x, y) to the buffer by reservoir sampling.
 
   Algorithm R, vectorised: the example offered as the n-th of the stream (0-based) goes
@@ -101,6 +122,8 @@ def reservoir_insert(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array,
     buffer: ``{'x': [M, d], 'y': [M], 'valid': [M] bool, 'seen': [] int32}``.
     x: [N, d] embeddings; y: [N] int32 labels; count: [] int32, real rows (rest padding).
     key: PRNG key of this insertion.
+    more: other per-row arrays [N, ...] stored beside x under the same keys of the buffer
+      (``text``, ``kind``).
 
   Returns:
     The updated buffer (same shapes); ``seen`` grows by ``count``.
@@ -115,9 +138,10 @@ def reservoir_insert(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array,
   winner = jnp.full((capacity + 1,), -1, jnp.int32).at[slot].max(rows)[:capacity]
   written = winner >= 0
   source = jnp.maximum(winner, 0)
-  return dict(x=jnp.where(written[:, None], x[source], buffer['x']),
-              y=jnp.where(written, y[source], buffer['y']),
-              valid=buffer['valid'] | written,
+  rows = {'x': x, 'y': y, **(more or {})}
+  out = {name: jnp.where(written.reshape((-1,) + (1,) * (a.ndim - 1)), a[source], buffer[name])
+         for name, a in rows.items()}
+  return dict(out, valid=buffer['valid'] | written,
               seen=buffer['seen'] + count.astype(jnp.int32))
 
 
@@ -127,16 +151,17 @@ def sample_buffer(buffer: dict, key: jax.Array, batch_size: int):
   Returns (x [B, d], y [B], valid [B] bool); all rows are invalid while the buffer is
   empty. Valid slots are always the leading ones (reservoir slots fill in order).
   """
-  filled = jnp.sum(buffer['valid'], dtype=jnp.int32)
-  idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(filled, 1))
-  return buffer['x'][idx], buffer['y'][idx], buffer['valid'][idx]
+  rows = sample_rows(buffer, key, batch_size)
+  return rows['x'], rows['y'], rows['valid']
 
 
 def er(context: Context) -> Method:
   """Builds the ER-VLM hooks for ``context.config`` (see module doc)."""
   config, dim = context.config, context.dim
   s = settings(config)
-  capacity = memory_examples(config, dim)
+  vl = context.vl
+  capacity = memory_examples(config, dim,
+                             None if vl is None else bytes_per_pair_example(dim))
   if capacity > 0 and (s['er_batch_size'] <= 0 or s['er_weight'] < 0):
     raise ValueError(f"invalid config: er_batch_size={s['er_batch_size']} must be > 0 and "
                      f"er_weight={s['er_weight']} >= 0.")
@@ -144,11 +169,18 @@ def er(context: Context) -> Method:
 
   def init_state(key):
     del key
-    return {'extras': init_buffer(capacity, dim)}
+    return {'extras': init_buffer(capacity, dim, with_text=vl is not None)}
 
-  def extra_loss(params, state, x, y, key):
+  def extra_loss(params, state, x, y, key, text=None):
     """λ_er · L_task on a batch of buffer examples, over the classes seen so far."""
-    del x, y
+    del x, y, text
+    if vl is not None:
+      rows = sample_rows(state.extras, key, s['er_batch_size'])
+      replay = vl_engine.batch_loss(
+          context.embed, params, bank=state.class_bank, seen=state.seen,
+          bank_family=vl.bank_family, kinds=rows['kind'], x=rows['x'], text=rows['text'],
+          y=rows['y'], weights=rows['valid'].astype(jnp.float32))
+      return s['er_weight'] * replay, {'replay': replay}
     bx, by, valid = sample_buffer(state.extras, key, s['er_batch_size'])
     replay = context.weighted_task_loss(params, state.class_bank, state.seen, bx, by,
                                         valid.astype(jnp.float32))
@@ -158,14 +190,38 @@ def er(context: Context) -> Method:
     """Offers every real training example of ``task`` to the reservoir."""
     del axis_name  # computed replicated (under pmap every device holds the whole task)
     key = jax.random.fold_in(jax.random.fold_in(state.key, _RESERVOIR_TAG), task.index)
-    buffer = reservoir_insert(state.extras, task.train_x, task.train_y, task.train_count, key)
+    more = None if vl is None else task_rows_extra(task)
+    buffer = reservoir_insert(state.extras, task.train_x, task.train_y, task.train_count, key,
+                              more=more)
     return state.replace(extras=buffer), {
         'buffer_size': jnp.sum(buffer['valid'], dtype=jnp.int32), 'stream_seen': buffer['seen']}
 
   def memory_bytes(state):
-    return int(jnp.sum(state.extras['valid'])) * per_example if capacity > 0 else 0
+    if capacity == 0:
+      return 0
+    valid = np.asarray(state.extras['valid'])
+    if vl is None:
+      return int(valid.sum()) * per_example
+    pair = np.asarray(vl_engine.is_pair(np.asarray(state.extras['kind'])))
+    return int((valid & ~pair).sum()) * per_example + int(
+        (valid & pair).sum()) * bytes_per_pair_example(dim)
 
   if capacity == 0:  # no memory: exactly sequential fine-tuning
-    return Method(name='er', init_state=init_state)
+    return Method(name='er', init_state=init_state, kinds=vl_tasks.KINDS)
   return Method(name='er', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate, memory_bytes=memory_bytes)
+                consolidate=consolidate, memory_bytes=memory_bytes, kinds=vl_tasks.KINDS)
+
+
+def task_rows_extra(task) -> dict:
+  """A vision-language task's per-row arrays stored beside (x, y): paired text [N, d] and
+  kind [N] (every row of a task has its kind)."""
+  return {'text': task.train_text,
+          'kind': jnp.full(task.train_y.shape, task.kind, jnp.int32)}
+
+
+def sample_rows(buffer: dict, key: jax.Array, batch_size: int) -> dict:
+  """``batch_size`` rows (every per-row array of the buffer, and ``valid``) drawn uniformly
+  with replacement from the valid slots (the leading ones)."""
+  filled = jnp.sum(buffer['valid'], dtype=jnp.int32)
+  idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(filled, 1))
+  return {name: a[idx] for name, a in buffer.items() if name != 'seen'}

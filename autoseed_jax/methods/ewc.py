@@ -22,6 +22,12 @@ gradients near zero), so useful λ_ewc are large. The default 1e8 was chosen on 
 stream (experiments/configs/synthetic.py; final average accuracy 38.6% at 1e6, 59.5% at
 1e7, 86.3% at 1e8, 84.2% at 1e9); on animals-ci (real_streams settings) it gives 51.6%,
 51.9%, 52.4% at 1e7, 1e8, 1e9. Tune it per stream.
+
+Vision-language streams: ℓ is the task kind's loss of one row (``vl_engine.row_losses``);
+a retrieval / captioning row's in-batch InfoNCE takes the other rows of its chunk of
+``ewc_fisher_batch`` rows as negatives, so its per-row gradients are taken within the chunk
+(``squared_row_gradient_sum``). These Fisher chunks are computed whole on every device
+(not split over devices), so a multi-device run gives the single-device Fisher.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax import parallel
+from autoseed_jax import parallel, vl_engine, vl_tasks
 from autoseed_jax.adapters import init_adapter
 from autoseed_jax.methods.base import Context, Method
 
@@ -60,22 +66,46 @@ def squared_gradient_sum(example_loss, params, x, y, weights, *, chunk: int):
   Returns:
     A pytree like ``params``, every entry >= 0.
   """
-  n = x.shape[0]
+  per_example = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))
+  return _chunked_squared_sum(lambda p, block, bw: per_example(p, *block), params, (x, y),
+                              weights, chunk=chunk)
+
+
+def squared_row_gradient_sum(chunk_losses, params, rows, weights, *, chunk: int):
+  """Σ_i w_i (∇_θ ℓ_i)² where ℓ_i, row i's loss, may depend on the other rows of its chunk.
+
+  Args:
+    chunk_losses: ``(params, rows of one chunk, valid [chunk] bool) -> [chunk]`` losses.
+    rows: tuple of [N, ...] arrays; weights: [N] float32 (0 for padding rows).
+  """
+
+  def grads(p, block, bw):
+    def one(i):
+      return jax.grad(lambda q: chunk_losses(q, block, bw > 0)[i])(p)
+    return jax.vmap(one)(jnp.arange(chunk))
+
+  return _chunked_squared_sum(grads, params, rows, weights, chunk=chunk)
+
+
+def _chunked_squared_sum(grads_fn, params, rows, weights, *, chunk: int):
+  """Σ_i w_i g_i² over rows split into chunks; ``grads_fn(params, chunk rows, chunk
+  weights)`` gives the chunk's per-row gradients (leading axis ``chunk``)."""
+  n = weights.shape[0]
   blocks = -(-n // chunk)
   pad = blocks * chunk - n
-  xs = jnp.pad(x, ((0, pad), (0, 0))).reshape(blocks, chunk, -1)
-  ys = jnp.pad(y, (0, pad)).reshape(blocks, chunk)
-  ws = jnp.pad(weights, (0, pad)).reshape(blocks, chunk)
-  per_example = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))
+
+  def split(a):
+    return jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
+        (blocks, chunk) + a.shape[1:])
 
   def add_block(total, block):
-    bx, by, bw = block
-    grads = per_example(params, bx, by)
+    rows_block, bw = block
+    grads = grads_fn(params, rows_block, bw)
     return jax.tree.map(lambda t, g: t + jnp.einsum('n...,n->...', g * g, bw), total,
                         grads), None
 
   zero = jax.tree.map(jnp.zeros_like, params)
-  total, _ = jax.lax.scan(add_block, zero, (xs, ys, ws))
+  total, _ = jax.lax.scan(add_block, zero, (tuple(split(a) for a in rows), split(weights)))
   return total
 
 
@@ -116,8 +146,8 @@ def ewc(context: Context) -> Method:
     zeros = jax.tree.map(jnp.zeros_like, shapes)
     return {'extras': {'fisher': zeros, 'anchor': zeros}}
 
-  def extra_loss(params, state, x, y, key):
-    del x, y, key
+  def extra_loss(params, state, x, y, key, text=None):
+    del x, y, key, text
     penalty = ewc_penalty(params, state.extras['fisher'], state.extras['anchor'])
     return s['ewc_weight'] * penalty, {'ewc': penalty}
 
@@ -129,9 +159,26 @@ def ewc(context: Context) -> Method:
       return context.weighted_task_loss(params, bank, seen, x[None], y[None],
                                         jnp.ones((1,), jnp.float32))
 
-    task_fisher = fisher_diagonal(example_loss, state.params, task.train_x, task.train_y,
-                                  task.train_count, chunk=s['ewc_fisher_batch'],
-                                  parallelism=context.parallelism, axis_name=axis_name)
+    if context.vl is None:
+      task_fisher = fisher_diagonal(example_loss, state.params, task.train_x, task.train_y,
+                                    task.train_count, chunk=s['ewc_fisher_batch'],
+                                    parallelism=context.parallelism, axis_name=axis_name)
+    else:
+      label_mask = vl_engine.row_label_mask(seen, context.vl.bank_family, task.kind)
+
+      def chunk_losses(params, rows, valid):
+        x, text, y = rows
+        img, txt, scale = context.embed(params, x, text)
+        class_emb = context.embed(params, text_z=bank)[1]
+        return vl_engine.row_losses(img, txt, class_emb, scale, y, task.kind, label_mask,
+                                    valid)
+
+      weights = (jnp.arange(task.train_x.shape[0]) < task.train_count).astype(jnp.float32)
+      total = squared_row_gradient_sum(chunk_losses, state.params,
+                                       (task.train_x, task.train_text, task.train_y),
+                                       weights, chunk=s['ewc_fisher_batch'])
+      task_fisher = jax.tree.map(
+          lambda t: t / jnp.maximum(task.train_count, 1).astype(t.dtype), total)
     fisher = jax.tree.map(lambda f, new: s['ewc_decay'] * f + new,
                           state.extras['fisher'], task_fisher)
     info = {'fisher_mean': jnp.mean(jnp.concatenate(
@@ -139,4 +186,4 @@ def ewc(context: Context) -> Method:
     return state.replace(extras={'fisher': fisher, 'anchor': state.params}), info
 
   return Method(name='ewc', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate)
+                consolidate=consolidate, kinds=vl_tasks.KINDS)

@@ -24,6 +24,10 @@ paper is not used). The stored embeddings are fixed; ``extras`` holds
 ``{'embeddings': [T, E], 'targets': [T, P], 'stored': [T] bool, 'classes': [T, C] bool}``
 (``classes``: each task's own classes, for task inference).
 
+Vision-language streams: the engine's task loss of each kind trains θ(e) (nothing here
+depends on the kind); the evaluation uses the latest adapters ('latest'), since 'entropy'
+task inference needs class predictions.
+
 Task embeddings: a new task starts from the previous task's embedding (its adapters start
 where the last task's ended, like every other method's), then e and Θ are trained on it.
 
@@ -49,6 +53,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from autoseed_jax import vl_tasks
 from autoseed_jax.adapters import adapted, init_adapter
 from autoseed_jax.losses import class_logits
 from autoseed_jax.methods.base import Context, Method
@@ -179,8 +184,8 @@ def hnet(context: Context) -> Method:
     latest = task_logits(params, params['task_embedding'], image_z, class_text, label_mask)
     return jnp.where(jnp.any(extras['stored']), chosen, latest)
 
-  def extra_loss(params, state, x, y, key):
-    del x, y, key
+  def extra_loss(params, state, x, y, key, text=None):
+    del x, y, key, text
     ex = state.extras
     reg = output_regulariser(outputs, params, ex['embeddings'], ex['targets'], ex['stored'])
     return s['hnet_reg_weight'] * reg, {'output_reg': reg}
@@ -202,4 +207,7 @@ def hnet(context: Context) -> Method:
       name='hnet', init_state=init_state, extra_loss=extra_loss, consolidate=consolidate,
       init_params=init_params, adapter_params=adapter_params,
       eval_logits=(entropy_task_inference if s['hnet_task_inference'] == 'entropy'
-                   else None))
+                   else None),
+      kinds=vl_tasks.KINDS if s['hnet_task_inference'] == 'latest' else ('classification',),
+      refusal='hnet_task_inference=\'entropy\' infers the task from the entropy of class '
+              'predictions, which only classification has; use hnet_task_inference=\'latest\'')

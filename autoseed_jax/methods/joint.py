@@ -20,6 +20,10 @@ is needed.
 
 The buffer size needs N: the engine passes it as ``context.train_rows``; a ``Context``
 built by hand without it (0) must set the config field ``joint_buffer_rows`` instead.
+
+Vision-language streams: the buffer also keeps each row's paired text and kind, and the
+old rows' term is the kinds' task loss (``vl_engine.batch_loss``; see ``er``'s module doc);
+memory counts ``8 d + 4`` bytes for a retrieval / captioning row.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+import numpy as np
+
+from autoseed_jax import vl_engine, vl_tasks
 from autoseed_jax.methods.base import Context, Method
+from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example, task_rows_extra
 
 
 def defaults() -> dict:
@@ -54,17 +62,20 @@ def rows_per_task(context: Context) -> int:
   return int(rows)
 
 
-def append_task(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array) -> dict:
+def append_task(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array, *,
+                more: dict | None = None) -> dict:
   """Appends the ``count`` real rows of (x [N, d], y [N]) after the buffer's real rows.
 
   The whole padded block is written at offset ``count`` of the buffer; its padding rows lie
   past the new count and are overwritten by the next task. The buffer has room for every
-  task of the stream (T·N rows), so the write never runs past its end.
+  task of the stream (T·N rows), so the write never runs past its end. ``more``: other
+  per-row arrays [N, ...] appended under the same keys (``text``, ``kind``).
   """
   start = buffer['count']
-  return dict(x=jax.lax.dynamic_update_slice(buffer['x'], x, (start, 0)),
-              y=jax.lax.dynamic_update_slice(buffer['y'], y, (start,)),
-              count=start + count.astype(jnp.int32))
+  rows = {'x': x, 'y': y, **(more or {})}
+  out = {name: jax.lax.dynamic_update_slice(buffer[name], a, (start,) + (0,) * (a.ndim - 1))
+         for name, a in rows.items()}
+  return dict(out, count=start + count.astype(jnp.int32))
 
 
 def joint(context: Context) -> Method:
@@ -74,21 +85,31 @@ def joint(context: Context) -> Method:
     raise ValueError(f"invalid config: joint_batch_size={s['joint_batch_size']} must be > 0.")
   rows = rows_per_task(context)
   capacity = context.num_tasks * rows
+  vl = context.vl
 
   def init_state(key):
     del key
-    return {'extras': dict(x=jnp.zeros((capacity, context.dim), jnp.float32),
-                           y=jnp.zeros((capacity,), jnp.int32),
-                           count=jnp.zeros((), jnp.int32))}
+    buffer = dict(x=jnp.zeros((capacity, context.dim), jnp.float32),
+                  y=jnp.zeros((capacity,), jnp.int32), count=jnp.zeros((), jnp.int32))
+    if vl is not None:
+      buffer.update(text=jnp.zeros((capacity, context.dim), jnp.float32),
+                    kind=jnp.zeros((capacity,), jnp.int32))
+    return {'extras': buffer}
 
-  def extra_loss(params, state, x, y, key):
+  def extra_loss(params, state, x, y, key, text=None):
     """(t − 1) · L_task on a uniform batch of earlier tasks' rows."""
-    del x, y
+    del x, y, text
     buffer = state.extras
     idx = jax.random.randint(key, (s['joint_batch_size'],), 0, jnp.maximum(buffer['count'], 1))
     weights = (idx < buffer['count']).astype(jnp.float32)
-    old = context.weighted_task_loss(params, state.class_bank, state.seen, buffer['x'][idx],
-                                     buffer['y'][idx], weights)
+    if vl is None:
+      old = context.weighted_task_loss(params, state.class_bank, state.seen, buffer['x'][idx],
+                                       buffer['y'][idx], weights)
+    else:
+      old = vl_engine.batch_loss(
+          context.embed, params, bank=state.class_bank, seen=state.seen,
+          bank_family=vl.bank_family, kinds=buffer['kind'][idx], x=buffer['x'][idx],
+          text=buffer['text'][idx], y=buffer['y'][idx], weights=weights)
     return state.tasks_done.astype(jnp.float32) * old, {'joint_old': old}
 
   def consolidate(state, task, *, axis_name=None):
@@ -97,11 +118,17 @@ def joint(context: Context) -> Method:
     if task.train_x.shape[0] != rows:
       raise ValueError(f'joint_buffer_rows={rows} but the stream has '
                        f'{task.train_x.shape[0]} padded training rows per task; set it to that.')
-    buffer = append_task(state.extras, task.train_x, task.train_y, task.train_count)
+    buffer = append_task(state.extras, task.train_x, task.train_y, task.train_count,
+                         more=None if vl is None else task_rows_extra(task))
     return state.replace(extras=buffer), {'stored_rows': buffer['count']}
 
   def memory_bytes(state):
-    return int(state.extras['count']) * (4 * context.dim + 4)
+    count = int(state.extras['count'])
+    if vl is None:
+      return count * bytes_per_example(context.dim)
+    pair = np.asarray(vl_engine.is_pair(np.asarray(state.extras['kind'])[:count]))
+    return (int((~pair).sum()) * bytes_per_example(context.dim)
+            + int(pair.sum()) * bytes_per_pair_example(context.dim))
 
   return Method(name='joint', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate, memory_bytes=memory_bytes)
+                consolidate=consolidate, memory_bytes=memory_bytes, kinds=vl_tasks.KINDS)

@@ -64,8 +64,8 @@ import jax.numpy as jnp
 
 from autoseed_jax.losses import l2_normalize
 from autoseed_jax.methods.base import Context, Method
-from autoseed_jax.methods.coop import (CONTEXT_INIT_STD, ClassPrompts, PromptTower,
-                                       build_class_prompts, check_class_bank,
+from autoseed_jax.methods.coop import (CONTEXT_INIT_STD, PROMPT_REFUSAL, ClassPrompts,
+                                       PromptTower, build_class_prompts, check_class_bank,
                                        check_tower_fits, initial_context, load_tower,
                                        tower_spec)
 
@@ -178,5 +178,6 @@ def maple(context: Context, *, tower: PromptTower | None = None) -> Method:
     return img, class_emb, scale
 
   return MapleMethod(name='maple', init_params=init_params, embed=embed, tower=tower,
+                     refusal=PROMPT_REFUSAL,
                      prompts=prompts, class_embeddings=class_embeddings,
                      image_embeddings=image_embeddings)

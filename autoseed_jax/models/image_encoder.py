@@ -72,14 +72,22 @@ class ImageTower(nn.Module):
 
   @nn.compact
   def __call__(self, pixels: jax.Array) -> jax.Array:
-    x = pixels
-    for index, width in enumerate(self.config.widths):
-      x = nn.Conv(width, (3, 3), padding="SAME", name=f"conv_{index}")(x)
-      x = nn.GroupNorm(num_groups=self.config.groups, name=f"norm_{index}")(x)
-      x = nn.gelu(x)
-      x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+    x = conv_stages(pixels, self.config.widths, self.config.groups)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.config.embed_dim, name="projection")(x)
+
+
+def conv_stages(pixels: jax.Array, widths, groups: int) -> jax.Array:
+  """The tower's conv stages, called inside a module's ``nn.compact`` method (submodules
+  ``conv_<i>``, ``norm_<i>``): per stage a 3x3 conv, GroupNorm, GELU and a 2x2 average pool.
+  pixels: [N, S, S, C] -> [N, S / 2^stages, S / 2^stages, widths[-1]]."""
+  x = pixels
+  for index, width in enumerate(widths):
+    x = nn.Conv(width, (3, 3), padding="SAME", name=f"conv_{index}")(x)
+    x = nn.GroupNorm(num_groups=groups, name=f"norm_{index}")(x)
+    x = nn.gelu(x)
+    x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+  return x
 
 
 def check_images(images) -> np.ndarray:

@@ -229,13 +229,16 @@ def save_checkpoint(directory: str | pathlib.Path, tower_params, *,
   return directory
 
 
-def restore_checkpoint(directory: str | pathlib.Path) -> tuple[Any, image_encoder.ImageTowerConfig,
-                                                               dict]:
+def restore_checkpoint(directory: str | pathlib.Path, *,
+                       config_from_dict: Callable = image_encoder.ImageTowerConfig.from_dict,
+                       init_tower: Callable = image_encoder.init_image_tower,
+                       ) -> tuple[Any, image_encoder.ImageTowerConfig, dict]:
   """Reads a checkpoint written by `save_checkpoint`.
 
   Returns (tower params pytree of numpy float32, its ImageTowerConfig, the whole config.json
   dict). Raises FileNotFoundError when a part is missing; orbax raises if the stored shapes
-  differ from those the stored config implies.
+  differ from those the stored config implies. Another tower's checkpoint (the scene tower,
+  `scene_tower.py`) is read with its `config_from_dict` and `init_tower(config, key)`.
   """
   directory = pathlib.Path(directory).resolve()
   config_path, params_path = directory / CONFIG_FILE, directory / PARAMS_SUBDIR
@@ -243,9 +246,8 @@ def restore_checkpoint(directory: str | pathlib.Path) -> tuple[Any, image_encode
     if not required.exists():
       raise FileNotFoundError(f"LiT checkpoint part {required} is missing.")
   metadata = json.loads(config_path.read_text())
-  tower_config = image_encoder.ImageTowerConfig.from_dict(metadata["tower_config"])
-  target = jax.eval_shape(
-      lambda: image_encoder.init_image_tower(tower_config, jax.random.PRNGKey(0)))
+  tower_config = config_from_dict(metadata["tower_config"])
+  target = jax.eval_shape(lambda: init_tower(tower_config, jax.random.PRNGKey(0)))
   with ocp.StandardCheckpointer() as checkpointer:
     params = checkpointer.restore(params_path, target)
   return jax.tree_util.tree_map(np.asarray, params), tower_config, metadata
