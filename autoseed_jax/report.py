@@ -45,6 +45,23 @@ def markdown_table(results: dict) -> str:
   return '\n'.join(lines)
 
 
+def task_metrics_markdown(results: dict) -> str:
+  """A vision-language run's tasks (kind, primary score) and, per method, the secondary
+  metrics of every task after the last task, as Markdown."""
+  from autoseed_jax.vl_tasks import METRIC_NAMES  # pylint: disable=import-outside-toplevel
+  tasks = results['tasks']
+  lines = ['R[i, j] holds each task\'s primary score:', '']
+  lines += [f"- {t['name']} ({t['kind']}): {t['primary']}" for t in tasks]
+  head = ['method', 'task'] + list(METRIC_NAMES)
+  lines += ['', 'Secondary metrics after the last task (percent; BLEU-4 x 100):', '',
+            '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for method, rec in results['methods'].items():
+    for task, values in zip(tasks, rec.get('task_metrics', [[]])[-1]):
+      cells = ['-' if v is None else f'{v:.1f}' for v in values]
+      lines.append('| ' + ' | '.join([method, task['name']] + cells) + ' |')
+  return '\n'.join(lines)
+
+
 class StreamUnavailable(ValueError):
   """The run's stream cannot be rebuilt for the seed projection (a stream of your own)."""
 
@@ -67,6 +84,8 @@ def seed_projection_inputs(workdir: str, results: dict, stream=None):
           f'the run\'s stream ({stream_config.get("name", "unnamed")!r}) cannot be rebuilt '
           f'from its stored config ({type(e).__name__}: {e}); a stream of your own: call '
           'report.write_report(workdir, results, stream=stream) with it.') from e
+  if stream.vl is not None:
+    return None  # seeds of k-means clusters have no real class to be drawn beside
   count = np.asarray(stream.test.count)
   real = np.concatenate([np.asarray(stream.test.x[t])[:count[t]] for t in range(len(count))])
   labels = np.concatenate([np.asarray(stream.test.y[t])[:count[t]] for t in range(len(count))])
@@ -101,6 +120,8 @@ def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
   md_path = os.path.join(workdir, 'results.md')
   with open(md_path, 'w') as f:
     f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
+    if results.get('tasks'):
+      f.write('\n' + task_metrics_markdown(results) + '\n')
   written.append(md_path)
   return written
 

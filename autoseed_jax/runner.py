@@ -488,14 +488,20 @@ def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: 
                    label=memory.label[memory.valid], task=memory.task[memory.valid])
         _write_json(paths.result(method), record)
       out(reporting.format_matrix(record['acc_matrix'], record['initial_acc']))
+      if 'task_metrics' in record:
+        out('after the last task:\n' + reporting.format_task_metrics(
+            record['task_metrics'], reporting.stream_tasks(stream)))
       records[method] = record
   finally:
     try:
       log_file.close()
     except OSError:
       pass  # a failed flush was already reported by ``log``
-  _write_json(paths.results, {'stream': stream.name, 'description': stream.description,
-                              'config': config.to_dict(), 'methods': records})
+  results = {'stream': stream.name, 'description': stream.description,
+             'config': config.to_dict(), 'methods': records}
+  if stream.vl is not None:
+    results['tasks'] = reporting.stream_tasks(stream)
+  _write_json(paths.results, results)
   return records
 
 

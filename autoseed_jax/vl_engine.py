@@ -32,8 +32,7 @@ _FAMILY_OF_KIND = np.asarray([KIND_FAMILY[k] for k in range(len(KINDS))], np.int
 
 def is_pair(kinds) -> jax.Array:
   """[...] bool: which kind ids are pair kinds (retrieval, captioning)."""
-  kinds = jnp.asarray(kinds)
-  return (kinds == RETRIEVAL) | (kinds == CAPTIONING)
+  return jnp.isin(jnp.asarray(kinds), jnp.asarray(PAIR_KINDS))
 
 
 def row_label_mask(seen, bank_family, kinds) -> jax.Array:
