@@ -232,11 +232,22 @@ def _read_json(path: pathlib.Path, list_key: str, expected: str) -> tuple[dict, 
 
 def _check_keys(path: pathlib.Path, entries: Iterable[dict], keys: tuple[str, ...],
                 what: str, expected: str) -> None:
+  required = frozenset(keys)
   for position, entry in enumerate(entries):
-    missing = [key for key in keys if not isinstance(entry, dict) or key not in entry]
-    if missing:
+    if not (isinstance(entry, dict) and required <= entry.keys()):
+      missing = [key for key in keys if not isinstance(entry, dict) or key not in entry]
       raise ValueError(f"{path}: {what} {position} has no {', '.join(map(repr, missing))}, so "
                        f"the file is not {expected}; replace it with that file.")
+
+
+def _field_of_each(path: pathlib.Path, entries: list, key: str, what: str,
+                   expected: str) -> list:
+  """``[entry[key] for entry in entries]``; a missing key raises _check_keys' ValueError."""
+  try:
+    return [entry[key] for entry in entries]
+  except (KeyError, TypeError):
+    _check_keys(path, entries, (key,), what, expected)
+    raise
 
 
 def _check_images_exist(paths: Sequence[pathlib.Path], listed_in: str, fix: str) -> None:
@@ -338,10 +349,11 @@ def _load_karpathy(name: str, splits: tuple[str, ...], data_dir: pathlib.Path,
     raise ValueError(f"{json_path} has no images of split {'+'.join(splits)} (its splits: "
                      f"{', '.join(found) or 'none'}); replace it with {expected}.")
   chosen = [in_split[index] for index in subset_indices(len(in_split), max_images)]
+  captions = []
   for entry in chosen:
-    _check_keys(json_path, entry["sentences"], ("raw",), f"image {entry['filename']}, sentence",
-                expected)
-    if not entry["sentences"]:
+    captions.append([raw.strip() for raw in _field_of_each(
+        json_path, entry["sentences"], "raw", f"image {entry['filename']}, sentence", expected)])
+    if not captions[-1]:
       raise ValueError(f"{json_path}: image {entry['filename']} has no captions; replace the "
                        f"file with {expected}.")
   paths = [root / (layout.image_folder or entry["filepath"]) / entry["filename"]
@@ -350,7 +362,7 @@ def _load_karpathy(name: str, splits: tuple[str, ...], data_dir: pathlib.Path,
   image_folder = root / layout.image_folder if layout.image_folder else root
   return CaptionData(
       images=LazyImages(paths, _read_file),
-      captions=[[sentence["raw"].strip() for sentence in entry["sentences"]] for entry in chosen],
+      captions=captions,
       image_ids=[_karpathy_image_id(entry) for entry in chosen],
       source=f"{json_path} with images under {image_folder}")
 
@@ -526,9 +538,9 @@ def load_vqa(split: str, *, data_dir=None, max_questions: int | None = None) -> 
   answers = []
   for entry in chosen:
     annotation = annotation_of[entry["question_id"]]
-    _check_keys(annotations_path, annotation["answers"], ("answer",),
-                f"question {entry['question_id']}, answer", "VQA v2's official file")
-    answers.append([answer["answer"] for answer in annotation["answers"]])
+    answers.append(_field_of_each(annotations_path, annotation["answers"], "answer",
+                                  f"question {entry['question_id']}, answer",
+                                  "VQA v2's official file"))
     if not answers[-1]:
       raise ValueError(f"{annotations_path}: question {entry['question_id']} has no answers; "
                        "replace the file with VQA v2's official annotations.")
