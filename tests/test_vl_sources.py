@@ -5,6 +5,7 @@ TFDS coco_captions built (array_record, no TensorFlow) from TFDS's own feature s
 import io
 import json
 import os
+import pickle
 import types
 
 import grain
@@ -216,11 +217,14 @@ def test_images_are_decoded_only_when_indexed(raw_dir, tfds_dir, monkeypatch):
     karpathy.images[len(karpathy.images)]
 
 
-def test_images_feed_grain(raw_dir):
+def test_images_feed_grain_and_pickle_for_its_workers(raw_dir, tfds_dir):
   data = vl_sources.load_caption_dataset("flickr30k", "train", data_dir=raw_dir)
   batches = list(grain.MapDataset.source(data.images).batch(2, batch_fn=list))
   assert [len(batch) for batch in batches] == [2, 1]
   np.testing.assert_array_equal(batches[1][0], data.images[2])
+  from_tfds = vl_sources.load_caption_dataset("coco_captions", "val", data_dir=tfds_dir)
+  for images in (data.images, from_tfds.images):
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(images))[1], images[1])
 
 
 def test_caption_subsets_are_deterministic_and_nested_in_both_routes(raw_dir, tfds_dir):
