@@ -129,7 +129,8 @@ def _check_known(name: str) -> None:
     )
 
 
-def _how_to_prepare(tfds_name: str, data_dir: str) -> str:
+def how_to_prepare(tfds_name: str, data_dir: str) -> str:
+  """The sentence that says how to build TFDS dataset ``tfds_name`` into ``data_dir``."""
   return (
       f"Prepare it once with TensorFlow installed: `pip install tensorflow` then "
       f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
@@ -140,15 +141,19 @@ def _tfds_split(spec: TfdsDataset, split: str) -> str:
   return {"train": spec.train_split, "test": spec.test_split}.get(split, split)
 
 
-def _diagnose_unreadable(tfds_name: str, data_dir: str, error: Exception) -> Exception:
-  """Turns a TFDS read failure into an error that says what is on disk and how to fix it."""
-  builder = tfds.builder(tfds_name, data_dir=data_dir)
-  version_dir = pathlib.Path(os.fspath(builder.data_dir))
+def stored_format_problem(
+    tfds_name: str, data_dir: str, version_dir: pathlib.Path
+) -> Exception | None:
+  """Why the TFDS dataset in ``version_dir`` cannot be read without TensorFlow, or None.
+
+  A missing ``dataset_info.json`` gives FileNotFoundError (how to prepare it); a stored format
+  without random access (tfrecord) gives ValueError (how to convert it).
+  """
   info_file = version_dir / "dataset_info.json"
   if not info_file.is_file():
     return FileNotFoundError(
         f"TFDS dataset {tfds_name!r} is not prepared in {data_dir} (no {info_file}). "
-        + _how_to_prepare(tfds_name, data_dir)
+        + how_to_prepare(tfds_name, data_dir)
     )
   stored_format = json.loads(info_file.read_text()).get("fileFormat", "tfrecord")
   if stored_format not in ("array_record", "parquet"):
@@ -159,7 +164,14 @@ def _diagnose_unreadable(tfds_name: str, data_dir: str, error: Exception) -> Exc
         "--out_file_format=array_record`, or rebuild with "
         f"`tfds build {tfds_name} --data_dir {data_dir} --file_format array_record`."
     )
-  return error
+  return None
+
+
+def _diagnose_unreadable(tfds_name: str, data_dir: str, error: Exception) -> Exception:
+  """Turns a TFDS read failure into an error that says what is on disk and how to fix it."""
+  builder = tfds.builder(tfds_name, data_dir=data_dir)
+  version_dir = pathlib.Path(os.fspath(builder.data_dir))
+  return stored_format_problem(tfds_name, data_dir, version_dir) or error
 
 
 def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None):
@@ -177,7 +189,7 @@ def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None
   if data_dir is None:
     raise ValueError(
         f"Dataset {name!r} ({spec.tfds_name}) is not shipped with autoseed_jax: pass the "
-        "data_dir it was prepared in. " + _how_to_prepare(spec.tfds_name, "DATA_DIR")
+        "data_dir it was prepared in. " + how_to_prepare(spec.tfds_name, "DATA_DIR")
     )
   data_dir = os.fspath(data_dir)
   try:
