@@ -473,6 +473,20 @@ STREAMS: dict[str, StreamSpec] = {
         "scene tower was pretrained on scenes of the pretraining split). R[i, j]: mean recall "
         "(1), BLEU-4 (2), VQA accuracy (3, 4). See autoseed_jax/vl_streams.py.",
         lambda backbone, **kwargs: _vl_streams().scene_stream(backbone, **kwargs)),
+    "coco-flickr": StreamSpec(
+        "coco-flickr",
+        "The paper's C->F sequence (user-prepared data, autoseed_jax/data/vl_sources.py): "
+        "task 1 = COCO captions, task 2 = Flickr30k, Karpathy splits, each a retrieval-"
+        "captioning task: (image, caption) pairs trained with symmetric InfoNCE; R[i, j] = "
+        "BLEU-4 of the best caption of the task's fixed bank (the captions of its first 5,000 "
+        "training images) against the test image's references, R@1/5/10 both ways beside it.",
+        lambda backbone, **kwargs: _vl_streams().coco_flickr_stream(backbone, **kwargs)),
+    "vqa-v2": StreamSpec(
+        "vqa-v2",
+        "VQA v2 (user-prepared data, autoseed_jax/data/vl_sources.py) as three VQA tasks by "
+        "answer type (yes/no, number, other): (image + question) queries scored against a "
+        "bank of the 1,000 most frequent answers; R[i, j] = VQA accuracy on val.",
+        lambda backbone, **kwargs: _vl_streams().vqa_v2_stream(backbone, **kwargs)),
     **{f"cifar100-{num_tasks}": StreamSpec(
         f"cifar100-{num_tasks}", _cifar100_description(num_tasks),
         functools.partial(_cifar100, num_tasks=num_tasks))

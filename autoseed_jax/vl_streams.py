@@ -192,3 +192,178 @@ def scene_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
 def _is_offline(backbone) -> bool:
   from autoseed_jax.models.offline_backbone import OfflineBackbone  # pylint: disable=import-outside-toplevel
   return isinstance(backbone, OfflineBackbone)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real datasets that users prepare (autoseed_jax.data.vl_sources)
+
+
+def embed_image_sequence(embedder: _Embedder, images: Sequence[np.ndarray], ids: Sequence[str],
+                         *, dataset: str, split: str, chunk: int = 256) -> np.ndarray:
+  """Images of any size (uint8 [H, W, 3], random access) -> [N, d], cached by image id.
+
+  Each image is resized and center-cropped (bicubic, ``sources.resize_center_crop``) to the
+  backbone's input side (``image_size``; 32 for the offline backbone) in chunks of
+  ``chunk``, so only one chunk of decoded images is in memory at a time.
+  """
+  from autoseed_jax.data import sources  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.models import image_encoder  # pylint: disable=import-outside-toplevel
+  backbone = embedder.backbone
+  size = streams.backbone_image_size(backbone) or image_encoder.INPUT_SIZE
+
+  def encode(_):
+    out = []
+    for start in range(0, len(images), chunk):
+      batch = np.stack([sources.resize_center_crop(np.asarray(images[i], np.uint8), size)
+                        for i in range(start, min(start + chunk, len(images)))])
+      out.append(np.asarray(backbone.encode_image(batch)))
+    return np.concatenate(out) if out else np.zeros((0, backbone.embed_dim), np.float32)
+
+  return embedding_cache.cached_text_embeddings(
+      encode, fingerprint=backbone.fingerprint, prompts=[f'{i}@{size}' for i in ids],
+      dataset=f'{dataset}-images', split=split, cache_dir=embedder.cache_dir)
+
+
+def _caption_pairs(embedder: _Embedder, data, dataset: str, split: str,
+                   captions_per_image: int) -> vl_tasks.PairSplit:
+  image_x = embed_image_sequence(embedder, data.images, data.image_ids, dataset=dataset,
+                                 split=split)
+  captions, owner = [], []
+  for i, refs in enumerate(data.captions):
+    for caption in list(refs)[:captions_per_image]:
+      captions.append(caption)
+      owner.append(i)
+  return vl_tasks.PairSplit(image_x, embedder.texts(captions), np.asarray(owner), captions)
+
+
+def caption_task(name: str, kind: str, train, test, embedder: _Embedder, *,
+                 bank_images: int, captions_per_image: int = 5) -> vl_tasks.VLTask:
+  """A retrieval or captioning task from ``vl_sources.CaptionData`` train / test splits.
+
+  Rows: (image, caption) pairs, the first ``captions_per_image`` captions of each image.
+  A captioning task's bank: the distinct captions of its first ``bank_images`` training
+  images (fixed by the dataset's order, the same for every method).
+  """
+  train_pairs = _caption_pairs(embedder, train, name, 'train', captions_per_image)
+  test_pairs = _caption_pairs(embedder, test, name, 'test', captions_per_image)
+  bank = {}
+  if kind == 'captioning':
+    chosen = [c for refs in train.captions[:bank_images] for c in refs]
+    bank_captions = sorted(set(chosen))
+    bank = dict(bank_captions=bank_captions, bank_x=embedder.texts(bank_captions))
+  return vl_tasks.VLTask(name, kind, train_pairs, test_pairs, **bank)
+
+
+COCO_FLICKR = 'coco-flickr'
+
+
+def coco_flickr_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
+                       val_fraction: float = 0.05, train_fraction: float = 1.0,
+                       pixels: bool = False, kind: str = 'captioning',
+                       max_train_images: int | None = 20000,
+                       max_test_images: int | None = None, bank_images: int = 5000,
+                       clusters: int = 8) -> TaskStream:
+  """The paper's C->F sequence: COCO captions then Flickr30k (Karpathy splits), each a
+  ``kind`` task ('captioning': BLEU-4 primary, R@1/5/10 beside it; or 'retrieval').
+
+  Reads ``vl_sources.load_caption_dataset`` (train: ``train+restval`` for COCO, ``train``
+  for Flickr30k, the first ``max_train_images`` x ``train_fraction`` of a fixed
+  permutation; test: Karpathy's test split, ``max_test_images``) from ``data_dir``; a
+  dataset that is not prepared raises FileNotFoundError naming the commands that prepare it.
+  """
+  del pixels
+  from autoseed_jax.data import vl_sources  # pylint: disable=import-outside-toplevel
+  backbone = _default_backbone(backbone)
+  embedder = _Embedder(backbone, cache_dir or embedding_cache.default_cache_dir())
+  limit = None if max_train_images is None else max(2, int(max_train_images * train_fraction))
+  built = []
+  for name, train_split in (('coco_captions', 'train+restval'), ('flickr30k', 'train')):
+    train = vl_sources.load_caption_dataset(name, train_split, data_dir=data_dir,
+                                            max_images=limit)
+    test = vl_sources.load_caption_dataset(name, 'test', data_dir=data_dir,
+                                           max_images=max_test_images)
+    built.append(caption_task(name, kind, train, test, embedder, bank_images=bank_images))
+  return vl_tasks.build_vl_stream(
+      COCO_FLICKR, built, bank_text=np.zeros((0, backbone.embed_dim), np.float32),
+      bank_names=(), bank_family=(), clusters=clusters, val_fraction=val_fraction, seed=seed,
+      description=streams.STREAMS[COCO_FLICKR].description)
+
+
+def answer_type_of(answer: str) -> str:
+  """VQA's answer types from an answer string: 'yes/no', 'number' or 'other'."""
+  if answer in ('yes', 'no'):
+    return 'yes/no'
+  return 'number' if answer.isdigit() or answer in scenes.COUNT_WORDS else 'other'
+
+
+VQA_V2 = 'vqa-v2'
+VQA_ANSWER_TYPES = ('yes/no', 'number', 'other')
+
+
+def vqa_v2_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
+                  val_fraction: float = 0.05, train_fraction: float = 1.0, pixels: bool = False,
+                  max_train_questions: int | None = 60000,
+                  max_test_questions: int | None = 10000, num_answers: int = 1000,
+                  clusters: int = 8) -> TaskStream:
+  """VQA v2 as three VQA tasks by answer type (yes/no, number, other), learnt in that order.
+
+  Queries: unit(unit(f_I(image)) + unit(f_T(question))); answers: a bank of the
+  ``num_answers`` most frequent consensus answers of the training questions (family 1).
+  Training keeps the questions whose consensus answer is in the bank; the test split is
+  VQA's ``val`` (its test answers are not public), scored with the human answers
+  (``vl_metrics.vqa_accuracy``), leaving out questions none of whose human answers is in
+  the bank (every method would score 0 on them).
+  """
+  del pixels
+  from autoseed_jax.data import vl_sources  # pylint: disable=import-outside-toplevel
+  backbone = _default_backbone(backbone)
+  embedder = _Embedder(backbone, cache_dir or embedding_cache.default_cache_dir())
+  limit = (None if max_train_questions is None
+           else max(2, int(max_train_questions * train_fraction)))
+  train = vl_sources.load_vqa('train', data_dir=data_dir, max_questions=limit)
+  test = vl_sources.load_vqa('val', data_dir=data_dir, max_questions=max_test_questions)
+  counts = {}
+  for answer in train.answer:
+    counts[answer] = counts.get(answer, 0) + 1
+  bank = sorted(counts, key=lambda a: (-counts[a], a))[:num_answers]
+  answer_id = {a: i for i, a in enumerate(bank)}
+  splits = {}
+  for split, data in (('train', train), ('test', test)):
+    image_x = embed_image_sequence(embedder, data.images, data.image_ids, dataset=VQA_V2,
+                                   split=split)
+    query = _unit(_unit(image_x[np.asarray(data.question_image)])
+                  + _unit(embedder.texts(data.questions))).astype(np.float32)
+    splits[split] = (data, query)
+  built = []
+  for answer_type in VQA_ANSWER_TYPES:
+    parts = {}
+    for split, (data, query) in splits.items():
+      rows, labels, humans = [], [], []
+      for q, answer in enumerate(data.answer):
+        if answer_type_of(answer) != answer_type:
+          continue
+        ids = [answer_id[a] for a in data.answers[q] if a in answer_id]
+        if split == 'train' and answer in answer_id:
+          rows.append(q)
+          labels.append(answer_id[answer])
+        elif split == 'test' and ids:
+          rows.append(q)
+          labels.append(max(set(ids), key=lambda i: (ids.count(i), -i)))
+          humans.append(ids + [-1] * (len(data.answers[q]) - len(ids)))
+      answers = None
+      if humans:
+        width = max(len(h) for h in humans)
+        answers = np.asarray([h + [-1] * (width - len(h)) for h in humans], np.int32)
+      parts[split] = vl_tasks.BankSplit(query[rows], np.asarray(labels, np.int32), answers)
+    built.append(vl_tasks.VLTask(f'vqa-{answer_type}', 'vqa', parts['train'], parts['test']))
+  return vl_tasks.build_vl_stream(
+      VQA_V2, built, bank_text=embedder.texts(bank), bank_names=bank,
+      bank_family=[1] * len(bank), clusters=clusters, val_fraction=val_fraction, seed=seed,
+      description=streams.STREAMS[VQA_V2].description)
+
+
+def _default_backbone(backbone):
+  if backbone is None:
+    from autoseed_jax.models.offline_backbone import load_offline_backbone  # pylint: disable=import-outside-toplevel
+    backbone = load_offline_backbone()
+  return backbone

@@ -202,7 +202,8 @@ def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray
     tasks: the tasks in order (any mix of ``KINDS``).
     bank_text: [C, d] text embeddings of every class prompt and VQA answer of the stream
       (C may be 0 for a pure retrieval/captioning stream: give shape [0, d]).
-    bank_names: C names; bank_family: C families (0 class prompt, 1 VQA answer).
+    bank_names: C names; bank_family: C families (0 class prompt, 1 VQA answer). A stream
+      without any (C = 0) gets one unused entry of family -1, so shapes never vanish.
     clusters: M, k-means seed groups per non-classification task.
     val_fraction: held-out share of each task's training data (D_t^val): images (with
       all their captions) for retrieval/captioning, rows per label otherwise.
@@ -220,6 +221,10 @@ def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray
   if len(bank_names) != num_bank or family.size != num_bank:
     raise ValueError(f'{num_bank} bank texts need {num_bank} names and families, got '
                      f'{len(bank_names)} and {family.size}.')
+  if num_bank == 0:  # no classes or answers: one unused entry keeps the shapes non-empty
+    bank_text, bank_names, family = np.zeros((1, dim), np.float32), ('(unused)',), \
+        np.full((1,), -1, np.int32)
+    num_bank = 1
   if not tasks:
     raise ValueError(f'stream {name!r} has no tasks.')
   if clusters < 1:
@@ -314,8 +319,7 @@ def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray
     groups = _pad(p['group_ids'], n_groups, -1)
     packed.append(tasks_lib.Task(
         index=np.int32(t), classes=classes,
-        class_text=bank_text[np.maximum(classes, 0)] * (classes >= 0)[:, None]
-        if num_bank else np.zeros((n_cls, dim), np.float32),
+        class_text=bank_text[np.maximum(classes, 0)] * (classes >= 0)[:, None],
         train_x=_pad(p['x'], n_tr), train_y=_pad(p['y'], n_tr),
         train_count=np.int32(p['x'].shape[0]),
         val_x=_pad(p['vx'], n_va), val_y=_pad(p['vy'], n_va), val_count=np.int32(p['vx'].shape[0]),
