@@ -501,7 +501,7 @@ def _vl_streams():
 
 def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,
                val_fraction: float = 0.05, train_fraction: float = 1.0,
-               pixels: bool = False) -> TaskStream:
+               pixels: bool = False, **options) -> TaskStream:
   """Builds the named stream (see `STREAMS`) on cached embeddings of `backbone`.
 
   backbone: a `models.backbone.Backbone` (default: `load_offline_backbone()`).
@@ -515,6 +515,8 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
     float32 on the LiT image tower's input grid, row i the image of train_x[i]), which
     method `dgr_pixel` replays through that tower. The embeddings are the same either way.
     The CIFAR-100 streams accept it only with the offline backbone (ValueError otherwise).
+  options: a stream's own fields (the vision-language streams', e.g. vl-scenes'
+    ``train_scenes``; see autoseed_jax/vl_streams.py); an unknown one is a ValueError.
   Raises FileNotFoundError (CIFAR-100 not prepared in data_dir; the message gives the
   `tfds build` command) and ValueError (unknown name, bad fraction, backbone).
   """
@@ -530,9 +532,15 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
                      f"fingerprint, encode_text, encode_image); got {type(backbone).__name__}.")
   if cache_dir is None:
     cache_dir = embedding_cache.default_cache_dir()
-  return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
-                             seed=seed, val_fraction=val_fraction,
-                             train_fraction=train_fraction, pixels=bool(pixels))
+  try:
+    return STREAMS[name].build(backbone, data_dir=data_dir, cache_dir=os.fspath(cache_dir),
+                               seed=seed, val_fraction=val_fraction,
+                               train_fraction=train_fraction, pixels=bool(pixels), **options)
+  except TypeError as error:
+    if not options or 'keyword argument' not in str(error):
+      raise
+    raise ValueError(f"Stream {name!r} does not take the field(s) {sorted(options)} "
+                     f"({error}); remove them from config.stream.") from error
 
 
 def load_backbone(spec: str):

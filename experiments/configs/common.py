@@ -62,6 +62,8 @@ def method_config() -> ml_collections.ConfigDict:
   c.inner_learning_rate = 0.5     # α of the inner loop
   c.align_weight = 0.1            # β
   c.anchor_weight = 1.0           # γ
+  c.vl_condition_rows = 512       # vision-language tasks: training rows (a random subset)
+                                  # the task-gradient conditions use (methods/autoseed.py)
 
   # Devices (autoseed_jax/parallel.py).
   c.parallel = 'jit'              # 'jit' (NamedSharding over a data mesh) | 'pmap'
