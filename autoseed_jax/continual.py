@@ -368,7 +368,8 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       k_data, k_method = jax.random.split(key)
       # Every device draws the same global batch; each keeps its rows.
       idx = jax.random.randint(k_data, (config.batch_size,), 0, task.train_count)
-      idx = parallel.shard_rows(idx, par, axis_name)
+      if vl is None or axis_name is None:  # pmap: in-batch InfoNCE needs the whole batch
+        idx = parallel.shard_rows(idx, par, axis_name)
       vl_batch = {} if vl is None else dict(text=task.train_text[idx], kind=task.kind)
       grads, terms = jax.grad(training_loss, has_aux=True)(
           state.params, state, task.train_x[idx], task.train_y[idx], k_method, **vl_batch)

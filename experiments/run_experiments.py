@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 from autoseed_jax import continual, plots  # noqa: E402
 from autoseed_jax.methods.er import bytes_per_example  # noqa: E402
 from experiments import suite as suite_lib  # noqa: E402
+from experiments import vl_report  # noqa: E402
 from experiments.configs.exp_common import METHOD_VARIANTS  # noqa: E402
 from experiments.suite import (METRIC_TITLES, METRICS, RunRecord, Suite, fmt,  # noqa: E402
                                markdown_table, mean_std, run_config, write_csv, write_json)
@@ -111,6 +112,8 @@ def summarize(records: list[RunRecord]) -> dict:
   out['seconds'] = mean_std([r.seconds for r in ok])
   out['seeds'] = [r.seed for r in ok]
   out['errors'] = [{'seed': r.seed, 'error': r.error} for r in records if r.error is not None]
+  out['refused'] = vl_report.refusal(records)
+  out['task_metrics'] = vl_report.task_summary(records)
   if ok:
     out['acc_matrix'] = np.mean([r.acc_matrix for r in ok], axis=0).round(3).tolist()
     out['acc_matrix_std'] = np.std([r.acc_matrix for r in ok], axis=0).round(3).tolist()
@@ -152,7 +155,9 @@ def metrics_table(rows: list[tuple[str, dict]], *, first: str = 'method') -> str
   body = []
   for name, s in rows:
     if s['final_avg_acc']['n'] == 0:
-      body.append([name] + ['crashed'] * (len(header) - 1))
+      refused = s.get('refused')
+      body.append([name] + ([f'refused: {refused}'] + ['—'] * (len(header) - 2) if refused
+                            else ['crashed'] * (len(header) - 1)))
       continue
     body.append([name] + [fmt(s[m]) for m in METRICS] + [fmt(s['memory_bytes'], 0)])
   return markdown_table(header, body)
@@ -161,6 +166,9 @@ def metrics_table(rows: list[tuple[str, dict]], *, first: str = 'method') -> str
 def crash_notes(summaries: dict[tuple[str, str], dict]) -> list[str]:
   notes = []
   for (stream, label), s in summaries.items():
+    if s.get('refused'):
+      notes.append(f'REFUSED: {label} on {stream}: {s["refused"]}')
+      continue
     for e in s['errors']:
       lines = e['error'].strip().splitlines()
       notes.append(f'CRASHED: {label} on {stream}, seed {e["seed"]}: `{lines[-1]}`')
@@ -208,10 +216,15 @@ def experiment_main(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
       runs = [run_variant(suite, cfg, stream, label, seed) for seed in cfg.seeds]
       records += runs
       summaries[(stream, label)] = summarize(runs)
-  figures, tables = [], []
+  figures, tables, vl_tasks = [], [], {}
   for stream in cfg.streams:
     rows = [(label, summaries[(stream, label)]) for label in cfg.methods]
     tables.append((f'{stream} (mean ± std over seeds {list(cfg.seeds)})', metrics_table(rows)))
+    data = suite.stream(stream, train_fraction=cfg.train_fraction)
+    if data.vl is not None:  # the per-task scores of a vision-language stream
+      vl_tasks[stream] = vl_report.stream_tasks(data)
+      tables.append((f'{stream}: every task after the last one (mean ± std over seeds '
+                     f'{list(cfg.seeds)})', vl_report.vl_table(vl_tasks[stream], rows)))
     done = {label: s for label, s in rows if s['final_avg_acc']['n']}
     if done:
       figures.append(suite_lib.heatmap_grid(
@@ -234,8 +247,16 @@ def experiment_main(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
       'task; generative replay, LwF, EWC and hnet store no data).'] + crash_notes(summaries)
   rows = [summary_row(s, label, summaries[(s, label)]) for s in cfg.streams
           for label in cfg.methods]
+  if vl_tasks:
+    notes.append(
+        'Vision-language streams: R[i, j] holds each task\'s primary score -- retrieval: '
+        'mean recall (the mean of R@1/5/10 image->text and text->image over the task\'s test '
+        'gallery); captioning: corpus BLEU-4 x 100 of the best caption of the task\'s fixed '
+        'bank; VQA: VQA accuracy -- so "final avg acc" averages these scores. ER-VLM stores '
+        'whole rows (8 d + 4 bytes for an image-caption pair). Methods that cannot run a task '
+        'kind are refused, with the reason in their row (docs/VL_TASKS.md).')
   payload = {'summary': [{'stream': s, 'method': label, **summaries[(s, label)]}
-                         for s in cfg.streams for label in cfg.methods]}
+                         for s in cfg.streams for label in cfg.methods], 'vl_tasks': vl_tasks}
   return write_experiment(out_dir, 'main', cfg=cfg, payload=payload, rows=rows,
                           columns=SUMMARY_COLUMNS, runs=records,
                           title='Main table: every method on the embedded real streams',
@@ -672,6 +693,9 @@ def evaluate_claims(out: pathlib.Path) -> list[dict]:
       f'{paper_mean:.2f} ± {paper_std:.2f}', '; '.join(parts) or 'n/a', verdict(flags))
   add('seeds vary less than real data along task-irrelevant directions', 'lower',
       '; '.join(parts5) or 'n/a', verdict(flags5))
+  # Vision-language: BLEU-4 on C->F, relational VQA vs exemplar replay (a stand-in stream).
+  if main and main.get('vl_tasks'):
+    claims += vl_report.vl_claims(summary, main['vl_tasks'], verdict)
   # 6. Ablation drops.
   if ablation:
     rows = ablation['summary']

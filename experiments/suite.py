@@ -35,6 +35,7 @@ import ml_collections
 import numpy as np
 
 from autoseed_jax import continual, parallel, plots
+from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.dgr import PIXEL_METHODS
 from autoseed_jax.metrics import all_metrics
 from autoseed_jax.tasks import TaskStream
@@ -54,6 +55,7 @@ METRIC_TITLES = {
 STREAM_DATASETS = {
     'animals-ci': (('animal_mnist', 0),),
     'animals-digits': (('animal_mnist', 0), ('sklearn_digits', 10)),
+    'vl-scenes': (('animal_mnist', 0), ('sklearn_digits', 10)),  # scenes of their objects
 }
 
 
@@ -111,6 +113,9 @@ class RunRecord:
     compiled: whether this run built the learner (compiled the step functions).
     error: the traceback when the run raised, else None.
     seeds: the final seed memory's valid seeds {'v', 'w', 'label', 'task'} (Auto-Seed).
+    task_metrics: vision-language streams: every task's secondary metrics after the last
+      task, [T][K] (``vl_tasks.METRIC_NAMES``, None where a kind has none).
+    refused: the method cannot run a task kind of the stream (``error`` says why).
   """
 
   key: str
@@ -127,6 +132,8 @@ class RunRecord:
   compiled: bool = False
   error: str | None = None
   seeds: dict | None = dataclasses.field(default=None, repr=False)
+  task_metrics: list | None = None
+  refused: bool = False
 
   def to_json(self) -> dict:
     out = dataclasses.asdict(self)
@@ -195,6 +202,12 @@ class Suite:
       if record.compiled:
         self._learners[learner_key] = continual.build_learner(config, stream)
       result = continual.run_sequence(config, stream, learner=self._learners[learner_key])
+    except MethodRefused as e:  # not a crash: the method does not run this stream's kinds
+      record.error, record.refused = f'refused: {e}', True
+      record.seconds = time.perf_counter() - start
+      self.out(f'  REFUSED {stream_name} {label} seed {config.seed}: {e}')
+      self._runs[key] = record
+      return dataclasses.replace(record)
     except Exception:  # pylint: disable=broad-except
       record.error = traceback.format_exc()
       record.seconds = time.perf_counter() - start
@@ -213,6 +226,8 @@ class Suite:
     record.initial_acc = np.round(initial, 4).tolist()
     record.metrics = {k: _finite_or_none(v) for k, v in all_metrics(acc, initial).items()}
     record.memory_bytes = int(result.memory_bytes)
+    if result.task_metrics is not None:
+      record.task_metrics = [[_finite_or_none(v) for v in row] for row in result.task_metrics[-1]]
     if result.state.memory is not None:
       memory = parallel.to_host(result.state.memory)
       valid = np.asarray(memory.valid)

@@ -58,7 +58,8 @@ def test_each_config_starts_with_its_main_command_and_documents_its_fields(name)
     (['experiments/configs/exp_main.py:quick', "--config.methods=('zeroshot', 'nope')"],
      "methods has unknown labels ['nope']"),
     (['experiments/configs/exp_main.py:quick', "--config.streams=('cifar100',)"],
-     "streams=('cifar100',): give one or more of ('animals-ci', 'animals-digits')"),
+     "streams=('cifar100',): give one or more of ('animals-ci', 'animals-digits', "
+     "'vl-scenes')"),
     (['experiments/configs/exp_main.py:quick', '--config.experiment=nope'],
      "config.experiment='nope': use one of"),
     (['experiments/configs/exp_ablation.py:quick', '--config.base.memory_budget=0'],

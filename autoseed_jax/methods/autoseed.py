@@ -22,7 +22,8 @@ for seeds labelled by a class). Every task loss above is the task kind's
 (``vl_engine.batch_loss``); the task-gradient conditions use the task's first
 ``vl_condition_rows`` (default 512) training rows, whose order is random, so that
 InfoNCE over them stays small; a candidate's gradient-alignment score uses its replay loss
-within the batch of all candidates (a lone pair has no InfoNCE gradient).
+within the batch of all candidates, the others' embeddings held fixed (a lone pair has no
+InfoNCE gradient).
 """
 
 from __future__ import annotations
@@ -117,16 +118,22 @@ def autoseed(context: Context) -> Method:
                               mask=valid, ce_mask=ce_mask,
                               infonce_weight=config.replay_infonce_weight)
 
-  def seed_row_losses(params, bank, seen, v, w, label, valid):
-    """[S] each seed's replay loss within the batch of seeds (VL candidate scoring)."""
-    v_img, w_txt, scale = context.embed(params, v, w)
+  def seed_row_loss(params, bank, seen, v, w, label, valid, others, i):
+    """Seed i's replay loss among the candidates (VL candidate scoring): CE over the class
+    prompts (seeds of a class) plus its row of in-batch InfoNCE, the other candidates'
+    adapted embeddings ``others`` = (h_I(v) [S, d], h_T(w) [S, d]) held fixed."""
+    img, txt, scale = context.embed(params, v[i][None], w[i][None])
     class_emb = context.embed(params, text_z=bank)[1]
     class_mask, ce_mask = replay_masks(seen, label, valid)
-    logits = losses.class_logits(v_img, class_emb, scale, class_mask)
-    safe = jnp.clip(label, 0, num_bank - 1)
-    ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), safe[:, None], axis=-1)[:, 0]
-    nce = losses.info_nce_rows(v_img, w_txt, scale, mask=valid, labels=label)
-    return jnp.where(ce_mask, ce, 0.0) + config.replay_infonce_weight * nce
+    logits = losses.class_logits(img, class_emb, scale, class_mask)[0]
+    ce = -jax.nn.log_softmax(logits)[jnp.clip(label[i], 0, num_bank - 1)]
+    images, texts = others[0].at[i].set(img[0]), others[1].at[i].set(txt[0])
+    positive = (label == label[i]) & valid
+    nce = 0.0
+    for scores in (scale * texts @ img[0], scale * images @ txt[0]):  # i -> t, t -> i
+      log_p = jax.nn.log_softmax(jnp.where(valid, scores, losses.NEG_INF))
+      nce += -jnp.sum(jnp.where(positive, log_p, 0.0)) / jnp.maximum(jnp.sum(positive), 1) / 2
+    return jnp.where(ce_mask[i], ce, 0.0) + config.replay_infonce_weight * nce
 
   def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
@@ -273,9 +280,11 @@ def autoseed(context: Context) -> Method:
         return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
                                 jnp.ones((1,), bool))
       seed_inputs = (v, w, label)
-    else:  # a seed's replay loss among all candidates
+    else:  # a seed's replay loss among all candidates (the others held fixed)
+      others = jax.lax.stop_gradient(context.embed(state.params, v, w)[:2])
+
       def one_seed_loss(params, i):
-        return seed_row_losses(params, bank, seen, v, w, label, ok)[i]
+        return seed_row_loss(params, bank, seen, v, w, label, ok, others, i)
       seed_inputs = jnp.arange(v.shape[0])
 
     score = selection.gradient_alignment_scores(

@@ -34,6 +34,7 @@ import ml_collections
 from experiments.configs.real_streams import real_stream_config
 
 STREAMS = ('animals-ci', 'animals-digits')
+VL_STREAM = 'vl-scenes'  # the main table's vision-language stream (exp_main.py)
 SEEDS = (0, 1, 2)
 
 # label -> (method, config overrides, ER bytes as a multiple of Auto-Seed's memory or 0).

@@ -1,5 +1,7 @@
 # COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir experiments/results
-"""Main table (METHOD §6-§7): every method on both embedded real streams, 3 seeds.
+"""Main table (METHOD §6-§7): every method on both embedded real streams and the offline
+vision-language stream (vl-scenes: retrieval, captioning, VQA; autoseed_jax/vl_streams.py),
+3 seeds; on vl-scenes also each task's final primary score and R@1/5/10.
 
 Mean ± std over seeds of final average accuracy, average incremental accuracy,
 forgetting, BWT, FWT and replay memory in bytes; accuracy-matrix heatmaps and accuracy
@@ -16,11 +18,13 @@ Fields (besides those of exp_common.py):
   methods   method labels of exp_common.METHOD_VARIANTS, one table row each
 """
 
-from experiments.configs.exp_common import experiment_config
+from experiments.configs.exp_common import VL_STREAM, experiment_config
 
 
 def get_config(arg=None):
   c = experiment_config('main', arg)
+  if not c.quick:  # the offline vision-language stream joins the main table
+    c.streams = tuple(c.streams) + (VL_STREAM,)
   if c.quick:
     c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed')
   else:

@@ -11,9 +11,13 @@ def _unit(x):
   return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
+ALL_KINDS = ('retrieval', 'captioning', 'classification', 'vqa')
+
+
 def mock_vl_stream(*, dim: int = 16, seed: int = 0, images: int = 40, per_image: int = 3,
-                   clusters: int = 3, pad_multiple: int = 8):
-  """Tasks: retrieval, captioning, classification (bank 0-2), VQA (bank 3-5)."""
+                   clusters: int = 3, pad_multiple: int = 8, kinds=ALL_KINDS):
+  """One task of each of ``kinds``, in that order: retrieval, captioning, classification
+  (bank entries 0-2), VQA (bank entries 3-5)."""
   rng = np.random.default_rng(seed)
   bank = _unit(rng.normal(size=(6, dim)))
 
@@ -31,14 +35,18 @@ def mock_vl_stream(*, dim: int = 16, seed: int = 0, images: int = 40, per_image:
 
   caption_train = pairs(images)
   bank_captions = sorted(set(caption_train.captions))
-  tasks = [
-      vl_tasks.VLTask('ret', 'retrieval', pairs(images), pairs(images // 4)),
-      vl_tasks.VLTask('cap', 'captioning', caption_train, pairs(images // 4),
-                      bank_captions=bank_captions,
-                      bank_x=_unit(rng.normal(size=(len(bank_captions), dim)))),
-      vl_tasks.VLTask('cls', 'classification', labelled(60, [0, 1, 2]), labelled(20, [0, 1, 2])),
-      vl_tasks.VLTask('vqa', 'vqa', labelled(60, [3, 4, 5]), labelled(20, [3, 4, 5])),
-  ]
+  every = {
+      'retrieval': lambda: vl_tasks.VLTask('ret', 'retrieval', pairs(images),
+                                           pairs(images // 4)),
+      'captioning': lambda: vl_tasks.VLTask(
+          'cap', 'captioning', caption_train, pairs(images // 4), bank_captions=bank_captions,
+          bank_x=_unit(rng.normal(size=(len(bank_captions), dim)))),
+      'classification': lambda: vl_tasks.VLTask('cls', 'classification',
+                                                labelled(60, [0, 1, 2]), labelled(20, [0, 1, 2])),
+      'vqa': lambda: vl_tasks.VLTask('vqa', 'vqa', labelled(60, [3, 4, 5]),
+                                     labelled(20, [3, 4, 5])),
+  }
+  tasks = [every[kind]() for kind in kinds]
   return vl_tasks.build_vl_stream('mock-vl', tasks, bank_text=bank,
                                   bank_names=[f'entry {i}' for i in range(6)],
                                   bank_family=[0, 0, 0, 1, 1, 1], clusters=clusters,
@@ -51,8 +59,8 @@ def small_vl_config(method='autoseed', **overrides):
   c = method_config()
   c.method = method
   c.steps_per_task, c.steps_per_chunk, c.batch_size = 16, 8, 16
-  c.adapter_hidden, c.generator_hidden = 16, 16
-  c.meta_steps, c.inner_steps, c.memory_budget, c.seed_batch_size = 2, 2, 20, 8
+  c.adapter_hidden, c.generator_hidden, c.sketch_dim, c.noise_dim = 16, 16, 16, 4
+  c.meta_steps, c.inner_steps, c.memory_budget, c.seed_batch_size = 2, 1, 20, 8
   c.candidates_per_class, c.seeds_per_class = 4, 2
   c.dgr_vae_steps, c.er_memory_examples, c.ewc_fisher_batch = 5, 30, 16
   for name, value in overrides.items():

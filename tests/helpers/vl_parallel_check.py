@@ -18,11 +18,12 @@ from vl_mock import mock_vl_stream, small_vl_config  # noqa: E402
 
 def main():
   assert jax.device_count() == 8, jax.devices()
-  stream = mock_vl_stream(seed=3)
+  stream = mock_vl_stream(seed=3, kinds=('captioning', 'vqa'), images=16)
   out = {}
   for name, (n, mode) in {'one': (1, 'jit'), 'jit8': (8, 'jit'), 'pmap8': (8, 'pmap')}.items():
     result = continual.run_sequence(
-        small_vl_config('autoseed', num_devices=n, parallel=mode), stream)
+        small_vl_config('autoseed', num_devices=n, parallel=mode, steps_per_task=8,
+                        meta_steps=1), stream)
     out[name] = {'acc_matrix': result.acc_matrix.tolist(),
                  'task_metrics': np.nan_to_num(result.task_metrics, nan=-1.0).tolist(),
                  'memory_v': parallel.to_host(result.state.memory.v).tolist()}
