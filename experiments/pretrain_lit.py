@@ -90,11 +90,8 @@ def main(argv=None) -> None:
       "seconds": seconds,
       "platform": jax.default_backend(),
   }
-  directory = lit.save_checkpoint(args.out, params["tower"], tower_config=tower_config,
-                                  metadata=metadata)
-  print(json.dumps({"checkpoint": str(directory), "seconds": round(seconds, 1),
-                    "training_accuracy": train_accuracy,
-                    "learned_logit_scale": metadata["learned_logit_scale"]}))
+  lit.save_pretrained(args.out, params["tower"], tower_config=tower_config, metadata=metadata,
+                      summary={"training_accuracy": train_accuracy})
 
 
 if __name__ == "__main__":

@@ -84,11 +84,8 @@ def main(argv=None) -> None:
       'training_image_to_caption_recall_at_1': recall_at_1,
       'history': history, 'seconds': seconds, 'platform': jax.default_backend(),
   }
-  directory = lit.save_checkpoint(args.out, params['tower'], tower_config=config,
-                                  metadata=metadata)
-  print(json.dumps({'checkpoint': str(directory), 'seconds': round(seconds, 1),
-                    'training_recall_at_1': recall_at_1,
-                    'learned_logit_scale': metadata['learned_logit_scale']}))
+  lit.save_pretrained(args.out, params['tower'], tower_config=config, metadata=metadata,
+                      summary={'training_recall_at_1': recall_at_1})
 
 
 if __name__ == '__main__':

@@ -1,26 +1,15 @@
 """Data parallelism on 8 simulated CPU devices equals one device (jit+sharding and pmap)."""
 
-import json
-import os
-import subprocess
-import sys
-
 import jax
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.device_runs import run_on_eight_devices
 
 
 @pytest.fixture(scope='module')
 def results():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_PLATFORMS='cpu')
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests/helpers/parallel_check.py')],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1]
-  return json.loads(line[len('RESULT '):])
+  return run_on_eight_devices('parallel_check.py')
 
 
 def _max_diff(a, b):

@@ -20,9 +20,9 @@ from autoseed_jax.methods import base
 from autoseed_jax.methods.coop import coop, load_tower
 from autoseed_jax.methods.maple import maple, prompted_image, vision_prompts
 from autoseed_jax.models import clip, minilm
-from autoseed_jax.profiling import count_compilations
 from autoseed_jax.synthetic import make_synthetic_stream
 from experiments.configs.real_streams import real_stream_config
+from tests.helpers.device_runs import learn_all_tasks
 
 CLIP_WEIGHTS = pathlib.Path(__file__).parent / 'fixtures' / 'clip_tiny' / 'open_clip_model.safetensors'
 STEPS = 15
@@ -72,13 +72,8 @@ def run(method, stream, **overrides):
   """All tasks of ``stream``; returns (learner, state, compilations while learning tasks 2..T)."""
   overrides.setdefault('learning_rate', LEARNING_RATE)
   learner = continual.build_learner(config_for(method, **overrides), stream)
-  test = learner.put_test(stream.test)
-  state = learner.init(jax.random.PRNGKey(0), test)
-  state = learner.learn_task(state, learner.put_task(stream.tasks[0]), test=test)
-  with count_compilations() as later:
-    for task in stream.tasks[1:]:
-      state = learner.learn_task(state, learner.put_task(task), test=test)
-  return learner, state, later.count
+  state, compilations = learn_all_tasks(learner, stream)
+  return learner, state, compilations
 
 
 @pytest.fixture(scope='module')

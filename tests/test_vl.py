@@ -2,11 +2,7 @@
 fixed-shape packing, the scene stream's protocol, every method on every kind, compile
 once, resume and multi-device exactness (docs/VL_TASKS.md)."""
 
-import dataclasses
-import json
-import os
-import subprocess
-import sys
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +13,8 @@ from autoseed_jax import checkpoint, continual, runner, vl_metrics, vl_streams, 
 from autoseed_jax.data import scenes, vl_sources
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example
-from autoseed_jax.profiling import count_compilations
+from tests.helpers.device_runs import learn_all_tasks, run_on_eight_devices
 from tests.helpers.vl_mock import mock_vl_stream, small_vl_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -194,13 +188,8 @@ def test_scene_stream_zero_shot_retrieval_is_far_above_chance(tmp_path):
 def test_finetuning_compiles_once_for_every_kind_and_reruns_identically(stream):
   config = small_vl_config('finetune')
   learner = continual.build_learner(config, stream)
-  test = learner.put_test(stream.test)
-  state = learner.init(jax.random.PRNGKey(0), test)
-  state = learner.learn_task(state, learner.put_task(stream.tasks[0]), test=test)
-  with count_compilations() as later:
-    for task in stream.tasks[1:]:
-      state = learner.learn_task(state, learner.put_task(task), test=test)
-  assert later.count == 0, f'{later.count} compilations while learning tasks 2..T'
+  state, compilations = learn_all_tasks(learner, stream)
+  assert compilations == 0, f'{compilations} compilations while learning tasks 2..T'
   again = continual.run_sequence(config, stream, learner=learner)
   np.testing.assert_array_equal(np.asarray(state.acc_matrix), again.acc_matrix)
   np.testing.assert_array_equal(np.asarray(state.task_metrics), again.task_metrics)
@@ -259,7 +248,6 @@ def test_resume_from_a_checkpoint_is_bit_identical(stream, tmp_path):
   ids = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100).ids()
   middle = ids[len(ids) // 2]
   partial = tmp_path / 'partial'
-  import shutil  # pylint: disable=import-outside-toplevel
   shutil.copytree(tmp_path / 'full', partial)
   for later in ids[ids.index(middle) + 1:]:
     shutil.rmtree(partial / str(later))
@@ -274,12 +262,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(stream, tmp_path):
 
 
 def test_eight_devices_equal_one_device_on_every_kind():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_PLATFORMS='cpu')
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests/helpers/vl_parallel_check.py')],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  out = json.loads([l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1][7:])
+  out = run_on_eight_devices('vl_parallel_check.py')
   for form in ('jit8', 'pmap8'):
     np.testing.assert_allclose(out[form]['acc_matrix'], out['one']['acc_matrix'], atol=1e-3)
     np.testing.assert_allclose(out[form]['task_metrics'], out['one']['task_metrics'],

@@ -229,6 +229,18 @@ def save_checkpoint(directory: str | pathlib.Path, tower_params, *,
   return directory
 
 
+def save_pretrained(directory, tower_params, *, tower_config, metadata: dict,
+                    summary: dict) -> pathlib.Path:
+  """``save_checkpoint`` then one JSON line on stdout: the directory, the wall time
+  (``metadata['seconds']``), the learned temperature and ``summary`` (what the pretraining
+  script measured). Returns the directory."""
+  directory = save_checkpoint(directory, tower_params, tower_config=tower_config,
+                              metadata=metadata)
+  print(json.dumps({"checkpoint": str(directory), "seconds": round(metadata["seconds"], 1),
+                    **summary, "learned_logit_scale": metadata["learned_logit_scale"]}))
+  return directory
+
+
 def restore_checkpoint(directory: str | pathlib.Path, *,
                        config_from_dict: Callable = image_encoder.ImageTowerConfig.from_dict,
                        init_tower: Callable = image_encoder.init_image_tower,
