@@ -58,6 +58,8 @@ PRIMARY_SCORE = {
     'captioning': 'BLEU-4 x 100 of the retrieved bank captions (sacrebleu, corpus level)',
     'vqa': 'VQA accuracy (%)',
 }
+PRIMARY_NAME = {'classification': 'accuracy', 'retrieval': 'mean recall',
+                'captioning': 'BLEU-4', 'vqa': 'VQA acc'}
 # Secondary metrics beside the primary score, one slot each (NaN where a kind has none).
 METRIC_NAMES = ('i2t_R@1', 'i2t_R@5', 'i2t_R@10', 't2i_R@1', 't2i_R@5', 't2i_R@10',
                 'BLEU-4', 'VQA acc', 'accuracy')

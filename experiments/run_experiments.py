@@ -156,7 +156,7 @@ def metrics_table(rows: list[tuple[str, dict]], *, first: str = 'method') -> str
   for name, s in rows:
     if s['final_avg_acc']['n'] == 0:
       refused = s.get('refused')
-      body.append([name] + ([f'refused: {refused}'] + ['—'] * (len(header) - 2) if refused
+      body.append([name] + ([refused] + ['—'] * (len(header) - 2) if refused
                             else ['crashed'] * (len(header) - 1)))
       continue
     body.append([name] + [fmt(s[m]) for m in METRICS] + [fmt(s['memory_bytes'], 0)])
@@ -167,7 +167,7 @@ def crash_notes(summaries: dict[tuple[str, str], dict]) -> list[str]:
   notes = []
   for (stream, label), s in summaries.items():
     if s.get('refused'):
-      notes.append(f'REFUSED: {label} on {stream}: {s["refused"]}')
+      notes.append(f'{label} on {stream}: {s["refused"]}.')
       continue
     for e in s['errors']:
       lines = e['error'].strip().splitlines()

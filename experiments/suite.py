@@ -203,9 +203,9 @@ class Suite:
         self._learners[learner_key] = continual.build_learner(config, stream)
       result = continual.run_sequence(config, stream, learner=self._learners[learner_key])
     except MethodRefused as e:  # not a crash: the method does not run this stream's kinds
-      record.error, record.refused = f'refused: {e}', True
+      record.error, record.refused = f'refused on {e.kind}: {e.reason}', True
       record.seconds = time.perf_counter() - start
-      self.out(f'  REFUSED {stream_name} {label} seed {config.seed}: {e}')
+      self.out(f'  REFUSED {stream_name} {label} seed {config.seed}: {e}')  # full message
       self._runs[key] = record
       return dataclasses.replace(record)
     except Exception:  # pylint: disable=broad-except

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autoseed_jax.vl_tasks import PRIMARY_SCORE
+from autoseed_jax.vl_tasks import PRIMARY_NAME
 from experiments.suite import fmt, markdown_table
 
 RELATIONAL_GAP = -3.0  # the "-6%" claim holds here from half the paper's gap on
@@ -54,8 +54,7 @@ def _final(summary: dict, task: int) -> dict:
 def vl_table(tasks: list[dict], rows: list[tuple[str, dict]]) -> str:
   """Markdown: per method, each task's final primary score and the R@1/5/10 of the
   retrieval / captioning tasks (image->text, text->image), mean ± std over seeds."""
-  header = ['method'] + [f'{t["name"]}: {PRIMARY_SCORE[t["kind"]].split(":")[0].split(" (")[0]}'
-                         for t in tasks]
+  header = ['method'] + [f'{t["name"]}: {PRIMARY_NAME[t["kind"]]}' for t in tasks]
   pair_tasks = [j for j, t in enumerate(tasks) if t['kind'] in ('retrieval', 'captioning')]
   for j in pair_tasks:
     header += [f'{tasks[j]["name"]}: R@1/5/10 i→t', f'{tasks[j]["name"]}: R@1/5/10 t→i']
@@ -128,9 +127,6 @@ def vl_claims(summary: list[dict], vl_tasks: dict[str, list[dict]], verdict) -> 
 
 
 def refusal(records) -> str | None:
-  """Why a method was refused on a stream (the first refused run's reason), else None."""
-  for r in records:
-    if r.refused:
-      return r.error.split(': ', 1)[1] if ': ' in r.error else r.error
-  return None
+  """Why a method was refused on a stream ('refused on <kind>: <reason>'), else None."""
+  return next((r.error for r in records if r.refused), None)
 

@@ -58,7 +58,14 @@ from autoseed_jax.vl_tasks import KINDS
 
 
 class MethodRefused(ValueError):
-  """The method cannot run a task kind of the stream (the message names kind and reason)."""
+  """The method cannot run a task kind of the stream (the message names kind and reason).
+
+  Attributes: kind (the task kind), reason (``Method.refusal``).
+  """
+
+  def __init__(self, message: str, *, kind: str = '', reason: str = ''):
+    super().__init__(message)
+    self.kind, self.reason = kind, reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +127,7 @@ def check_kinds(method: Method, vl) -> None:
   for name, kind in zip(vl.task_names, vl.kinds):
     if kind not in method.kinds:
       raise MethodRefused(f'method {method.name!r} cannot run task kind {kind!r} (task '
-                          f'{name!r}): {method.refusal}.')
+                          f'{name!r}): {method.refusal}.', kind=kind, reason=method.refusal)
 
 
 def finetune(context: Context) -> Method:

@@ -60,10 +60,8 @@ _COOP_INIT_TAG = 31
 # Std of CoOp's random context initialisation (and of MaPLe's deep prompts).
 CONTEXT_INIT_STD = 0.02
 # Why prompt learning on class names runs classification tasks only (Method.refusal).
-PROMPT_REFUSAL = (
-    'it learns prompts for class names, while a retrieval or captioning task matches images '
-    'to captions and a VQA task (image, question) queries to answers: there are no class '
-    'names to prompt')
+PROMPT_REFUSAL = ('it learns prompts for class names, and the task has none (it matches '
+                  'images to captions, or questions to answers)')
 
 
 def defaults() -> dict:

@@ -315,9 +315,8 @@ def make_dgr(context: Context, *, space: str) -> Method:
                   consolidate=consolidate, kinds=vl_tasks.KINDS)
   return Method(name='dgr_pixel', init_state=init_state, extra_loss=extra_loss,
                 consolidate=consolidate,
-                refusal='it replays generated images, and a retrieval, captioning or VQA row '
-                        'is an (image, text) pair its image generator cannot produce; use '
-                        'dgr (replay of embedding pairs)')
+                refusal='it generates images alone, and the task\'s rows are (image, text) '
+                        'pairs; dgr replays embedding pairs')
 
 
 def dgr(context: Context) -> Method:

@@ -25,7 +25,8 @@ stream (experiments/configs/synthetic.py; final average accuracy 38.6% at 1e6, 5
 
 Vision-language streams: ℓ is the task kind's loss of one row (``vl_engine.row_losses``);
 a retrieval / captioning row's in-batch InfoNCE takes the other rows of its chunk of
-``ewc_fisher_batch`` rows as negatives, so its per-row gradients are taken within the chunk
+``ewc_fisher_batch`` rows as negatives, and its gradient is taken through its own
+embeddings (and the bank's), the other rows' embeddings held fixed
 (``squared_row_gradient_sum``). These Fisher chunks are computed whole on every device
 (not split over devices), so a multi-device run gives the single-device Fisher.
 """
@@ -71,17 +72,18 @@ def squared_gradient_sum(example_loss, params, x, y, weights, *, chunk: int):
                               weights, chunk=chunk)
 
 
-def squared_row_gradient_sum(chunk_losses, params, rows, weights, *, chunk: int):
+def squared_row_gradient_sum(row_loss, params, rows, weights, *, chunk: int):
   """Σ_i w_i (∇_θ ℓ_i)² where ℓ_i, row i's loss, may depend on the other rows of its chunk.
 
   Args:
-    chunk_losses: ``(params, rows of one chunk, valid [chunk] bool) -> [chunk]`` losses.
+    row_loss: ``(params, rows of one chunk, valid [chunk] bool, i) -> scalar`` loss of the
+      chunk's row i.
     rows: tuple of [N, ...] arrays; weights: [N] float32 (0 for padding rows).
   """
 
   def grads(p, block, bw):
     def one(i):
-      return jax.grad(lambda q: chunk_losses(q, block, bw > 0)[i])(p)
+      return jax.grad(lambda q: row_loss(q, block, bw > 0, i))(p)
     return jax.vmap(one)(jnp.arange(chunk))
 
   return _chunked_squared_sum(grads, params, rows, weights, chunk=chunk)
@@ -166,15 +168,18 @@ def ewc(context: Context) -> Method:
     else:
       label_mask = vl_engine.row_label_mask(seen, context.vl.bank_family, task.kind)
 
-      def chunk_losses(params, rows, valid):
+      def row_loss(params, rows, valid, i):
+        """Row i's loss; the other rows of its chunk enter through their embeddings under
+        θ_t held fixed (the gradient of ℓ_i through row i's own embeddings and the bank)."""
         x, text, y = rows
-        img, txt, scale = context.embed(params, x, text)
+        others = jax.lax.stop_gradient(context.embed(params, x, text)[:2])
+        img, txt, scale = context.embed(params, x[i][None], text[i][None])
         class_emb = context.embed(params, text_z=bank)[1]
-        return vl_engine.row_losses(img, txt, class_emb, scale, y, task.kind, label_mask,
-                                    valid)
+        return vl_engine.row_losses(others[0].at[i].set(img[0]), others[1].at[i].set(txt[0]),
+                                    class_emb, scale, y, task.kind, label_mask, valid)[i]
 
       weights = (jnp.arange(task.train_x.shape[0]) < task.train_count).astype(jnp.float32)
-      total = squared_row_gradient_sum(chunk_losses, state.params,
+      total = squared_row_gradient_sum(row_loss, state.params,
                                        (task.train_x, task.train_text, task.train_y),
                                        weights, chunk=s['ewc_fisher_batch'])
       task_fisher = jax.tree.map(

@@ -209,5 +209,5 @@ def hnet(context: Context) -> Method:
       eval_logits=(entropy_task_inference if s['hnet_task_inference'] == 'entropy'
                    else None),
       kinds=vl_tasks.KINDS if s['hnet_task_inference'] == 'latest' else ('classification',),
-      refusal='hnet_task_inference=\'entropy\' infers the task from the entropy of class '
-              'predictions, which only classification has; use hnet_task_inference=\'latest\'')
+      refusal='its entropy task inference needs class predictions; use '
+              'hnet_task_inference=\'latest\'')
