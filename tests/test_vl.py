@@ -342,3 +342,28 @@ def test_vqa_v2_stream_splits_by_answer_type_and_scores_human_answers(monkeypatc
   assert stream.vl.task_names == ('vqa-yes/no', 'vqa-number', 'vqa-other')
   assert stream.test.answers.shape[-1] == 10
   assert list(stream.test.count) == [8, 8, 8]
+
+
+def test_scene_tower_pretrains_and_its_checkpoint_reads_back(tmp_path):
+  from autoseed_jax.models import lit, scene_tower  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (8, 48, 48, 1), dtype=np.uint8)
+  caption_text = np.eye(6, 384, dtype=np.float32)
+  config = scene_tower.SceneTowerConfig(widths=(8, 8, 8))
+  params, history = scene_tower.pretrain_scene_tower(
+      images, rng.integers(0, 6, (8, 5)), caption_text, config=config,
+      lit_config=lit.LitConfig(num_steps=3, batch_size=4, warmup_steps=1), log_every=1)
+  assert len(history['loss']) == 3 and np.isfinite(history['loss']).all()
+  lit.save_checkpoint(tmp_path, params['tower'], tower_config=config, metadata={})
+  backbone = scene_tower.load_scene_backbone(tmp_path, text_encoder=_FakeText384())
+  expected = scene_tower.encode_scenes(params['tower'], images, config=config)
+  np.testing.assert_allclose(backbone.encode_image(images), expected, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match='uint8 images'):
+    backbone.encode_image(images[:, :32, :32])
+
+
+class _FakeText384:
+  embed_dim, fingerprint = 384, 'fake-text'
+
+  def encode_text(self, texts):
+    return np.eye(len(texts), 384, dtype=np.float32)
