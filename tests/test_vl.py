@@ -2,7 +2,10 @@
 fixed-shape packing, the scene stream's protocol, every method on every kind, compile
 once, resume and multi-device exactness (docs/VL_TASKS.md)."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +18,8 @@ from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example
 from tests.helpers.device_runs import learn_all_tasks, run_on_eight_devices
 from tests.helpers.vl_mock import mock_vl_stream, small_vl_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -367,3 +372,14 @@ class _FakeText384:
 
   def encode_text(self, texts):
     return np.eye(len(texts), 384, dtype=np.float32)
+
+
+def test_coco_flickr_config_without_the_data_stops_naming_how_to_prepare_it(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'autoseed_jax.main', '--config',
+       'experiments/configs/vl_coco_flickr.py', '--workdir', str(tmp_path / 'run'),
+       f'--config.stream.data_dir={tmp_path / "nothing"}'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert 'Traceback' not in proc.stderr and 'coco' in proc.stderr.lower()
+  assert 'karpathy' in proc.stderr.lower() or 'tfds' in proc.stderr.lower(), proc.stderr
