@@ -57,7 +57,8 @@ from ml_collections import config_flags
 
 import jax
 
-from autoseed_jax import parallel, report, reporting, runner, streams
+from autoseed_jax import (cli, compilation_cache, parallel, profiling, report, reporting,
+                          runner, streams, workdir_lock)
 from autoseed_jax.checkpoint import CheckpointError
 
 
@@ -104,12 +105,23 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
-  if is_experiment_config(config):
-    runner.prepare_workdir(workdir)
-    run_experiment(config, workdir, argv=sys.argv)
-    return
-  parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
-  runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+  # Before anything compiles: programs compiled by earlier runs are loaded from disk.
+  compilation_cache.configure(config.get('compilation_cache_dir'))
+  with profiling.count_compilations() as compiles:
+    if is_experiment_config(config):
+      runner.prepare_workdir(workdir)
+      with workdir_lock.hold(workdir):  # the suite holds it again (re-entrant)
+        run_experiment(config, workdir, argv=sys.argv)
+    else:
+      parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
+      runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+      with runner.hold_workdir(workdir):  # refuse at once if another run writes it
+        run_stream(config, workdir)
+  print(compiles.summary())
+
+
+def run_stream(config, workdir: str) -> None:
+  """Runs a run config's methods on its stream in ``workdir``, then writes the report."""
   stream = streams.load_stream(config.stream, config.methods)
   print(f'stream {stream.name}: {stream.description}')
   if stream.name == 'synthetic':
@@ -143,7 +155,8 @@ def run_cli(argv):
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  except (runner.WorkdirError, runner.NonFiniteLossError, CheckpointError) as e:
+  except (runner.WorkdirError, workdir_lock.WorkdirBusyError, runner.NonFiniteLossError,
+          CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
@@ -160,8 +173,9 @@ def _one_line(message: str) -> str:
   return ' '.join(message.replace('\\n', ' ').replace("\\'", "'").split())
 
 
+@cli.exit_zero_on_help
 def parse_flags(argv):
-  """absl flag parsing, with a bad config (missing file, a config file that fails to
+  """absl flag parsing (``--help`` exits 0), with a bad config (missing file, a config file that fails to
   import or to build, an unknown key, a wrong type) reported as one line that names it
   instead of a traceback from inside ml_collections."""
   hint = ('Run `python -m autoseed_jax.main --help` for the flags; config fields are '
