@@ -42,9 +42,20 @@ repository's ``experiments`` package: run from the repository root) and write in
 Finished runs are cached in ``config.cache_dir`` (default runs/experiments_cache, shared
 by every workdir), so rerunning an interrupted command resumes it.
 
+One run at a time writes a workdir: the command holds ``<workdir>/run.lock`` while it
+runs, and a second command on the same workdir stops at once (exit status 1) naming the
+first one's host, pid and start time; a lock left by a killed run is taken over with a
+warning (``autoseed_jax.workdir_lock``).
+
+Compiled XLA programs are kept in JAX's persistent compilation cache and loaded by later
+runs instead of compiled again (``autoseed_jax.compilation_cache``: the config field
+``compilation_cache_dir``, else ``$AUTOSEED_COMPILATION_CACHE_DIR``, else
+``~/.cache/autoseed_jax/jax_compilation_cache``; ``none`` turns it off). The last line a
+run prints counts the programs compiled and loaded.
+
 Bad input (an unknown config field, a wrong type, an invalid value) stops with one line
-naming the problem and the fix and exit status 2; an unusable workdir, a failed save or
-a NaN loss with exit status 1.
+naming the problem and the fix and exit status 2; an unusable or busy workdir, a failed
+save or a NaN loss with exit status 1. ``--help`` lists the flags and exits 0.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ environment runs the README's composition program, and the test suite does not d
 on the name ``tests`` (avalanche-lib, the bench extra, installs a top-level ``tests``)."""
 
 import ast
+import graphlib
 import importlib.metadata
 import os
 import pathlib
@@ -115,6 +116,27 @@ def test_every_imported_distribution_is_declared():
     if not distributions & declared:
       missing[module] = sorted(distributions)
   assert not missing, f'imported but not declared in pyproject.toml: {missing}'
+
+
+def _module_name(path: pathlib.Path) -> str:
+  parts = path.relative_to(ROOT).with_suffix('').parts
+  return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def test_no_import_cycles_between_modules():
+  modules = {_module_name(p): p for p in (ROOT / 'autoseed_jax').rglob('*.py')}
+  graph = {}
+  for name, path in modules.items():
+    imported = set()
+    for node in ast.parse(path.read_text()).body:  # module level: what importing runs
+      if isinstance(node, ast.Import):
+        imported.update(alias.name for alias in node.names)
+      elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        imported.update(f'{node.module}.{alias.name}' if f'{node.module}.{alias.name}' in
+                        modules else node.module for alias in node.names)
+    graph[name] = {m for m in imported if m in modules and m != name}
+  graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+  assert 'autoseed_jax.main' not in set().union(*graph.values())  # nothing imports main
 
 
 def test_fresh_environment_installs_the_checkout_and_runs_the_readme_program():

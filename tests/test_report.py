@@ -54,6 +54,9 @@ def test_report_command_rebuilds_from_workdir(tmp_path):
   proc = subprocess.run([sys.executable, '-m', 'autoseed_jax.report', '--workdir',
                          str(tmp_path)], capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and 'corrupted' in proc.stderr and 'Traceback' not in proc.stderr
+  proc = subprocess.run([sys.executable, '-m', 'autoseed_jax.report', '--help'],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0 and '--workdir' in proc.stdout, proc.stderr
 
 
 def test_heatmap_handles_single_method(tmp_path):

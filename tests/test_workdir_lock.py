@@ -3,6 +3,7 @@ taken over with a warning (autoseed_jax/workdir_lock.py)."""
 
 import json
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -44,6 +45,19 @@ def test_holding_is_reentrant_within_a_process_and_warns_on_a_dead_holder(tmp_pa
   assert 'locked by pid 99999999 on host gone-host since 2026-01-01' in warnings[0]
   assert 'taking the lock over' in warnings[0]
   assert (tmp_path / workdir_lock.LOCK_FILE).read_text() == ''
+
+
+def test_an_experiment_suite_refuses_a_busy_workdir(tmp_path):
+  from experiments import run_experiments  # pylint: disable=import-outside-toplevel
+  config = run_experiments.load_experiment_config(
+      pathlib.Path(ROOT) / 'experiments' / 'configs' / 'exp_seeds.py', quick=True)
+  other = workdir_lock._acquire(str(tmp_path), warn=pytest.fail)  # another run's lock
+  try:
+    with pytest.raises(workdir_lock.WorkdirBusyError, match=f'pid {os.getpid()} on host'):
+      run_experiments.run_configs([config], tmp_path, cache_dir=None, log=pytest.fail)
+  finally:
+    workdir_lock._release(other)
+  assert sorted(p.name for p in tmp_path.iterdir()) == [workdir_lock.LOCK_FILE]  # no run
 
 
 def _wait_for_holder(lock_file, pid, timeout=300):
