@@ -10,7 +10,8 @@ Where the cache lives (first that is set wins):
   1. the config field ``compilation_cache_dir`` (every shipped config has it; on the
      command line ``--config.compilation_cache_dir=DIR``),
   2. the environment variable ``AUTOSEED_COMPILATION_CACHE_DIR``,
-  3. ``~/.cache/autoseed_jax/jax_compilation_cache`` (beside the embedding cache).
+  3. JAX's own ``JAX_COMPILATION_CACHE_DIR``,
+  4. ``~/.cache/autoseed_jax/jax_compilation_cache`` (beside the embedding cache).
 
 The value ``none`` (in the field or the variable) disables it. ``autoseed_jax.main``
 calls ``configure`` before anything compiles; library users call it themselves (or set
@@ -27,6 +28,7 @@ import pathlib
 import jax
 
 CACHE_DIR_ENV = 'AUTOSEED_COMPILATION_CACHE_DIR'
+JAX_CACHE_DIR_ENV = 'JAX_COMPILATION_CACHE_DIR'
 DISABLED = 'none'
 # Every program is written, however fast it compiled (JAX's default skips those under 1 s):
 # on a CPU loading one takes about 10 ms, and compiling even the small programs of eager
@@ -43,7 +45,7 @@ def default_cache_dir() -> pathlib.Path:
 def resolve_cache_dir(setting: str | None = None) -> pathlib.Path | None:
   """The cache directory for a config value ``setting`` (None or '': unset), or None
   when disabled (``'none'``); see the module doc for the order."""
-  for value in (setting, os.environ.get(CACHE_DIR_ENV)):
+  for value in (setting, os.environ.get(CACHE_DIR_ENV), os.environ.get(JAX_CACHE_DIR_ENV)):
     if value:
       return None if value.strip().lower() == DISABLED else pathlib.Path(value).expanduser()
   return default_cache_dir()
@@ -71,5 +73,5 @@ def environment(directory: pathlib.Path | None) -> dict[str, str]:
   if directory is None:
     return {CACHE_DIR_ENV: DISABLED, 'JAX_ENABLE_COMPILATION_CACHE': 'false'}
   return {CACHE_DIR_ENV: str(directory), 'JAX_ENABLE_COMPILATION_CACHE': 'true',
-          'JAX_COMPILATION_CACHE_DIR': str(directory),
+          JAX_CACHE_DIR_ENV: str(directory),
           'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': str(MIN_COMPILE_SECONDS)}
