@@ -49,9 +49,10 @@ warning (``autoseed_jax.workdir_lock``).
 
 Compiled XLA programs are kept in JAX's persistent compilation cache and loaded by later
 runs instead of compiled again (``autoseed_jax.compilation_cache``: the config field
-``compilation_cache_dir``, else ``$AUTOSEED_COMPILATION_CACHE_DIR``, else
-``~/.cache/autoseed_jax/jax_compilation_cache``; ``none`` turns it off). The last line a
-run prints counts the programs compiled and loaded.
+``compilation_cache_dir``, else ``$AUTOSEED_COMPILATION_CACHE_DIR``, else JAX's own
+``$JAX_COMPILATION_CACHE_DIR``, else ``~/.cache/autoseed_jax/jax_compilation_cache``;
+``none`` turns it off). The last line a run prints counts the programs compiled and
+loaded.
 
 Bad input (an unknown config field, a wrong type, an invalid value) stops with one line
 naming the problem and the fix and exit status 2; an unusable or busy workdir, a failed
@@ -186,9 +187,9 @@ def _one_line(message: str) -> str:
 
 @cli.exit_zero_on_help
 def parse_flags(argv):
-  """absl flag parsing (``--help`` exits 0), with a bad config (missing file, a config file that fails to
-  import or to build, an unknown key, a wrong type) reported as one line that names it
-  instead of a traceback from inside ml_collections."""
+  """absl flag parsing (``--help`` exits 0), with a bad config (missing file, a config
+  file that fails to import or to build, an unknown key, a wrong type) reported as one
+  line that names it instead of a traceback from inside ml_collections."""
   hint = ('Run `python -m autoseed_jax.main --help` for the flags; config fields are '
           'listed in the config file and experiments/configs/common.py.')
   try:
