@@ -44,10 +44,11 @@ _UNFINISHED_SAVE_MARKER = '.orbax-checkpoint-tmp'
 FORMAT_VERSION = 1
 
 # Config fields that may change between a run and its resumption: which methods run,
-# how often checkpoints are taken, and the devices (a replicated state restores onto
-# another mesh; the numbers then match an uninterrupted run up to float reassociation).
+# how often checkpoints are taken, the devices (a replicated state restores onto
+# another mesh; the numbers then match an uninterrupted run up to float reassociation)
+# and where compiled programs are cached.
 RESUMABLE_FIELDS = ('methods', 'checkpoint_every_steps', 'checkpoints_to_keep',
-                    'num_devices', 'parallel', 'distributed')
+                    'num_devices', 'parallel', 'distributed', 'compilation_cache_dir')
 
 
 class CheckpointError(RuntimeError):

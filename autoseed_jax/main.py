@@ -42,9 +42,21 @@ repository's ``experiments`` package: run from the repository root) and write in
 Finished runs are cached in ``config.cache_dir`` (default runs/experiments_cache, shared
 by every workdir), so rerunning an interrupted command resumes it.
 
+One run at a time writes a workdir: the command holds ``<workdir>/run.lock`` while it
+runs, and a second command on the same workdir stops at once (exit status 1) naming the
+first one's host, pid and start time; a lock left by a killed run is taken over with a
+warning (``autoseed_jax.workdir_lock``).
+
+Compiled XLA programs are kept in JAX's persistent compilation cache and loaded by later
+runs instead of compiled again (``autoseed_jax.compilation_cache``: the config field
+``compilation_cache_dir``, else ``$AUTOSEED_COMPILATION_CACHE_DIR``, else JAX's own
+``$JAX_COMPILATION_CACHE_DIR``, else ``~/.cache/autoseed_jax/jax_compilation_cache``;
+``none`` turns it off). The last line a run prints counts the programs compiled and
+loaded.
+
 Bad input (an unknown config field, a wrong type, an invalid value) stops with one line
-naming the problem and the fix and exit status 2; an unusable workdir, a failed save or
-a NaN loss with exit status 1.
+naming the problem and the fix and exit status 2; an unusable or busy workdir, a failed
+save or a NaN loss with exit status 1. ``--help`` lists the flags and exits 0.
 """
 
 from __future__ import annotations
@@ -57,7 +69,8 @@ from ml_collections import config_flags
 
 import jax
 
-from autoseed_jax import parallel, report, reporting, runner, streams
+from autoseed_jax import (cli, compilation_cache, parallel, profiling, report, reporting,
+                          runner, streams, workdir_lock)
 from autoseed_jax.checkpoint import CheckpointError
 
 
@@ -104,12 +117,23 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # hide JAX's backend-probing INFO lines
   config = flags.FLAGS.config
   workdir = flags.FLAGS.workdir
-  if is_experiment_config(config):
-    runner.prepare_workdir(workdir)
-    run_experiment(config, workdir, argv=sys.argv)
-    return
-  parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
-  runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+  # Before anything compiles: programs compiled by earlier runs are loaded from disk.
+  compilation_cache.configure(config.get('compilation_cache_dir'))
+  with profiling.count_compilations() as compiles:
+    if is_experiment_config(config):
+      runner.prepare_workdir(workdir)
+      with workdir_lock.hold(workdir):  # the suite holds it again (re-entrant)
+        run_experiment(config, workdir, argv=sys.argv)
+    else:
+      parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
+      runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+      with runner.hold_workdir(workdir):  # refuse at once if another run writes it
+        run_stream(config, workdir)
+  print(compiles.summary())
+
+
+def run_stream(config, workdir: str) -> None:
+  """Runs a run config's methods on its stream in ``workdir``, then writes the report."""
   stream = streams.load_stream(config.stream, config.methods)
   print(f'stream {stream.name}: {stream.description}')
   if stream.name == 'synthetic':
@@ -143,7 +167,8 @@ def run_cli(argv):
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  except (runner.WorkdirError, runner.NonFiniteLossError, CheckpointError) as e:
+  except (runner.WorkdirError, workdir_lock.WorkdirBusyError, runner.NonFiniteLossError,
+          CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
@@ -160,10 +185,11 @@ def _one_line(message: str) -> str:
   return ' '.join(message.replace('\\n', ' ').replace("\\'", "'").split())
 
 
+@cli.exit_zero_on_help
 def parse_flags(argv):
-  """absl flag parsing, with a bad config (missing file, a config file that fails to
-  import or to build, an unknown key, a wrong type) reported as one line that names it
-  instead of a traceback from inside ml_collections."""
+  """absl flag parsing (``--help`` exits 0), with a bad config (missing file, a config
+  file that fails to import or to build, an unknown key, a wrong type) reported as one
+  line that names it instead of a traceback from inside ml_collections."""
   hint = ('Run `python -m autoseed_jax.main --help` for the flags; config fields are '
           'listed in the config file and experiments/configs/common.py.')
   try:

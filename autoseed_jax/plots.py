@@ -7,6 +7,7 @@ display is needed.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import matplotlib
 
@@ -71,9 +72,11 @@ def accuracy_after_each_task(records: dict[str, dict], path: str, *,
 
 
 def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarray,
-                    seed_labels: np.ndarray, path: str, *, title: str = '') -> str:
+                    seed_labels: np.ndarray, path: str, *,
+                    class_names: Sequence[str] | None = None, title: str = '') -> str:
   """Real image embeddings and seed visual prototypes on the top-2 principal axes of
-  the real embeddings (dots: real; stars: seeds; colour: class)."""
+  the real embeddings (dots: real; stars: seeds; colour: class). The legend names each
+  class by ``class_names[label]`` (by its label when not given)."""
   mean = real.mean(axis=0)
   _, _, vt = np.linalg.svd(real - mean, full_matrices=False)
   proj = lambda x: (x - mean) @ vt[:2].T
@@ -85,7 +88,7 @@ def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarr
     ax.scatter(r[:, 0], r[:, 1], s=4, alpha=0.25, color=cmap(k % 20))
     s = proj(seeds_v[seed_labels == c])
     ax.scatter(s[:, 0], s[:, 1], s=90, marker='*', edgecolor='black', linewidth=0.5,
-               color=cmap(k % 20), label=str(c))
+               color=cmap(k % 20), label=str(c) if class_names is None else class_names[c])
   ax.set_xlabel('PC 1 of real embeddings')
   ax.set_ylabel('PC 2')
   ax.set_title(title or 'seeds (stars) vs real embeddings (dots)')

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from absl import app, flags, logging
 
-from autoseed_jax import plots, reporting
+from autoseed_jax import cli, plots, reporting
 
 
 def load_results(workdir: str) -> dict:
@@ -66,10 +67,21 @@ class StreamUnavailable(ValueError):
   """The run's stream cannot be rebuilt for the seed projection (a stream of your own)."""
 
 
+class SeedProjectionInputs(NamedTuple):
+  """The arrays of the seed projection plot (``plots.seed_projection``)."""
+
+  real: np.ndarray          # [N, d] real test embeddings
+  real_labels: np.ndarray   # [N] their class ids
+  seeds_v: np.ndarray       # [S, d] the seeds' visual prototypes
+  seed_labels: np.ndarray   # [S] their class ids
+  class_names: Sequence[str] | None = None  # class id -> name, for the legend
+
+
 def seed_projection_inputs(workdir: str, results: dict, stream=None):
-  """(real test embeddings, labels, seed v, seed labels) for the seed projection plot,
-  or None when the run kept no seeds. ``stream`` is rebuilt from the stored config when
-  not given (embeddings come from the cache); StreamUnavailable if it cannot be."""
+  """The seed projection's ``SeedProjectionInputs`` (real test embeddings, the seeds,
+  the stream's class names), or None when the run kept no seeds. ``stream`` is rebuilt
+  from the stored config when not given (embeddings come from the cache);
+  StreamUnavailable if it cannot be."""
   seeds_path = os.path.join(workdir, 'methods', 'autoseed', 'seeds.npz')
   if not os.path.exists(seeds_path):
     return None
@@ -90,7 +102,8 @@ def seed_projection_inputs(workdir: str, results: dict, stream=None):
   real = np.concatenate([np.asarray(stream.test.x[t])[:count[t]] for t in range(len(count))])
   labels = np.concatenate([np.asarray(stream.test.y[t])[:count[t]] for t in range(len(count))])
   stored = np.load(seeds_path)
-  return real, labels, stored['v'], stored['label']
+  return SeedProjectionInputs(real, labels, stored['v'], stored['label'],
+                              tuple(stream.class_names))
 
 
 def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
@@ -99,7 +112,8 @@ def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
 
   ``stream`` (the run's task stream) saves rebuilding it for the seed projection (a
   stream that cannot be rebuilt skips that plot, with a note to ``out``);
-  ``seed_inputs`` gives that plot's arrays directly.
+  ``seed_inputs`` gives that plot's arrays directly (``SeedProjectionInputs`` or a tuple
+  of its fields).
   """
   title = results.get('stream', '')
   written = [
@@ -115,8 +129,10 @@ def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
     except StreamUnavailable as e:
       out(f'seed_projection.png not redrawn: {e}')
   if seed_inputs is not None:
-    written.append(plots.seed_projection(*seed_inputs,
-                                         os.path.join(workdir, 'seed_projection.png')))
+    inputs = SeedProjectionInputs(*seed_inputs)
+    written.append(plots.seed_projection(*inputs[:4],
+                                         os.path.join(workdir, 'seed_projection.png'),
+                                         class_names=inputs.class_names))
   md_path = os.path.join(workdir, 'results.md')
   with open(md_path, 'w') as f:
     f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
@@ -145,4 +161,4 @@ if __name__ == '__main__':
   # Defined here, not at import: autoseed_jax.main (which imports this module) defines
   # its own --workdir flag when it is the program.
   flags.DEFINE_string('workdir', None, 'Work directory of a finished run.', required=True)
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_flags)

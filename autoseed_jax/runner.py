@@ -5,6 +5,7 @@ finished method is not rerun, a half-done one resumes from its newest intact che
 and ends with bit-identical numbers (every random draw is a function of the run key and
 the state's step counter). Workdir layout:
 
+  run.lock                            held by the run writing here (``workdir_lock``)
   metrics.jsonl                       appended, one JSON object per line (``read_metrics``)
   results.json                        every method of the config (rewritten at the end)
   methods/<method>/signature.json     the config and stream the checkpoints belong to
@@ -17,7 +18,8 @@ crosses a multiple of ``checkpoint_every_steps`` (``checkpoint_settings``). A ru
 starts with a different config or stream than the workdir's checkpoints is refused
 (``ConfigMismatchError``). SIGINT/SIGTERM stop the run at the end of the current chunk
 with a checkpoint (``stop_on_signals``); a non-finite loss stops it before anything of
-the bad chunk is saved (``NonFiniteLossError``).
+the bad chunk is saved (``NonFiniteLossError``). One run at a time writes a workdir: a
+second one is refused naming the first (``hold_workdir``, ``WorkdirBusyError``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from autoseed_jax import reporting
+from autoseed_jax import reporting, workdir_lock
 from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
 from autoseed_jax.continual import Learner, RunResult, build_learner, make_result
@@ -321,6 +323,18 @@ def prepare_workdir(workdir: str) -> None:
                        'directory with free space.') from e
 
 
+def hold_workdir(workdir: str, *, out: Callable[[str], None] | None = None):
+  """A context that holds ``workdir``'s lock (``workdir_lock.hold``; re-entrant) in the
+  process that writes it: process 0 of a multi-process run, the others take nothing.
+
+  Raises:
+    WorkdirBusyError: another live run holds the workdir (the message names it).
+  """
+  if not _is_writer():
+    return contextlib.nullcontext()
+  return workdir_lock.hold(workdir, warn=out)
+
+
 def config_for_method(config: ml_collections.ConfigDict, method: str):
   """The run config of one entry of ``config.methods``."""
   run_config = config.copy_and_resolve_references()
@@ -450,11 +464,16 @@ def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: 
   (``reporting.result_record``).
 
   Raises:
-    WorkdirError, ConfigMismatchError, NonFiniteLossError, RunInterrupted,
-    checkpoint.CheckpointError (see their docs).
+    WorkdirError, WorkdirBusyError, ConfigMismatchError, NonFiniteLossError,
+    RunInterrupted, checkpoint.CheckpointError (see their docs).
   """
-  paths = WorkdirPaths(workdir)
   prepare_workdir(workdir)
+  with hold_workdir(workdir, out=out):
+    return _run_workdir(config, stream, WorkdirPaths(workdir), stop=stop, out=out)
+
+
+def _run_workdir(config, stream, paths: WorkdirPaths, *, stop, out) -> dict[str, dict]:
+  """``run_workdir`` while holding the workdir."""
   _read_json(paths.results, out, then='it will be rewritten at the end')
   signatures = check_signatures(config, stream, paths)
   settings = checkpoint_settings(config)

@@ -56,7 +56,7 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from autoseed_jax import continual, plots  # noqa: E402
+from autoseed_jax import continual, plots, workdir_lock  # noqa: E402
 from autoseed_jax.methods.er import bytes_per_example  # noqa: E402
 from experiments import suite as suite_lib  # noqa: E402
 from experiments import vl_report  # noqa: E402
@@ -476,7 +476,7 @@ def experiment_seeds(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
           test_x, test_y = real_embeddings(data, 'test')
           figures.append(plots.seed_projection(
               test_x, test_y, np.asarray(r.seeds['v']), np.asarray(r.seeds['label']),
-              str(out_dir / f'seed_projection_{stream}.png'),
+              str(out_dir / f'seed_projection_{stream}.png'), class_names=data.class_names,
               title=f'{stream}, seed {seed}: seeds (stars) vs real test embeddings (dots)'))
       if not per_run:
         continue
@@ -851,7 +851,7 @@ def run_configs(configs: list[ml_collections.ConfigDict], out: pathlib.Path, *,
 
   Finished runs are kept in ``cache_dir`` (None: memory only), so rerunning after an
   interruption resumes. ``command`` is recorded in suite.json. Raises ValueError before
-  any run for a config that cannot run.
+  any run for a config that cannot run, and WorkdirBusyError if another run writes ``out``.
   """
   configs = [sub for cfg in configs for sub in expand_config(cfg)]
   for cfg in configs:
@@ -859,6 +859,12 @@ def run_configs(configs: list[ml_collections.ConfigDict], out: pathlib.Path, *,
   configs.sort(key=lambda c: EXPERIMENTS.index(c.experiment))
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
+  with workdir_lock.hold(str(out), warn=log):  # one suite at a time writes ``out``
+    return _run_sorted_configs(configs, out, cache_dir=cache_dir, log=log, command=command)
+
+
+def _run_sorted_configs(configs, out: pathlib.Path, *, cache_dir, log, command) -> dict:
+  """``run_configs`` on validated, sorted configs, holding ``out``."""
   suite = Suite(cache_dir, out=log)
   for cfg in configs:
     check_base_config(suite, cfg)
@@ -938,6 +944,9 @@ def main(argv=None) -> int:
   except (ValueError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  except workdir_lock.WorkdirBusyError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
   return 0
 
 

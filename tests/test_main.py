@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,8 @@ def test_demo_config_runs_end_to_end_and_writes_results(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'synthetic embedding benchmark' in proc.stdout
   assert 'final avg acc' in proc.stdout and 'after \\ on' in proc.stdout
+  assert re.search(r'XLA: \d+ programs compiled in [\d.]+ s, \d+ loaded from the '
+                   r'compilation cache', proc.stdout.splitlines()[-1])
   results = json.load(open(tmp_path / 'results.json'))
   assert results['config']['memory_budget'] == 24
   assert set(results['methods']) == {'zeroshot', 'finetune', 'autoseed'}

@@ -54,9 +54,27 @@ def test_report_command_rebuilds_from_workdir(tmp_path):
   proc = subprocess.run([sys.executable, '-m', 'autoseed_jax.report', '--workdir',
                          str(tmp_path)], capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2 and 'corrupted' in proc.stderr and 'Traceback' not in proc.stderr
+  proc = subprocess.run([sys.executable, '-m', 'autoseed_jax.report', '--help'],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0 and '--workdir' in proc.stdout, proc.stderr
 
 
 def test_heatmap_handles_single_method(tmp_path):
   path = plots.accuracy_heatmaps({'x': _results()['methods']['finetune']},
                                  str(tmp_path / 'h.png'))
   assert (tmp_path / 'h.png').stat().st_size > 1000 and path.endswith('h.png')
+
+
+def test_seed_projection_legend_names_classes_by_name(tmp_path, monkeypatch):
+  figures = []
+  monkeypatch.setattr(plots, '_save', lambda fig, path: figures.append(fig) or path)
+  rng = np.random.default_rng(0)
+  seed_inputs = (rng.normal(size=(40, 8)), np.repeat([0, 2], 20), rng.normal(size=(4, 8)),
+                 np.array([0, 0, 2, 2]), ('bear', 'bird', 'cat'))
+  report.write_report(str(tmp_path), _results(), seed_inputs=seed_inputs)
+  legend = figures[-1].axes[0].get_legend()
+  assert [t.get_text() for t in legend.get_texts()] == ['bear', 'cat']
+  report.write_report(str(tmp_path), _results(), seed_inputs=seed_inputs[:4])  # no names
+  assert [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()] == ['0', '2']
+  for fig in figures:
+    plots.plt.close(fig)

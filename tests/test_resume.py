@@ -2,8 +2,9 @@
 faults (corrupted checkpoints, NaN losses, failed writes, other configs) are clear errors
 that lose nothing already saved.
 
-The command-line tests share one module-scoped sequence of runs and one JAX compilation
-cache, so only the first process compiles; the in-process tests share one learner.
+The command-line tests share one module-scoped sequence of runs and the session's JAX
+compilation cache (conftest.py), so only the first process compiles; the in-process tests
+share one learner.
 """
 
 import contextlib
@@ -93,10 +94,7 @@ def cli(tmp_path_factory):
   """An uninterrupted run, and on another workdir: Ctrl-C in autoseed's first task,
   SIGKILL in its second task, then the same command once more to the end."""
   base = tmp_path_factory.mktemp('cli')
-  env = dict(os.environ, JAX_PLATFORMS='cpu',  # one device: bit-identical reruns
-             JAX_COMPILATION_CACHE_DIR=str(base / 'jax_cache'),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+  env = dict(os.environ, JAX_PLATFORMS='cpu')  # one device: bit-identical reruns
   env.pop('XLA_FLAGS', None)
   runs = {'reference_dir': base / 'reference', 'work': base / 'work', 'env': env}
   runs['reference'] = finish(start(runs['reference_dir'], env, 'run'))

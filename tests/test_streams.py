@@ -9,7 +9,7 @@ import pytest
 from autoseed_jax import streams
 from autoseed_jax.data import builders
 from autoseed_jax.models import image_encoder, offline_backbone
-from tests.helpers.backbones import CountingBackbone
+from helpers.backbones import CountingBackbone
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from autoseed_jax import streams
 from autoseed_jax.data import builders, sources
 from autoseed_jax.models import offline_backbone
-from tests.helpers.backbones import CountingBackbone
+from helpers.backbones import CountingBackbone
 
 CLIP_FIXTURE = (pathlib.Path(__file__).parent / "fixtures" / "clip_tiny"
                 / "open_clip_model.safetensors")

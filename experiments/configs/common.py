@@ -70,6 +70,11 @@ def method_config() -> ml_collections.ConfigDict:
   c.num_devices = 0               # data-parallel devices; 0 = every device
   c.distributed = False           # call jax.distributed.initialize (multi-host runs)
 
+  # Compiled programs are kept on disk and loaded by later runs instead of compiled again
+  # (autoseed_jax/compilation_cache.py). Unset: $AUTOSEED_COMPILATION_CACHE_DIR or
+  # ~/.cache/autoseed_jax/jax_compilation_cache; 'none' turns the cache off.
+  c.compilation_cache_dir = ml_collections.config_dict.placeholder(str)
+
   # Checkpoints (autoseed_jax/runner.py): rerunning a command on its --workdir resumes it.
   c.checkpoint_every_steps = -1   # also save at chunk ends crossing a multiple of this
                                   # many steps of a task (-1: every chunk; 0: only after

@@ -17,6 +17,9 @@ Fields every experiment config has (``experiment_config``); each exp_*.py adds i
   cache_dir       finished runs are kept here and read back instead of rerun (keyed by
                   config, stream and library source): rerunning an interrupted command
                   resumes it. Relative to the current directory; 'none': memory only.
+  compilation_cache_dir  compiled XLA programs are kept here for later runs (unset:
+                  $AUTOSEED_COMPILATION_CACHE_DIR or ~/.cache/autoseed_jax/
+                  jax_compilation_cache; 'none': off; autoseed_jax/compilation_cache.py)
 
 Every method of every experiment runs with ``real_stream_config()`` (the real-stream
 settings chosen on animals-ci), so all methods share the optimisation settings: 100 AdamW
@@ -72,6 +75,7 @@ def base_config(quick: bool = False) -> ml_collections.ConfigDict:
   """The method settings every run starts from (``QUICK_SETTINGS`` applied when quick)."""
   config = real_stream_config()
   config.methods = ()  # unused here: the experiments choose their methods
+  del config['compilation_cache_dir']  # a setting of the process: the top-level field
   if quick:
     for name, value in QUICK_SETTINGS.items():
       config[name] = value
@@ -95,4 +99,5 @@ def experiment_config(name: str, arg: str | None) -> ml_collections.ConfigDict:
   c.train_fraction = QUICK_TRAIN_FRACTION if quick else 1.0
   c.base = base_config(quick)
   c.cache_dir = DEFAULT_CACHE_DIR
+  c.compilation_cache_dir = ml_collections.config_dict.placeholder(str)
   return c
