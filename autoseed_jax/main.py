@@ -109,7 +109,11 @@ def main(argv):
     run_experiment(config, workdir, argv=sys.argv)
     return
   parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
-  runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+  # Fail fast, before loading the stream: the config (every method's fields, devices,
+  # checkpoints, the stream block), then the workdir.
+  runner.validate_run_config(config)
+  streams.check_stream_config(config.stream)
+  runner.prepare_workdir(workdir)
   stream = streams.load_stream(config.stream, config.methods)
   print(f'stream {stream.name}: {stream.description}')
   if stream.name == 'synthetic':

@@ -16,6 +16,7 @@ from __future__ import annotations
 import jax
 
 from autoseed_jax import losses
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 
@@ -32,6 +33,12 @@ def settings(config) -> dict:
   return {name: config.get(name, value) for name, value in defaults().items()}
 
 
+def validate(config) -> None:
+  """Raises ValueError naming an LwF field that cannot run."""
+  check_fields(settings(config), (('lwf_weight', '>= 0', 'λ_lwf'),
+                                  ('lwf_temperature', '> 0', 'T of the distillation softmax')))
+
+
 def distillation_loss(context: Context, params, prev_params, class_bank, prev_seen, x, *,
                       temperature: float):
   """T² · KL(p⁻ ‖ p) over the ``prev_seen`` classes on x [B, d]; 0 when θ = θ⁻."""
@@ -45,10 +52,8 @@ def distillation_loss(context: Context, params, prev_params, class_bank, prev_se
 
 def lwf(context: Context) -> Method:
   """Builds the LwF hooks for ``context.config`` (see module doc)."""
+  validate(context.config)
   s = settings(context.config)
-  if s['lwf_weight'] < 0 or s['lwf_temperature'] <= 0:
-    raise ValueError(f"invalid config: lwf_weight={s['lwf_weight']} must be >= 0 and "
-                     f"lwf_temperature={s['lwf_temperature']} > 0.")
 
   def extra_loss(params, state, x, y, key):
     del y, key
