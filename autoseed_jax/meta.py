@@ -8,7 +8,10 @@
   default adapters) so that a run can keep it between seed updates; without it, R is
   regenerated on every call (drawing its m·P Gaussians costs far more than applying it).
 * ``unrolled_inner_loop``: θ' = θ₀ − α ∇ L_inner(θ₀) repeated n times with ``lax.scan``;
-  differentiable with respect to anything ``L_inner`` closes over (the generator).
+  differentiable with respect to anything ``L_inner`` closes over (the generator). With
+  ``max_grad_norm`` each gradient is first clipped to that global norm: our addition to
+  METHOD §4.3c (docs/DEVICES.md), because the meta-update otherwise drives the plain loop
+  to divergence, where it turns float rounding into different seeds.
 * ``meta_update``: M optax steps on φ of an outer loss that runs the inner loop.
 """
 

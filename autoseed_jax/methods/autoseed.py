@@ -5,7 +5,8 @@
 * Seed update (``consolidate``), after online adaptation on task t:
   (a) per-class task-gradient conditions u_c under θ_t, sketched to m dims;
   (b, c) M meta-steps of Adam on φ, each differentiating the outer loss through an
-      unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone;
+      unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone
+      (its gradients clipped to ``inner_grad_clip``, see docs/DEVICES.md);
   (d) k_gen candidates per class, scored by gradient alignment with the held-out real
       data of their class, the best k non-redundant kept; ``S_t = prune(add(S, new), K)``.
 
