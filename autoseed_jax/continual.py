@@ -39,7 +39,8 @@ import tqdm
 from autoseed_jax import parallel, seeds, vl_engine
 from autoseed_jax.adapters import VLAdapter, init_adapter
 from autoseed_jax.losses import class_logits, task_loss
-from autoseed_jax.methods import Context, Method, get_method
+from autoseed_jax.config_checks import check_fields
+from autoseed_jax.methods import Context, Method, get_method, validate_config as validate_method
 from autoseed_jax.methods.base import check_kinds
 from autoseed_jax.metrics import all_metrics
 from autoseed_jax.tasks import EvalSet, Task, TaskStream
@@ -257,11 +258,26 @@ class _ConsolidateWithConstants:
     return self._compiled.lower(state, task, self.constants_for(state))
 
 
+# The engine's numeric fields (experiments/configs/common.py) and the values they take.
+RULES = (
+    ('steps_per_task', '> 0', 'online-adaptation steps on each task'),
+    ('steps_per_chunk', '> 0', 'steps per compiled scan call'),
+    ('batch_size', '> 0', 'real examples per step'),
+    ('adapter_hidden', '> 0', 'hidden width of each adapter MLP'),
+    ('adapter_alpha', '>= 0', 'residual ratio α of the adapters'),
+    ('init_logit_scale', '> 0', 'exp(log τ) at initialisation'),
+    ('learning_rate', '> 0', 'step size of AdamW on θ'),
+    ('weight_decay', '>= 0', 'weight decay of AdamW on θ'),
+)
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the field and a fix for engine values that cannot run."""
-  for field in ('steps_per_task', 'steps_per_chunk', 'batch_size'):
-    if config[field] <= 0:
-      raise ValueError(f'invalid config: {field}={config[field]} must be > 0.')
+  """Raises ValueError naming the field and a fix for a config that cannot run: the
+  engine's fields (``RULES``), then ``config.method`` and its own fields. Needs no
+  stream, so it runs before any data is loaded; ``build_learner`` adds the checks that
+  need the stream's shapes."""
+  check_fields(config, RULES)
+  validate_method(config)
 
 
 def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Learner:

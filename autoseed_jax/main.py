@@ -126,7 +126,11 @@ def main(argv):
         run_experiment(config, workdir, argv=sys.argv)
     else:
       parallel.maybe_initialize_distributed(config)  # multi-host runs, when asked
-      runner.prepare_workdir(workdir)  # fail fast, before loading the stream
+      # Fail fast, before loading the stream: the config (every method's fields, devices,
+      # checkpoints, the stream block), then the workdir.
+      runner.validate_run_config(config)
+      streams.check_stream_config(config.stream)
+      runner.prepare_workdir(workdir)
       with runner.hold_workdir(workdir):  # refuse at once if another run writes it
         run_stream(config, workdir)
   print(compiles.summary())

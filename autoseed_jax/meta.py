@@ -8,7 +8,10 @@
   default adapters) so that a run can keep it between seed updates; without it, R is
   regenerated on every call (drawing its m·P Gaussians costs far more than applying it).
 * ``unrolled_inner_loop``: θ' = θ₀ − α ∇ L_inner(θ₀) repeated n times with ``lax.scan``;
-  differentiable with respect to anything ``L_inner`` closes over (the generator).
+  differentiable with respect to anything ``L_inner`` closes over (the generator). With
+  ``max_grad_norm`` each gradient is first clipped to that global norm: our addition to
+  METHOD §4.3c (docs/DEVICES.md), because the meta-update otherwise drives the plain loop
+  to divergence, where it turns float rounding into different seeds.
 * ``meta_update``: M optax steps on φ of an outer loss that runs the inner loop.
 """
 
@@ -81,18 +84,26 @@ def task_gradient_condition(per_class_loss: Callable, params, class_weights: jax
 
 
 def unrolled_inner_loop(inner_loss: Callable, params0, *, learning_rate: float,
-                        num_steps: int):
-  """n steps of plain gradient descent on ``inner_loss(params)``, written with lax.scan.
+                        num_steps: int, max_grad_norm: float = 0.0):
+  """n steps of gradient descent on ``inner_loss(params)``, written with lax.scan.
 
   Differentiating the result with respect to variables ``inner_loss`` closes over gives
   the full (second-order) meta-gradient through the unrolled loop.
 
+  Args:
+    max_grad_norm: > 0 clips each step's gradient to this global norm
+      (``optax.clip_by_global_norm``), so no inner step is longer than
+      ``learning_rate * max_grad_norm``; 0 is plain gradient descent.
+
   Returns:
     θ' after ``num_steps`` steps.
   """
+  clip = optax.clip_by_global_norm(max_grad_norm) if max_grad_norm > 0 else None
 
   def step(params, _):
     grads = jax.grad(inner_loss)(params)
+    if clip is not None:
+      grads, _ = clip.update(grads, clip.init(grads))
     return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads), None
 
   params, _ = jax.lax.scan(step, params0, None, length=num_steps)

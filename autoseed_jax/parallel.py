@@ -10,9 +10,20 @@
   draws the same global batch indices and keeps its own slice
   (``shard_rows``); gradients and loss terms are averaged with ``lax.pmean``.
 
-Both give the numbers of a single device up to float reassociation
-(``tests/test_parallel.py``). The step functions learn which form they run under from
-the ``axis_name`` argument: None for ``jit``, ``'data'`` for ``pmap``.
+What is equal to one device (docs/DEVICES.md). Each step computes the same function as
+on one device; only the order in which a data-parallel sum adds its terms differs, so
+steps agree up to float reassociation: one online-adaptation step to 6e-8 per parameter,
+a 4-step meta-update to 1e-5, a short run's accuracy matrix to 1e-4
+(``tests/test_parallel.py``, ``tests/test_multihost.py``). Whole runs of methods whose
+training does not amplify such differences (zero-shot, fine-tuning) give the same
+accuracy matrices. Whole runs of Auto-Seed VL2 are equal in distribution only: its
+meta-update and seed replay amplify a 1e-7 difference a thousandfold per task, so one
+run seed ends at a different accuracy on N devices than on one (as it does on one device
+after a 1e-7 change of its initialisation), while the mean over run seeds is the same
+(``tests/test_device_invariance.py``).
+
+The step functions learn which form they run under from the ``axis_name`` argument:
+None for ``jit``, ``'data'`` for ``pmap``.
 """
 
 from __future__ import annotations

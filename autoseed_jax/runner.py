@@ -42,8 +42,9 @@ import numpy as np
 from autoseed_jax import reporting, workdir_lock
 from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
-from autoseed_jax.continual import Learner, RunResult, build_learner, make_result
-from autoseed_jax.parallel import to_host
+from autoseed_jax.continual import (Learner, RunResult, build_learner, make_result,
+                                    validate_config)
+from autoseed_jax.parallel import make_parallelism, to_host
 from autoseed_jax.tasks import TaskStream
 
 # Defaults of the checkpoint config fields (read with ``config.get``).
@@ -341,6 +342,17 @@ def config_for_method(config: ml_collections.ConfigDict, method: str):
   with run_config.unlocked():
     run_config.method = method
   return run_config
+
+
+def validate_run_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the field and a fix for a run config that cannot run,
+  before any stream is loaded: every method of ``config.methods`` with its own fields
+  (``continual.validate_config``), the devices and the checkpoint settings. The
+  ``stream`` block is checked by ``streams.load_stream`` before it loads anything."""
+  for method in config.methods:
+    validate_config(config_for_method(config, method))
+  make_parallelism(config)
+  checkpoint_settings(config)
 
 
 def _read_json(path: str, out: Callable[[str], None], *, then: str):

@@ -52,12 +52,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import os
 from typing import Callable
 
 import jax.numpy as jnp
 import numpy as np
 
+from autoseed_jax import synthetic
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.data import builders, embedding_cache, sources
 from autoseed_jax.models import backbone as backbone_lib
 from autoseed_jax.models import image_encoder
@@ -518,12 +521,13 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
   options: a stream's own fields (the vision-language streams', e.g. vl-scenes'
     ``train_scenes``; see autoseed_jax/vl_streams.py); an unknown one is a ValueError.
   Raises FileNotFoundError (CIFAR-100 not prepared in data_dir; the message gives the
-  `tfds build` command) and ValueError (unknown name, bad fraction, backbone).
+  `tfds build` command) and ValueError (unknown name, bad fraction, backbone); names and
+  fractions are checked before anything is loaded.
   """
   if name not in STREAMS:
     raise ValueError(f"Unknown stream {name!r}. Known streams: {', '.join(sorted(STREAMS))}.")
-  if not 0.0 < train_fraction <= 1.0:
-    raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}.")
+  check_fields(dict(val_fraction=val_fraction, train_fraction=train_fraction),
+               REAL_STREAM_RULES)  # before anything is encoded
   if backbone is None:
     from autoseed_jax.models.offline_backbone import load_offline_backbone  # pylint: disable=import-outside-toplevel
     backbone = load_offline_backbone()
@@ -543,6 +547,12 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
                      f"({error}); remove them from config.stream.") from error
 
 
+def _check_backbone_spec(spec: str) -> None:
+  if spec != 'offline' and not spec.startswith('clip:'):
+    raise ValueError(f"invalid config: stream.backbone={spec!r}; use 'offline' or "
+                     "'clip:/path/to/open_clip_model.safetensors'.")
+
+
 def load_backbone(spec: str):
   """The frozen backbone named by ``config.stream.backbone``.
 
@@ -550,25 +560,75 @@ def load_backbone(spec: str):
   with the project. ``clip:<path>``: an OpenCLIP/OpenAI CLIP checkpoint you bring
   (``open_clip_model.safetensors`` or ``.npz``; the architecture is read from its shapes).
   """
+  _check_backbone_spec(spec)
   if spec == 'offline':
     return None  # get_stream's default
-  if spec.startswith('clip:'):
-    from autoseed_jax.models.clip import CLIPBackbone
-    return CLIPBackbone.from_checkpoint(spec[len('clip:'):])
-  raise ValueError(f"stream.backbone={spec!r}: use 'offline' or 'clip:/path/to/"
-                   "open_clip_model.safetensors'.")
+  from autoseed_jax.models.clip import CLIPBackbone
+  return CLIPBackbone.from_checkpoint(spec[len('clip:'):])
+
+
+SYNTHETIC = "synthetic"
+# The fields of a named (real-image) stream's config block beside `name`, and the ranges
+# of the numeric ones.
+REAL_STREAM_FIELDS = ("backbone", *(p for p in inspect.signature(get_stream).parameters
+                                    if p not in ("name", "backbone")))
+# The vision-language streams' builders in vl_streams (whose keywords are their fields) and
+# the config written for each.
+VL_STREAM_BUILDERS = {
+    "vl-scenes": ("scene_stream", "experiments/configs/vl_scenes.py"),
+    "coco-flickr": ("coco_flickr_stream", "experiments/configs/vl_coco_flickr.py"),
+    "vqa-v2": ("vqa_v2_stream", "experiments/configs/vl_coco_flickr.py:vqa-v2"),
+}
+REAL_STREAM_RULES = (
+    ("val_fraction", "in [0, 1)", "share of each task's training data held out as D_t^val"),
+    ("train_fraction", "in (0, 1]", "share of each class's training images used"),
+)
+
+
+def check_stream_config(stream_config) -> None:
+  """Raises ValueError naming the field and a fix for a ``config.stream`` block that
+  cannot be loaded, before anything is loaded: an unknown ``name`` (checked first), a
+  field the named stream does not take, a value out of range."""
+  name = stream_config.get("name")
+  known = (SYNTHETIC, *sorted(STREAMS))
+  if name not in known:
+    raise ValueError(f"invalid config: stream.name={name!r} is not a stream; choose one of "
+                     f"{', '.join(known)} (your own embeddings: tasks.build_stream and "
+                     "runner.run_workdir, see the README).")
+  if name == SYNTHETIC:
+    takes = tuple(inspect.signature(synthetic.make_synthetic_stream).parameters)
+    rules, config_file = synthetic.RULES, "experiments/configs/synthetic.py"
+  elif name in VL_STREAM_BUILDERS:
+    builder, config_file = VL_STREAM_BUILDERS[name]
+    takes = ("backbone", *(p for p in inspect.signature(
+        getattr(_vl_streams(), builder)).parameters if p != "backbone"))
+    rules = REAL_STREAM_RULES
+  else:
+    takes, rules = REAL_STREAM_FIELDS, REAL_STREAM_RULES
+    config_file = f"experiments/configs/demo.py --config.stream.name={name}"
+  foreign = sorted(set(stream_config) - set(takes) - {"name"})
+  if foreign:
+    raise ValueError(
+        f"invalid config: stream.name={name!r} does not take the field(s) "
+        f"{', '.join('stream.' + f for f in foreign)} of this config's stream block; run a "
+        f"config written for it: --config {config_file}.")
+  check_fields(stream_config, rules, prefix="stream.")
+  if name != SYNTHETIC:
+    _check_backbone_spec(stream_config.get("backbone", "offline"))
 
 
 def load_stream(stream_config, methods=()):
   """Builds the task stream named by ``config.stream.name``.
 
-  ``methods``: the run's methods; when one replays images (``dgr_pixel``) the real
-  streams also carry each task's training images (``get_stream(..., pixels=True)``).
+  The block is checked first (``check_stream_config``), so a bad name or field is
+  refused before any backbone or data is loaded. ``methods``: the run's methods; when
+  one replays images (``dgr_pixel``) the real streams also carry each task's training
+  images (``get_stream(..., pixels=True)``).
   """
+  check_stream_config(stream_config)
   kwargs = {k: v for k, v in stream_config.items() if k not in ('name', 'backbone')}
-  if stream_config.name == 'synthetic':
-    from autoseed_jax.synthetic import make_synthetic_stream
-    return make_synthetic_stream(**kwargs)
+  if stream_config.name == SYNTHETIC:
+    return synthetic.make_synthetic_stream(**kwargs)
   from autoseed_jax.methods.dgr import PIXEL_METHODS
   kwargs.setdefault('pixels', any(m in PIXEL_METHODS for m in methods))
   backbone = load_backbone(stream_config.get('backbone', 'offline'))

@@ -18,7 +18,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.tasks import TaskStream, build_stream
+
+# The stream's numeric arguments (config.stream fields) and the values they take.
+RULES = (
+    ('num_tasks', '> 0', 'tasks in sequence'),
+    ('classes_per_task', '>= 2', 'new classes per task; a task needs two to learn anything'),
+    ('dim', '>= 2', 'embedding dim d'),
+    ('train_per_class', '>= 2', 'training examples per class, of which the validation '
+     'split holds some out'),
+    ('test_per_class', '> 0', 'test examples per class'),
+    ('gap', '>= 0', 'weight of the modality-gap direction'),
+    ('text_alignment', '>= 0', 'weight of the class text direction'),
+    ('class_specific', '>= 0', 'weight of the class direction the text does not predict'),
+    ('noise', '>= 0', 'scale of the image noise'),
+    ('val_fraction', 'in [0, 1)', 'share of the training data held out as D_t^val'),
+)
 
 
 def _unit(x):
@@ -41,8 +57,9 @@ def make_synthetic_stream(*, num_tasks: int = 5, classes_per_task: int = 2, dim:
 
   With the defaults the frozen zero-shot model reaches about 30% final average accuracy
   and sequential fine-tuning forgets almost everything, so the benchmark separates
-  methods.
+  methods. A value outside ``RULES`` is a ValueError naming it.
   """
+  check_fields(locals(), RULES)  # the arguments: nothing else is defined yet
   rng = np.random.default_rng(seed)
   num_classes = num_tasks * classes_per_task
   text = _unit(rng.normal(size=(num_classes, dim)))

@@ -76,6 +76,25 @@ def test_unrolled_inner_loop_equals_a_python_loop():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), got, want)
 
 
+def test_clipped_inner_loop_bounds_every_step_and_is_differentiable():
+  params = _params(3)
+  scale = 4.0
+  loss = lambda p, s=scale: s * jnp.sum(p['a'] ** 2) + jnp.sum(jnp.sin(p['b']))
+  got = meta.unrolled_inner_loop(loss, params, learning_rate=0.1, num_steps=3,
+                                 max_grad_norm=0.5)
+  want = params
+  for _ in range(3):
+    g = jax.grad(loss)(want)
+    norm = float(optax.global_norm(g))
+    assert norm > 0.5  # the clip is active on every step of this loss
+    want = jax.tree.map(lambda p, gg: p - 0.1 * gg * 0.5 / norm, want, g)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
+  # The meta-gradient flows through the clip (to a variable the inner loss closes over).
+  outer = lambda s: jnp.sum(meta.unrolled_inner_loop(
+      lambda p: loss(p, s), params, learning_rate=0.1, num_steps=3, max_grad_norm=0.5)['a'])
+  assert np.isfinite(jax.grad(outer)(scale)) and jax.grad(outer)(scale) != 0
+
+
 def test_meta_update_lowers_the_outer_loss_through_the_inner_loop():
   # Bilevel toy: φ produces "seeds" s = φ·z; the inner loop fits θ to s; the outer loss
   # asks the fitted θ to match a target. Only the meta-gradient through the unrolled

@@ -1,18 +1,20 @@
 """Continual-learning methods as hooks into the shared engine (see ``methods.base``).
 
-``METHODS`` maps a config's ``method`` name to a builder ``Context -> Method``.
+``METHODS`` maps a config's ``method`` name to a builder ``Context -> Method``;
+``VALIDATORS`` maps it to the check of its own config fields that needs no stream
+(``validate_config``), so a bad value is refused before any data is loaded.
 """
 
-from autoseed_jax.methods.autoseed import autoseed
+from autoseed_jax.methods.autoseed import autoseed, validate as validate_autoseed
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
-from autoseed_jax.methods.coop import coop
-from autoseed_jax.methods.dgr import dgr, dgr_pixel
-from autoseed_jax.methods.er import er
-from autoseed_jax.methods.ewc import ewc
-from autoseed_jax.methods.hnet import hnet
-from autoseed_jax.methods.joint import joint
-from autoseed_jax.methods.lwf import lwf
-from autoseed_jax.methods.maple import maple
+from autoseed_jax.methods.coop import coop, validate as validate_coop
+from autoseed_jax.methods.dgr import dgr, dgr_pixel, validate as validate_dgr
+from autoseed_jax.methods.er import er, validate as validate_er
+from autoseed_jax.methods.ewc import ewc, validate as validate_ewc
+from autoseed_jax.methods.hnet import hnet, validate as validate_hnet
+from autoseed_jax.methods.joint import joint, validate as validate_joint
+from autoseed_jax.methods.lwf import lwf, validate as validate_lwf
+from autoseed_jax.methods.maple import maple, validate as validate_maple
 
 METHODS = {
     'autoseed': autoseed,
@@ -30,8 +32,34 @@ METHODS = {
 }
 
 
-def get_method(name: str, context: Context) -> Method:
-  """Builds method ``name``; an unknown name is a ValueError listing the known ones."""
+VALIDATORS = {
+    'autoseed': validate_autoseed,
+    'joint': validate_joint,
+    'er': validate_er,
+    'lwf': validate_lwf,
+    'ewc': validate_ewc,
+    'dgr': validate_dgr,
+    'dgr_pixel': validate_dgr,
+    'hnet': validate_hnet,
+    'coop': validate_coop,
+    'maple': validate_maple,
+}
+
+
+def _check_name(name: str) -> None:
   if name not in METHODS:
     raise ValueError(f'invalid config: method={name!r}; choose one of {tuple(METHODS)}.')
+
+
+def validate_config(config) -> None:
+  """Raises ValueError naming the field and a fix when ``config.method`` is unknown or
+  one of its own fields holds a value it cannot run (checks that need no stream)."""
+  _check_name(config.method)
+  if config.method in VALIDATORS:
+    VALIDATORS[config.method](config)
+
+
+def get_method(name: str, context: Context) -> Method:
+  """Builds method ``name``; an unknown name is a ValueError listing the known ones."""
+  _check_name(name)
   return METHODS[name](context)

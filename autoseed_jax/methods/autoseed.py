@@ -5,7 +5,8 @@
 * Seed update (``consolidate``), after online adaptation on task t:
   (a) per-class task-gradient conditions u_c under θ_t, sketched to m dims;
   (b, c) M meta-steps of Adam on φ, each differentiating the outer loss through an
-      unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone;
+      unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone
+      (its gradients clipped to ``inner_grad_clip``, see docs/DEVICES.md);
   (d) k_gen candidates per class, scored by gradient alignment with the held-out real
       data of their class, the best k non-redundant kept; ``S_t = prune(add(S, new), K)``.
 
@@ -35,6 +36,7 @@ import optax
 import numpy as np
 
 from autoseed_jax import losses, meta, parallel, seeds, selection, vl_engine, vl_tasks
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.generator import SeedGenerator, generate, init_generator, random_seeds
 from autoseed_jax.methods.base import Context, Method
 
@@ -54,30 +56,56 @@ def memory_capacity(config, num_classes: int) -> int:
   return config.memory_capacity or config.memory_budget
 
 
-def validate(config, num_classes: int) -> None:
-  """Raises ValueError naming the field and a fix for values Auto-Seed cannot run."""
+# The numeric fields of Auto-Seed VL2 and the values their meaning allows.
+RULES = (
+    ('seeds_per_class', '> 0', 'k, seeds kept per new class'),
+    ('memory_budget', '> 0', 'K, seeds kept in memory'),
+    ('memory_capacity', '>= 0', 'slots of the memory pytree; 0 means = K'),
+    ('seed_batch_size', '> 0', 'seeds replayed per step'),
+    ('replay_weight', '>= 0', 'λ_r'),
+    ('replay_infonce_weight', '>= 0', 'weight of in-batch InfoNCE inside L_replay'),
+    ('consistency_weight', '>= 0', 'λ_c; 0 is the "no consistency loss" ablation'),
+    ('kd_temperature', '> 0', 'T_kd of the KL term'),
+    ('redundancy_cosine', 'in [-1, 1]', 'a candidate this similar to a kept seed is '
+     'skipped; prune=False turns the filter off'),
+    ('random_seed_sigma', '>= 0', 'σ of the "random seeds" ablation'),
+    ('sketch_dim', '> 0', 'm, the size of the sketched task gradient u_c that conditions '
+     'the generator'),
+    ('noise_dim', '> 0', 'the size of the generator noise z; without noise every candidate '
+     'of a class is the same seed'),
+    ('generator_hidden', '> 0', 'hidden width of G_φ'),
+    ('generator_layers', '>= 0', 'hidden layers of G_φ'),
+    ('meta_steps', '>= 0', 'M, meta-steps on φ per task; 0: no meta-update'),
+    ('meta_learning_rate', '> 0', 'step size of Adam on φ'),
+    ('meta_seeds_per_class', '> 0', 'seeds per class generated inside each meta-step'),
+    ('inner_steps', '> 0', 'n_inner, unrolled steps of the inner loop'),
+    ('inner_learning_rate', '> 0', 'α of the inner loop'),
+    ('inner_grad_clip', '>= 0', 'largest global norm of an inner-loop gradient; 0: no clip'),
+    ('align_weight', '>= 0', 'β'),
+    ('anchor_weight', '>= 0', 'γ'),
+)
 
-  def need(cond, msg):
-    if not cond:
-      raise ValueError(f'invalid config: {msg}')
 
-  need(config.seed_source in SEED_SOURCES,
-       f'seed_source={config.seed_source!r}; choose one of {SEED_SOURCES}.')
-  need(config.seeds_per_class > 0,
-       f'seeds_per_class={config.seeds_per_class} must be > 0 (seeds kept per class).')
-  need(config.candidates_per_class >= config.seeds_per_class,
-       f'candidates_per_class={config.candidates_per_class} must be >= seeds_per_class='
-       f'{config.seeds_per_class}.')
-  need(config.memory_budget > 0,
-       f'memory_budget={config.memory_budget} must be > 0 (seeds kept in memory).')
+def validate(config, num_classes: int | None = None) -> None:
+  """Raises ValueError naming the field and a fix for values Auto-Seed cannot run.
+
+  ``num_classes``: the stream's; without it (a config checked before its stream is
+  loaded) the memory capacity of the no-pruning ablation is not checked.
+  """
+  if config.seed_source not in SEED_SOURCES:
+    raise ValueError(f'invalid config: seed_source={config.seed_source!r}; choose one of '
+                     f'{SEED_SOURCES}.')
+  check_fields(config, RULES)
+  if config.candidates_per_class < config.seeds_per_class:
+    raise ValueError(f'invalid config: candidates_per_class={config.candidates_per_class} '
+                     f'must be >= seeds_per_class={config.seeds_per_class}.')
+  if num_classes is None and not config.prune:
+    return
   capacity = memory_capacity(config, num_classes)
-  need(config.memory_budget <= capacity,
-       f'memory_budget={config.memory_budget} exceeds memory_capacity={capacity}; '
-       'raise memory_capacity or lower memory_budget.')
-  need(config.seed_batch_size > 0, f'seed_batch_size={config.seed_batch_size} must be > 0.')
-  need(config.meta_steps >= 0 and config.inner_steps > 0,
-       f'meta_steps={config.meta_steps} must be >= 0 and inner_steps={config.inner_steps} > 0.')
-  need(config.kd_temperature > 0, f'kd_temperature={config.kd_temperature} must be > 0.')
+  if config.memory_budget > capacity:
+    raise ValueError(f'invalid config: memory_budget={config.memory_budget} exceeds '
+                     f'memory_capacity={capacity}; raise memory_capacity or lower '
+                     'memory_budget.')
 
 
 def autoseed(context: Context) -> Method:
@@ -245,7 +273,8 @@ def autoseed(context: Context) -> Method:
                                                 condition)
         adapted_params = meta.unrolled_inner_loop(
             lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
-            learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
+            learning_rate=config.inner_learning_rate, num_steps=config.inner_steps,
+            max_grad_norm=config.inner_grad_clip)
         teach = task_loss_on(adapted_params, val_part[:3], val_in.astype(jnp.float32),
                              normalizer=task.val_count.astype(jnp.float32))
         if not local:

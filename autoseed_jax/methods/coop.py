@@ -52,6 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.losses import l2_normalize
 from autoseed_jax.methods.base import Context, Method
 
@@ -78,6 +79,12 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming a CoOp field that cannot run (the text tower is checked
+  when it is loaded)."""
+  check_fields(settings(config), (('coop_context_length', '> 0', 'M, learned context vectors'),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,6 +364,7 @@ class CoOpMethod(Method):
 
 def coop(context: Context, *, tower: PromptTower | None = None) -> Method:
   """Builds the CoOp hooks for ``context`` (see module doc); ``tower`` overrides the config's."""
+  validate(context.config)
   s = settings(context.config)
   tower = tower or load_tower(tower_spec(context.config))
   check_tower_fits(tower, context, 'coop')

@@ -51,6 +51,7 @@ import optax
 
 from autoseed_jax import vl_tasks
 from autoseed_jax.losses import class_logits, l2_normalize
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.models import image_encoder
 
@@ -182,25 +183,25 @@ def load_tower(tower_dir: str):
   return params, tower_config
 
 
-def _check(s) -> None:
-  need = [('dgr_weight', s['dgr_weight'] >= 0), ('dgr_batch_size', s['dgr_batch_size'] > 0),
-          ('dgr_latent_dim', s['dgr_latent_dim'] > 0), ('dgr_hidden', s['dgr_hidden'] > 0),
-          ('dgr_vae_steps', s['dgr_vae_steps'] > 0),
-          ('dgr_vae_batch_size', s['dgr_vae_batch_size'] > 0),
-          ('dgr_vae_learning_rate', s['dgr_vae_learning_rate'] > 0),
-          ('dgr_recon_weight', s['dgr_recon_weight'] > 0)]
-  for name, ok in need:
-    if not ok:
-      raise ValueError(f'invalid config: {name}={s[name]} must be positive '
-                       '(dgr_weight may be 0).')
+def validate(config) -> None:
+  """Raises ValueError naming a generative-replay field that cannot run."""
+  check_fields(settings(config), (
+      ('dgr_weight', '>= 0', 'λ_dgr, weight of the replay term'),
+      ('dgr_batch_size', '> 0', 'replayed samples per adaptation step'),
+      ('dgr_latent_dim', '> 0', 'VAE latent size'),
+      ('dgr_hidden', '> 0', 'VAE hidden width'),
+      ('dgr_vae_steps', '> 0', 'Adam steps on the VAE after each task'),
+      ('dgr_vae_batch_size', '> 0', 'rows per VAE step'),
+      ('dgr_vae_learning_rate', '> 0', "the VAE's Adam step size"),
+      ('dgr_recon_weight', '> 0', 'weight of the reconstruction term, 1 / 2σ²')))
 
 
 def make_dgr(context: Context, *, space: str) -> Method:
   """Builds the generative-replay hooks in ``space`` ('embedding' or 'pixel')."""
   if space not in SPACES:
     raise ValueError(f'generative replay space {space!r}; choose one of {SPACES}.')
+  validate(context.config)
   s = settings(context.config)
-  _check(s)
   vl = context.vl
   if space == 'embedding' and vl is not None:
     vae = ReplayVAE(2 * context.dim, s['dgr_hidden'], s['dgr_latent_dim'], output='two_spheres')

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from autoseed_jax import seeds, vl_engine, vl_tasks
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the reservoir's randomness.
@@ -57,6 +58,25 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+RULES = (
+    ('er_memory_examples', '>= 0', 'M, exemplars kept; 0 with no other budget: fine-tuning'),
+    ('er_memory_bytes', '>= 0', 'memory budget in bytes; 0: unused'),
+    ('er_memory_seed_multiple', '>= 0', 'budget in full seed memories; 0: unused'),
+    ('er_batch_size', '> 0', 'buffer examples replayed per step'),
+    ('er_weight', '>= 0', 'λ_er, weight of the replay term'),
+)
+
+
+def validate(config) -> None:
+  """Raises ValueError naming the first ER field (``RULES``) that cannot run."""
+  s = settings(config)
+  check_fields(s, RULES)
+  if s['er_memory_bytes'] > 0 and s['er_memory_seed_multiple'] > 0:
+    raise ValueError(
+        f"invalid config: er_memory_bytes={s['er_memory_bytes']} and er_memory_seed_multiple="
+        f"{s['er_memory_seed_multiple']} both set the ER budget; set one of them to 0.")
 
 
 def bytes_per_example(dim: int) -> int:
@@ -81,15 +101,8 @@ def memory_examples(config, dim: int, per_example: int | None = None) -> int:
   """M, the buffer size in examples, from whichever budget field is set (see module doc);
   a byte budget buys ``per_example`` bytes per exemplar (default ``bytes_per_example``)."""
   per_example = per_example or bytes_per_example(dim)
+  validate(config)
   s = settings(config)
-  fields = ('er_memory_examples', 'er_memory_bytes', 'er_memory_seed_multiple')
-  for name in fields:
-    if s[name] < 0:
-      raise ValueError(f'invalid config: {name}={s[name]} must be >= 0.')
-  if s['er_memory_bytes'] > 0 and s['er_memory_seed_multiple'] > 0:
-    raise ValueError(
-        f"invalid config: er_memory_bytes={s['er_memory_bytes']} and er_memory_seed_multiple="
-        f"{s['er_memory_seed_multiple']} both set the ER budget; set one of them to 0.")
   if s['er_memory_seed_multiple'] > 0:
     budget = bytes_matching_seed_memory(config, dim, s['er_memory_seed_multiple'])
     return budget // per_example
@@ -160,11 +173,8 @@ def er(context: Context) -> Method:
   config, dim = context.config, context.dim
   s = settings(config)
   vl = context.vl
-  capacity = memory_examples(config, dim,
+  capacity = memory_examples(config, dim,  # validates the config
                              None if vl is None else bytes_per_pair_example(dim))
-  if capacity > 0 and (s['er_batch_size'] <= 0 or s['er_weight'] < 0):
-    raise ValueError(f"invalid config: er_batch_size={s['er_batch_size']} must be > 0 and "
-                     f"er_weight={s['er_weight']} >= 0.")
   per_example = bytes_per_example(dim)
 
   def init_state(key):

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 
 from autoseed_jax import parallel, vl_engine, vl_tasks
 from autoseed_jax.adapters import init_adapter
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 
@@ -53,6 +54,14 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming an EWC field that cannot run."""
+  check_fields(settings(config), (
+      ('ewc_weight', '>= 0', 'λ_ewc'),
+      ('ewc_decay', 'in [0, 1]', 'γ of online EWC; 1 sums the Fisher over tasks'),
+      ('ewc_fisher_batch', '> 0', 'examples per chunk of per-example gradients')))
 
 
 def squared_gradient_sum(example_loss, params, x, y, weights, *, chunk: int):
@@ -136,11 +145,8 @@ def ewc_penalty(params, fisher, anchor) -> jax.Array:
 
 def ewc(context: Context) -> Method:
   """Builds the EWC hooks for ``context.config`` (see module doc)."""
+  validate(context.config)
   s = settings(context.config)
-  if s['ewc_weight'] < 0 or not 0 <= s['ewc_decay'] <= 1 or s['ewc_fisher_batch'] <= 0:
-    raise ValueError(f"invalid config: ewc_weight={s['ewc_weight']} must be >= 0, "
-                     f"ewc_decay={s['ewc_decay']} in [0, 1] and "
-                     f"ewc_fisher_batch={s['ewc_fisher_batch']} > 0.")
 
   def init_state(key):
     # θ's shapes: the engine's adapter initialised on the same dim (values unused).

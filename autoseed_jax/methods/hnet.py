@@ -56,6 +56,7 @@ from jax.flatten_util import ravel_pytree
 from autoseed_jax import vl_tasks
 from autoseed_jax.adapters import adapted, init_adapter
 from autoseed_jax.losses import class_logits
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the hypernetwork's initialisation.
@@ -81,6 +82,22 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming a hypernetwork-CL field that cannot run."""
+  s = settings(config)
+  check_fields(s, (
+      ('hnet_embedding_dim', '> 0', 'E, task embedding size'),
+      ('hnet_chunk_dim', '> 0', 'Ec, chunk embedding size'),
+      ('hnet_chunk_size', '> 0', 'adapter parameters produced per chunk'),
+      ('hnet_hidden', '> 0', 'hidden width of the hypernetwork MLP'),
+      ('hnet_layers', '> 0', 'hidden layers of the hypernetwork MLP'),
+      ('hnet_reg_weight', '>= 0', 'β of the output regulariser'),
+      ('hnet_embedding_init', '>= 0', 'std of the first task embedding')))
+  if s['hnet_task_inference'] not in TASK_INFERENCE:
+    raise ValueError(f"invalid config: hnet_task_inference={s['hnet_task_inference']!r}; "
+                     f'choose one of {TASK_INFERENCE}.')
 
 
 class ChunkedHypernetwork(nn.Module):
@@ -119,16 +136,8 @@ def output_regulariser(outputs_fn, params, embeddings, targets, stored) -> jax.A
 
 def hnet(context: Context) -> Method:
   """Builds the hypernetwork-CL hooks for ``context.config`` (see module doc)."""
+  validate(context.config)
   s = settings(context.config)
-  for name in ('hnet_embedding_dim', 'hnet_chunk_dim', 'hnet_chunk_size', 'hnet_hidden',
-               'hnet_layers'):
-    if s[name] <= 0:
-      raise ValueError(f'invalid config: {name}={s[name]} must be > 0.')
-  if s['hnet_reg_weight'] < 0:
-    raise ValueError(f"invalid config: hnet_reg_weight={s['hnet_reg_weight']} must be >= 0.")
-  if s['hnet_task_inference'] not in TASK_INFERENCE:
-    raise ValueError(f"invalid config: hnet_task_inference={s['hnet_task_inference']!r}; "
-                     f'choose one of {TASK_INFERENCE}.')
   template = init_adapter(context.adapter, jax.random.PRNGKey(0), context.dim)
   flat_template, unflatten = ravel_pytree(template)
   num_outputs = flat_template.shape[0]

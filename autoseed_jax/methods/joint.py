@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from autoseed_jax import vl_engine, vl_tasks
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example, task_rows_extra
 
@@ -49,6 +50,13 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming a joint-training field that cannot run."""
+  check_fields(settings(config), (
+      ('joint_batch_size', '> 0', 'rows drawn from earlier tasks per step'),
+      ('joint_buffer_rows', '>= 0', 'rows per task of the buffer; 0: the stream\'s')))
 
 
 def rows_per_task(context: Context) -> int:
@@ -80,9 +88,8 @@ def append_task(buffer: dict, x: jax.Array, y: jax.Array, count: jax.Array, *,
 
 def joint(context: Context) -> Method:
   """Builds the joint-training hooks for ``context.config`` (see module doc)."""
+  validate(context.config)
   s = settings(context.config)
-  if s['joint_batch_size'] <= 0:
-    raise ValueError(f"invalid config: joint_batch_size={s['joint_batch_size']} must be > 0.")
   rows = rows_per_task(context)
   capacity = context.num_tasks * rows
   vl = context.vl

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from autoseed_jax import losses, vl_tasks
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 
@@ -38,6 +39,12 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming an LwF field that cannot run."""
+  check_fields(settings(config), (('lwf_weight', '>= 0', 'λ_lwf'),
+                                  ('lwf_temperature', '> 0', 'T of the distillation softmax')))
 
 
 def distillation_loss(context: Context, params, prev_params, class_bank, prev_seen, x, *,
@@ -64,10 +71,8 @@ def pair_distillation_loss(context: Context, params, prev_params, x, text, *,
 
 def lwf(context: Context) -> Method:
   """Builds the LwF hooks for ``context.config`` (see module doc)."""
+  validate(context.config)
   s = settings(context.config)
-  if s['lwf_weight'] < 0 or s['lwf_temperature'] <= 0:
-    raise ValueError(f"invalid config: lwf_weight={s['lwf_weight']} must be >= 0 and "
-                     f"lwf_temperature={s['lwf_temperature']} > 0.")
 
   def extra_loss(params, state, x, y, key, text=None):
     del y, key

@@ -63,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from autoseed_jax.losses import l2_normalize
+from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.methods.coop import (CONTEXT_INIT_STD, PROMPT_REFUSAL, ClassPrompts,
                                        PromptTower, build_class_prompts, check_class_bank,
@@ -92,6 +93,15 @@ def defaults() -> dict:
 def settings(config) -> dict:
   """``defaults()`` overridden by the fields present in ``config``."""
   return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+def validate(config) -> None:
+  """Raises ValueError naming a MaPLe field that cannot run (the prompt depth is checked
+  against the text tower's layers when the tower is loaded)."""
+  check_fields(settings(config), (
+      ('maple_context_length', '> 0', 'M, prompt vectors per depth'),
+      ('maple_prompt_depth', '> 0', 'J, layers with prompts; 1 = shallow'),
+      ('maple_coupling_scale', '>= 0', 'γ of the coupling output; 0 = 1/W')))
 
 
 def rms_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
@@ -131,6 +141,7 @@ class MapleMethod(Method):
 
 def maple(context: Context, *, tower: PromptTower | None = None) -> Method:
   """Builds the MaPLe hooks for ``context`` (see module doc); ``tower`` overrides the config's."""
+  validate(context.config)
   s = settings(context.config)
   tower = tower or load_tower(tower_spec(context.config))
   check_tower_fits(tower, context, 'maple')
@@ -143,9 +154,6 @@ def maple(context: Context, *, tower: PromptTower | None = None) -> Method:
   scale = jnp.float32(context.config.init_logit_scale)
   mask, end = jnp.asarray(prompts.mask), jnp.asarray(prompts.end)
   start = prompts.start
-  if s['maple_coupling_scale'] < 0:
-    raise ValueError(f"invalid config: maple_coupling_scale={s['maple_coupling_scale']} must "
-                     'be >= 0 (0: 1/W).')
   coupling_scale = s['maple_coupling_scale'] or 1.0 / tower.width
 
   def class_embeddings(params):

@@ -15,6 +15,10 @@ Stream fields beyond real_streams.stream_config: kind ('captioning' or 'retrieva
 max_train_images (per dataset, x train_fraction; None: all), max_test_images (None: the
 whole Karpathy test split), bank_images, clusters. Every method that runs image-text tasks
 is listed (coop, maple and dgr_pixel are refused on them; see docs/VL_TASKS.md).
+
+`--config experiments/configs/vl_coco_flickr.py:vqa-v2` runs VQA v2 instead (three VQA tasks
+by answer type; vl_streams.vqa_v2_stream): stream fields max_train_questions,
+max_test_questions, num_answers, clusters; the data as docs/vl_datasets.md prepares it.
 """
 
 import ml_collections
@@ -22,10 +26,22 @@ import ml_collections
 from experiments.configs.real_streams import real_stream_config, stream_config
 
 
-def get_config() -> ml_collections.ConfigDict:
+def get_config(arg=None) -> ml_collections.ConfigDict:
+  """``arg``: None or 'coco-flickr' for C->F; 'vqa-v2' for VQA v2."""
   config = real_stream_config()
   config.methods = ('zeroshot', 'finetune', 'joint', 'er', 'lwf', 'ewc', 'dgr', 'hnet',
                     'autoseed')
+  if arg == 'vqa-v2':
+    stream = stream_config('vqa-v2')
+    stream.max_train_questions = 60000
+    stream.max_test_questions = 10000
+    stream.num_answers = 1000
+    stream.clusters = 8
+    config.stream = stream
+    return config
+  if arg not in (None, 'coco-flickr'):
+    raise ValueError(f'vl_coco_flickr.py:{arg} is not a stream of this config; use '
+                     'vl_coco_flickr.py (C->F) or vl_coco_flickr.py:vqa-v2.')
   stream = stream_config('coco-flickr')
   stream.kind = 'captioning'
   stream.max_train_images = 20000
