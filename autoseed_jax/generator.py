@@ -47,7 +47,7 @@ def init_generator(model: SeedGenerator, key, *, sketch_dim: int, dim: int, nois
 
 
 def generate(model: SeedGenerator, params, key, *, condition, class_text,
-             num_per_class: int, noise_dim: int):
+             num_per_class: int, noise_dim: int, noise=None):
   """Generates ``num_per_class`` seeds for each of n classes.
 
   Args:
@@ -58,12 +58,14 @@ def generate(model: SeedGenerator, params, key, *, condition, class_text,
     class_text: [n, d] class text embeddings e_c.
     num_per_class: k, seeds per class.
     noise_dim: size of z.
+    noise: [n, k, noise_dim] the z of every seed; None: drawn from N(0, I) with ``key``.
 
   Returns:
     (v, w), each [n, k, d] and unit norm.
   """
   n = condition.shape[0]
-  noise = jax.random.normal(key, (n, num_per_class, noise_dim))
+  if noise is None:
+    noise = jax.random.normal(key, (n, num_per_class, noise_dim))
   cond = jnp.broadcast_to(condition[:, None, :], (n, num_per_class, condition.shape[-1]))
   text = jnp.broadcast_to(class_text[:, None, :], (n, num_per_class, class_text.shape[-1]))
   return model.apply(params, cond, text, noise)

@@ -4,6 +4,7 @@
 """
 
 from autoseed_jax.methods.autoseed import autoseed
+from autoseed_jax.methods.autoseed_plus import autoseed_plus
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
 from autoseed_jax.methods.coop import coop
 from autoseed_jax.methods.dgr import dgr, dgr_pixel
@@ -13,6 +14,7 @@ from autoseed_jax.methods.hnet import hnet
 from autoseed_jax.methods.joint import joint
 from autoseed_jax.methods.lwf import lwf
 from autoseed_jax.methods.maple import maple
+from autoseed_jax.methods.summary_seeds import kmeans_seeds, refined_seeds
 
 METHODS = {
     'autoseed': autoseed,
@@ -27,6 +29,9 @@ METHODS = {
     'hnet': hnet,
     'coop': coop,
     'maple': maple,
+    'autoseed_plus': autoseed_plus,
+    'kmeans_seeds': kmeans_seeds,
+    'refined_seeds': refined_seeds,
 }
 
 

@@ -12,9 +12,16 @@
 Ablations (config): ``consistency_weight=0``; ``seed_source`` = ``random`` (no generator:
 v = normalize(e_c + σε), w = e_c) or ``generator_no_meta`` (G_φ at its initialisation);
 ``prune=False`` (no redundancy filter, memory large enough for k seeds of every class).
+
+A variant of the method (``methods/autoseed_plus.py``) reuses these hooks with a
+``Variant``: where the generator's noise comes from, extra terms of the outer loss, its
+own candidate scores, and whether the memory stores the textual prototypes w.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +34,118 @@ from autoseed_jax.methods.base import Context, Method
 SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
 
 # Tags folded into the run key so each use of randomness has its own stream.
-_GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG = 10, 11, 12
+_GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG, _VARIANT_TAG = 10, 11, 12, 13
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """What a variant of Auto-Seed VL2 changes; the defaults are METHOD's method.
+
+  Attributes:
+    name: the method's name.
+    text_prototypes: False: the memory stores no w (its ``w`` has 0 columns, so
+      ``seeds.nbytes`` counts none) and every seed's w is its class's frozen text
+      embedding e_c (``text_prototypes``), in the meta-update, in selection and in replay.
+    noise: ``(key, n_cls, per_class) -> z [n_cls, per_class, noise_dim]``, the generator's
+      noise for ``per_class`` seeds of each class; None: z ~ N(0, I).
+    prepare: ``(key, seed_data) -> aux``, called once per seed update with its own key
+      (``seed_data`` a ``SeedUpdateData``); ``aux`` (any pytree) is what ``outer_terms``
+      and ``scores`` receive. None: they receive ``seed_data``.
+    outer_terms: ``(v, w, slot, ok, aux) -> scalar`` added to the outer loss L_meta of
+      every meta-step (v, w [S, d] candidates, slot [S] their class row, ok [S] valid);
+      None adds nothing.
+    scores: ``(v, w, slot, ok, aux) -> [S]`` candidate scores that replace gradient
+      alignment (higher is kept first); None: METHOD §4.3d's scores.
+  """
+
+  name: str = 'autoseed'
+  text_prototypes: bool = True
+  noise: Callable | None = None
+  prepare: Callable | None = None
+  outer_terms: Callable | None = None
+  scores: Callable | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedUpdateData:
+  """The task-t arrays of a seed update (METHOD §4.3), rows per class of the task.
+
+  Attributes:
+    class_text: [n, d] unit class text embeddings e_c of the task's class slots.
+    class_ok: [n] bool, real classes (padding slots are False).
+    train_weights: [n, N] float32, 1 where a training row belongs to the class.
+    val_weights: [n, Nv] float32, the same for D_t^val.
+    image_means: [n, d] unit-norm real class means μ_I of the training rows.
+    train_x: [N, d] the task's training embeddings.
+  """
+
+  class_text: jax.Array
+  class_ok: jax.Array
+  train_weights: jax.Array
+  val_weights: jax.Array
+  image_means: jax.Array
+  train_x: jax.Array
+
+
+def seed_update_data(task) -> SeedUpdateData:
+  """The per-class arrays of ``task`` (a ``tasks.Task``) that a seed update uses."""
+  in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
+  in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+  train_w = ((task.train_y[None] == task.classes[:, None]) & in_train[None]).astype(jnp.float32)
+  val_w = ((task.val_y[None] == task.classes[:, None]) & in_val[None]).astype(jnp.float32)
+  return SeedUpdateData(class_text=losses.l2_normalize(task.class_text),
+                        class_ok=task.classes >= 0, train_weights=train_w, val_weights=val_w,
+                        image_means=losses.l2_normalize(train_w @ task.train_x),
+                        train_x=task.train_x)
+
+
+def text_prototypes(memory: seeds.SeedMemory, class_bank: jax.Array) -> jax.Array:
+  """[K, d] the seeds' w: stored (``memory.w``), or for a memory without textual
+  prototypes (0 columns) each seed's class text embedding from ``class_bank`` [C, d]."""
+  if memory.w.shape[-1]:
+    return memory.w
+  return jnp.take(class_bank, jnp.clip(memory.label, 0, class_bank.shape[0] - 1), axis=0)
+
+
+def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid) -> jax.Array:
+  """L_replay (METHOD §3) of seeds v, w [S, d] with labels [S] under ``params`` over the
+  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots."""
+  v_img, w_txt, scale = context.embed(params, v, w)
+  class_emb = context.embed(params, text_z=bank)[1]
+  return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=seen,
+                            mask=valid, infonce_weight=context.config.replay_infonce_weight)
+
+
+def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedUpdateData, *,
+                     val_x, val_y, val_mask, val_count) -> dict[str, jax.Array]:
+  """The terms of the outer loss L_meta (METHOD §4.3c) for candidate seeds, unweighted.
+
+  Args:
+    state: the run state after online adaptation on task t (θ_t = ``params``, θ_{t-1} =
+      ``prev_params``, class bank and seen classes).
+    v, w: [S, d] candidates; slot: [S] their class row in ``data``; label: [S] class ids;
+      ok: [S] bool valid candidates.
+    val_x, val_y, val_mask: rows of D_t^val (a device's share under pmap);
+    val_count: the number of D_t^val rows over all devices (the teach term's normaliser).
+
+  Returns:
+    {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1},
+    'classified': L_task of the seeds under θ_t, 'align': L_align, 'anchor': L_anchor}.
+  """
+  config, bank, seen = context.config, state.class_bank, state.seen
+  adapted_params = meta.unrolled_inner_loop(
+      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok), state.prev_params,
+      learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
+  teach = context.weighted_task_loss(adapted_params, bank, seen, val_x, val_y,
+                                     val_mask.astype(jnp.float32),
+                                     normalizer=val_count.astype(jnp.float32))
+  v_img, class_emb, scale = context.embed(state.params, v, bank)
+  return {'teach': teach,
+          'classified': losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
+                                         mask=ok),
+          'align': losses.alignment_loss(v, w, mask=ok),
+          'anchor': losses.anchor_loss(v, w, slot, data.image_means, data.class_text,
+                                       mask=ok)}
 
 
 def memory_capacity(config, num_classes: int) -> int:
@@ -64,8 +182,8 @@ def validate(config, num_classes: int) -> None:
   need(config.kd_temperature > 0, f'kd_temperature={config.kd_temperature} must be > 0.')
 
 
-def autoseed(context: Context) -> Method:
-  """Builds the Auto-Seed VL2 hooks for ``context.config``."""
+def autoseed(context: Context, variant: Variant = Variant()) -> Method:
+  """Builds the Auto-Seed VL2 hooks for ``context.config`` (``variant``: see ``Variant``)."""
   config, dim = context.config, context.dim
   validate(config, context.num_classes)
   generator = SeedGenerator(hidden_dim=config.generator_hidden,
@@ -81,19 +199,18 @@ def autoseed(context: Context) -> Method:
     gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
                                 sketch_dim=config.sketch_dim, dim=dim,
                                 noise_dim=config.noise_dim)
-    return dict(memory=seeds.init_memory(capacity, dim), gen_params=gen_params,
+    memory = seeds.init_memory(capacity, dim, text_dim=dim if variant.text_prototypes else 0)
+    return dict(memory=memory, gen_params=gen_params,
                 gen_opt_state=gen_optimizer.init(gen_params))
 
   def seed_replay_loss(params, bank, seen, v, w, label, valid):
-    v_img, w_txt, scale = context.embed(params, v, w)
-    class_emb = context.embed(params, text_z=bank)[1]
-    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=seen,
-                              mask=valid, infonce_weight=config.replay_infonce_weight)
+    return replay_on_seeds(context, params, bank, seen, v, w, label, valid)
 
   def extra_loss(params, state, x, y, key):
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
     del x, y
     batch = seeds.sample(state.memory, key, seed_batch_size)
+    batch = batch.replace(w=text_prototypes(batch, state.class_bank))
     v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
     class_emb = context.embed(params, text_z=state.class_bank)[1]
     terms = {}
@@ -129,13 +246,13 @@ def autoseed(context: Context) -> Method:
     k_meta, k_gen = jax.random.split(key)
     sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
     n_cls = task.classes.shape[0]
-    class_ok = task.classes >= 0
-    class_text = losses.l2_normalize(task.class_text)
-    in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
+    data = seed_update_data(task)
+    class_ok, class_text = data.class_ok, data.class_text
     in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-    train_w = ((task.train_y[None] == task.classes[:, None]) & in_train[None]).astype(jnp.float32)
-    val_w = ((task.val_y[None] == task.classes[:, None]) & in_val[None]).astype(jnp.float32)
+    train_w, val_w = data.train_weights, data.val_weights
     bank, seen = state.class_bank, state.seen
+    aux = data if variant.prepare is None else variant.prepare(
+        jax.random.fold_in(key, _VARIANT_TAG), data)
 
     def task_loss_on(params, x, y, weights):
       return context.weighted_task_loss(params, bank, seen, x, y, weights)
@@ -146,11 +263,13 @@ def autoseed(context: Context) -> Method:
         v, w = random_seeds(key, class_text, num_per_class=per_class,
                             sigma=config.random_seed_sigma)
       else:
+        noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
         v, w = generate(generator, gen_params, key, condition=condition,
                         class_text=class_text, num_per_class=per_class,
-                        noise_dim=config.noise_dim)
+                        noise_dim=config.noise_dim, noise=noise)
       slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
-      return (v.reshape(-1, dim), w.reshape(-1, dim), slot,
+      w = w.reshape(-1, dim) if variant.text_prototypes else class_text[slot]
+      return (v.reshape(-1, dim), w, slot,
               jnp.where(class_ok, task.classes, 0)[slot], class_ok[slot])
 
     # (a) task-gradient conditions u_c under θ_t (the random source needs none).
@@ -165,8 +284,6 @@ def autoseed(context: Context) -> Method:
     gen_params, gen_opt_state = state.gen_params, state.gen_opt_state
     info = {}
     if config.seed_source == 'generator' and config.meta_steps > 0:
-      image_means = losses.l2_normalize(train_w @ task.train_x)
-
       # This device's rows of D_t^val (all of them under jit, where XLA splits the work).
       val_x, val_y, val_in = (parallel.shard_rows(a, context.parallelism, axis_name)
                               for a in (task.val_x, task.val_y, in_val))
@@ -175,20 +292,14 @@ def autoseed(context: Context) -> Method:
       def outer_loss(phi, key):
         v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
                                                 condition)
-        adapted_params = meta.unrolled_inner_loop(
-            lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
-            learning_rate=config.inner_learning_rate, num_steps=config.inner_steps)
-        teach = context.weighted_task_loss(adapted_params, bank, seen, val_x, val_y,
-                                           val_in.astype(jnp.float32),
-                                           normalizer=task.val_count.astype(jnp.float32))
-        v_img, class_emb, scale = context.embed(state.params, v, bank)
-        classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
-                                      mask=ok)
-        seed_terms = (classified
-                      + config.align_weight * losses.alignment_loss(v, w, mask=ok)
-                      + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
-                                                                  class_text, mask=ok))
-        return teach + seed_terms / shards  # shares that sum to the global loss
+        terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
+                                 val_x=val_x, val_y=val_y, val_mask=val_in,
+                                 val_count=task.val_count)
+        seed_terms = (terms['classified'] + config.align_weight * terms['align']
+                      + config.anchor_weight * terms['anchor'])
+        if variant.outer_terms is not None:
+          seed_terms = seed_terms + variant.outer_terms(v, w, slot, ok, aux)
+        return terms['teach'] + seed_terms / shards  # shares that sum to the global loss
 
       gen_params, gen_opt_state, meta_losses = meta.meta_update(
           outer_loss, gen_params, gen_opt_state, k_meta, optimizer=gen_optimizer,
@@ -199,21 +310,25 @@ def autoseed(context: Context) -> Method:
     # (d) generate candidates, score by gradient alignment, keep the best k per class.
     v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
                                             condition)
-    val_grads = jax.vmap(lambda wts: selection.flat_grad(
-        task_loss_on, state.params, task.val_x, task.val_y, wts))(val_w)
 
     def one_seed_loss(params, s):
       sv, sw, slabel = s
       return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
                               jnp.ones((1,), bool))
 
-    score = selection.gradient_alignment_scores(
-        one_seed_loss, state.params, (v, w, label), slot, val_grads)
+    if variant.scores is None:
+      val_grads = jax.vmap(lambda wts: selection.flat_grad(
+          task_loss_on, state.params, task.val_x, task.val_y, wts))(val_w)
+      score = selection.gradient_alignment_scores(
+          one_seed_loss, state.params, (v, w, label), slot, val_grads)
+    else:
+      score = variant.scores(v, w, slot, ok, aux)
     shape = (n_cls, config.candidates_per_class)
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
-    new = seeds.make_seeds(v, w, label, task.index, score=score, valid=keep)
+    new = seeds.make_seeds(v, w if variant.text_prototypes else v[:, :0], label, task.index,
+                           score=score, valid=keep)
     memory = seeds.prune(seeds.add(state.memory, new), budget)
     kept = jnp.maximum(jnp.sum(keep), 1)
     info.update(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
@@ -222,7 +337,7 @@ def autoseed(context: Context) -> Method:
     return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
                          memory=memory), info
 
-  return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
+  return Method(name=variant.name, init_state=init_state, extra_loss=extra_loss,
                 consolidate=consolidate, consolidate_name='seed update',
                 constants=(sketch_matrix if config.sketch_cache
                            and config.seed_source != 'random' else None),

@@ -3,8 +3,11 @@
 
 Mean ± std over seeds of final average accuracy, average incremental accuracy,
 forgetting, BWT, FWT and replay memory in bytes; accuracy-matrix heatmaps and accuracy
-after each task per stream. ``er_1x`` / ``er_10x``: ER-VLM at 1x / 10x the bytes of the
-Auto-Seed VL2 memory of the same stream and seed (see exp_common.py).
+after each task per stream. ``er_1x`` / ``er_10x``: ER-VLM at 1x / 10x the bytes the
+Auto-Seed VL2 memory of the same stream and seed actually held; ``er_budget``: ER-VLM at the
+seed memory's full byte budget (see exp_common.py). Methods of ours beyond the paper
+(docs/autoseed_plus.md): the summary-seed baselines ``kmeans_seeds`` and ``refined_seeds``
+and the variant ``autoseed_plus``.
 
 Writes ``<workdir>/main/``: main.json, main.csv (one row per stream and method),
 main_runs.csv (one row per run), main.md, heatmaps_<stream>.png and
@@ -22,8 +25,9 @@ from experiments.configs.exp_common import experiment_config
 def get_config(arg=None):
   c = experiment_config('main', arg)
   if c.quick:
-    c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed')
+    c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed', 'autoseed_plus')
   else:
     c.methods = ('zeroshot', 'finetune', 'joint', 'er_1x', 'er_10x', 'lwf', 'ewc', 'dgr',
-                 'dgr_pixel', 'hnet', 'coop', 'maple', 'autoseed')
+                 'dgr_pixel', 'hnet', 'coop', 'maple', 'autoseed', 'er_budget',
+                 'kmeans_seeds', 'refined_seeds', 'autoseed_plus')
   return c
