@@ -269,3 +269,35 @@ def test_a_state_with_a_memory_without_text_prototypes_checkpoints_and_restores(
   restored = store.restore_latest(target, warn=pytest.fail)
   assert restored is not None and restored.state.memory.w.shape == (14, 0)
   assert checkpoint.state_digest(restored.state) == checkpoint.state_digest(plus_run.state)
+
+
+@pytest.fixture(scope='module')
+def eight_devices():
+  """autoseed_plus and refined_seeds on 1 device, 8 with jit and 8 with pmap."""
+  import json  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+             JAX_PLATFORMS='cpu')
+  out = {}
+  for method in ('autoseed_plus', 'refined_seeds'):
+    proc = subprocess.run([sys.executable, os.path.join(root, 'tests/helpers/parallel_check.py'),
+                           method], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1]
+    out[method] = json.loads(line[len('RESULT '):])
+  return out
+
+
+@pytest.mark.parametrize('method', ['autoseed_plus', 'refined_seeds'])
+@pytest.mark.parametrize('form', ['jit8', 'pmap8'])
+def test_eight_devices_match_one_device(eight_devices, method, form):
+  one, many = eight_devices[method]['one'], eight_devices[method][form]
+  for a, b in zip(jax.tree.leaves(one['gen_params']), jax.tree.leaves(many['gen_params'])):
+    np.testing.assert_allclose(a, b, atol=1e-5)  # after the first meta-update
+  assert many['meta_loss_last'] == pytest.approx(one['meta_loss_last'], rel=1e-5)
+  np.testing.assert_allclose(many['acc_matrix'], one['acc_matrix'], atol=1e-4)
+  np.testing.assert_allclose(many['memory_v'], one['memory_v'], atol=1e-4)
