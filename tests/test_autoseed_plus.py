@@ -301,3 +301,19 @@ def test_eight_devices_match_one_device(eight_devices, method, form):
   assert many['meta_loss_last'] == pytest.approx(one['meta_loss_last'], rel=1e-5)
   np.testing.assert_allclose(many['acc_matrix'], one['acc_matrix'], atol=1e-4)
   np.testing.assert_allclose(many['memory_v'], one['memory_v'], atol=1e-4)
+
+
+def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
+  """experiments/tune_plus.py's choices (experiments/tuning/) are what the methods use."""
+  import json  # pylint: disable=import-outside-toplevel
+  import pathlib  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.methods.autoseed_plus import defaults as plus_defaults
+  from autoseed_jax.methods.summary_seeds import defaults as summary_defaults
+  tuning = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'tuning'
+  chosen = {}
+  for stage in ('replay', 'generator', 'meta_steps', 'refine'):
+    record = json.loads((tuning / f'{stage}.json').read_text())
+    assert set(record['streams']) == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev'}
+    chosen.update(record['chosen'])
+  used = {**plus_defaults(), **summary_defaults()}
+  assert {name: used[name] for name in chosen} == chosen

@@ -61,15 +61,15 @@ def defaults() -> dict:
   variant does, with the same fields.
   """
   return dict(
-      plus_mmd_weight=10.0,        # λ_mmd, distribution matching in the outer loss (0: off)
+      plus_mmd_weight=0.0,         # λ_mmd, distribution matching in the outer loss (0: off)
       plus_centre_weight=100.0,    # λ_centre, slot j pulled to the class's j-th k-means
                                    # centre (largest cluster first; slots only; 0: off)
       plus_seed_codes='slots',     # 'slots' (fixed code per seed index) | 'noise' (METHOD)
       plus_text_prototypes=False,  # store w (METHOD) or stand it by the class text e_c
       plus_fill_budget=True,       # k_gen seeds per new class, pruned to K | K // C per class
       plus_memory_bytes=0,         # byte budget; 0: that of memory_budget METHOD seeds
-      plus_replay_weight=3.0,      # λ_r of the variant
-      plus_consistency_weight=1.0,  # λ_c of the variant
+      plus_replay_weight=1.0,      # λ_r of the variant
+      plus_consistency_weight=0.3,  # λ_c of the variant
       plus_anchor_weight=0.0,      # γ of the variant (the anchor pulls seeds to the mean)
       plus_replay_infonce_weight=1.0,  # weight of InfoNCE inside the variant's L_replay
       plus_meta_steps=100,         # M of the variant: Adam steps on φ per task

@@ -39,8 +39,8 @@ def defaults() -> dict:
   return dict(
       summary_kmeans_iterations=20,      # Lloyd iterations after the k-means++ start
       summary_refine_steps=300,          # refined_seeds: Adam steps on the seeds
-      summary_refine_learning_rate=0.01,  # their learning rate
-      summary_mmd_weight=10.0,           # λ_mmd of the refinement
+      summary_refine_learning_rate=0.002,  # their learning rate
+      summary_mmd_weight=100.0,          # λ_mmd of the refinement
   )
 
 

@@ -37,10 +37,11 @@ def get_config(arg=None):
             ('no_anchor', {'anchor_weight': 0.0}, 'autoseed'),
             # autoseed_plus with each of its switches back at METHOD's choice.
             ('plus_full', {}, 'autoseed_plus'),
-            ('plus_no_centre', {'plus_centre_weight': 0.0}, 'autoseed_plus'),
-            ('plus_no_mmd', {'plus_mmd_weight': 0.0}, 'autoseed_plus'),
-            ('plus_noise', {'plus_seed_codes': 'noise', 'plus_centre_weight': 0.0},
+            ('plus_mmd_not_centre', {'plus_centre_weight': 0.0, 'plus_mmd_weight': 10.0},
              'autoseed_plus'),
+            ('plus_noise', {'plus_seed_codes': 'noise', 'plus_centre_weight': 0.0,
+                            'plus_mmd_weight': 10.0}, 'autoseed_plus'),
+            ('plus_with_mmd', {'plus_mmd_weight': 10.0}, 'autoseed_plus'),
             ('plus_text_prototypes', {'plus_text_prototypes': True}, 'autoseed_plus'),
             ('plus_no_fill', {'plus_fill_budget': False}, 'autoseed_plus'),
             ('plus_paper_weights', {'plus_replay_weight': 1.0, 'plus_consistency_weight': 10.0,
@@ -55,10 +56,11 @@ def get_config(arg=None):
       no_pruning='no seed pruning (full memory)',
       no_anchor='no anchor loss (γ = 0; not a row of the paper)',
       plus_full='autoseed_plus, full',
-      plus_no_centre='autoseed_plus without centre targets (λ_centre = 0)',
-      plus_no_mmd='autoseed_plus without the MMD term (λ_mmd = 0)',
-      plus_noise='autoseed_plus with METHOD\'s noise z ~ N(0, I) (no fixed codes, no '
-                 'centre targets)',
+      plus_mmd_not_centre='autoseed_plus with the MMD term instead of centre targets '
+                          '(λ_centre = 0, λ_mmd = 10)',
+      plus_noise='autoseed_plus with METHOD\'s noise z ~ N(0, I) instead of fixed codes (and '
+                 'so the MMD term instead of centre targets, which need the codes)',
+      plus_with_mmd='autoseed_plus with the MMD term added to centre targets (λ_mmd = 10)',
       plus_text_prototypes='autoseed_plus storing w (half the seeds in the same bytes)',
       plus_no_fill='autoseed_plus keeping K // C seeds per class (memory full only at the end)',
       plus_paper_weights='autoseed_plus with METHOD\'s loss weights (λ_r = 1, λ_c = 10, γ = 5)'))
