@@ -17,6 +17,7 @@ Stages (each grid is ``STAGES[name]``; a later stage starts from the choices of 
              which replays exactly as autoseed_plus does
   generator  autoseed_plus's generator targets (centre-target and MMD weights; the
              combination with neither is METHOD's collapse and is left out)
+  generator_base  where G_φ starts v: the class text e_c (METHOD) or the class's image mean
   meta_steps autoseed_plus's meta-steps per task (fewer is cheaper)
   refine     refined_seeds' refinement (MMD weight, learning rate)
 
@@ -62,6 +63,9 @@ STAGES = {
     'generator': ('autoseed_plus', {
         'plus_centre_weight': (0.0, 10.0, 100.0),
         'plus_mmd_weight': (0.0, 10.0),
+    }),
+    'generator_base': ('autoseed_plus', {
+        'plus_generator_base': ('text', 'image_mean'),
     }),
     'meta_steps': ('autoseed_plus', {
         'plus_meta_steps': (30, 100),

@@ -48,6 +48,8 @@ class Variant:
       embedding e_c (``text_prototypes``), in the meta-update, in selection and in replay.
     noise: ``(key, n_cls, per_class) -> z [n_cls, per_class, noise_dim]``, the generator's
       noise for ``per_class`` seeds of each class; None: z ~ N(0, I).
+    image_mean_base: True: the residual generator starts v at the class's real image mean
+      μ_I (``SeedUpdateData.image_means``) instead of its text embedding e_c.
     prepare: ``(key, seed_data) -> aux``, called once per seed update with its own key
       (``seed_data`` a ``SeedUpdateData``); ``aux`` (any pytree) is what ``outer_terms``
       and ``scores`` receive. None: they receive ``seed_data``.
@@ -61,6 +63,7 @@ class Variant:
   name: str = 'autoseed'
   text_prototypes: bool = True
   noise: Callable | None = None
+  image_mean_base: bool = False
   prepare: Callable | None = None
   outer_terms: Callable | None = None
   scores: Callable | None = None
@@ -266,7 +269,8 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
         noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
         v, w = generate(generator, gen_params, key, condition=condition,
                         class_text=class_text, num_per_class=per_class,
-                        noise_dim=config.noise_dim, noise=noise)
+                        noise_dim=config.noise_dim, noise=noise,
+                        visual_base=data.image_means if variant.image_mean_base else None)
       slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
       w = w.reshape(-1, dim) if variant.text_prototypes else class_text[slot]
       return (v.reshape(-1, dim), w, slot,

@@ -19,6 +19,10 @@ Switches (config fields, defaults in ``defaults()``):
   draws; candidates are ranked by their code's index, so what the budget keeps of a class
   is always a prefix z_1..z_q; no redundancy filter. ``'noise'``: METHOD's z ~ N(0, I),
   gradient-alignment scores and redundancy filter.
+* ``plus_generator_base``: ``'image_mean'``: the residual generator starts v at the
+  class's real image mean μ_I (known during the seed update; METHOD's anchor pulls seeds
+  there) instead of its text embedding e_c, so G_φ learns offsets within the class rather
+  than the jump from the text to the image region; ``'text'``: METHOD's e_c.
 * ``plus_text_prototypes``: False: the memory stores no w (a seed's w is its class's text
   embedding e_c, which the model keeps for evaluation anyway), so a seed costs
   4·d + 13 bytes instead of 8·d + 13 and the same bytes hold twice the seeds.
@@ -50,6 +54,7 @@ from autoseed_jax.methods.autoseed import Variant, autoseed
 from autoseed_jax.methods.base import Context, Method
 
 SEED_CODES = ('slots', 'noise')
+GENERATOR_BASES = ('text', 'image_mean')
 # Seed of the fixed noise codes z_1..z_k of ``plus_seed_codes='slots'`` (the same in every run).
 _CODES_SEED = 20260101
 
@@ -65,6 +70,8 @@ def defaults() -> dict:
       plus_centre_weight=100.0,    # λ_centre, slot j pulled to the class's j-th k-means
                                    # centre (largest cluster first; slots only; 0: off)
       plus_seed_codes='slots',     # 'slots' (fixed code per seed index) | 'noise' (METHOD)
+      plus_generator_base='image_mean',  # G_φ starts v at: 'text' e_c (METHOD) |
+                                         # 'image_mean' the class's real image mean μ_I
       plus_text_prototypes=False,  # store w (METHOD) or stand it by the class text e_c
       plus_fill_budget=True,       # k_gen seeds per new class, pruned to K | K // C per class
       plus_memory_bytes=0,         # byte budget; 0: that of memory_budget METHOD seeds
@@ -185,6 +192,9 @@ def autoseed_plus(context: Context) -> Method:
   if s['plus_seed_codes'] not in SEED_CODES:
     raise ValueError(f"invalid config: plus_seed_codes={s['plus_seed_codes']!r}; choose one "
                      f'of {SEED_CODES}.')
+  if s['plus_generator_base'] not in GENERATOR_BASES:
+    raise ValueError(f"invalid config: plus_generator_base={s['plus_generator_base']!r}; "
+                     f'choose one of {GENERATOR_BASES}.')
   for name in ('plus_mmd_weight', 'plus_centre_weight'):
     if s[name] < 0:
       raise ValueError(f'invalid config: {name}={s[name]} must be >= 0.')
@@ -240,6 +250,7 @@ def autoseed_plus(context: Context) -> Method:
   variant = Variant(
       name='autoseed_plus', text_prototypes=plan.text_prototypes,
       noise=noise if slots else None,
+      image_mean_base=s['plus_generator_base'] == 'image_mean',
       prepare=prepare if uses_data else None,
       outer_terms=outer_terms if uses_data else None,
       scores=scores if slots else None)

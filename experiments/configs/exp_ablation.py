@@ -42,6 +42,7 @@ def get_config(arg=None):
             ('plus_noise', {'plus_seed_codes': 'noise', 'plus_centre_weight': 0.0,
                             'plus_mmd_weight': 10.0}, 'autoseed_plus'),
             ('plus_with_mmd', {'plus_mmd_weight': 10.0}, 'autoseed_plus'),
+            ('plus_text_base', {'plus_generator_base': 'text'}, 'autoseed_plus'),
             ('plus_text_prototypes', {'plus_text_prototypes': True}, 'autoseed_plus'),
             ('plus_no_fill', {'plus_fill_budget': False}, 'autoseed_plus'),
             ('plus_paper_weights', {'plus_replay_weight': 1.0, 'plus_consistency_weight': 10.0,
@@ -61,6 +62,8 @@ def get_config(arg=None):
       plus_noise='autoseed_plus with METHOD\'s noise z ~ N(0, I) instead of fixed codes (and '
                  'so the MMD term instead of centre targets, which need the codes)',
       plus_with_mmd='autoseed_plus with the MMD term added to centre targets (λ_mmd = 10)',
+      plus_text_base='autoseed_plus with G_φ starting v at the class text e_c (METHOD) '
+                     'instead of the class image mean',
       plus_text_prototypes='autoseed_plus storing w (half the seeds in the same bytes)',
       plus_no_fill='autoseed_plus keeping K // C seeds per class (memory full only at the end)',
       plus_paper_weights='autoseed_plus with METHOD\'s loss weights (λ_r = 1, λ_c = 10, γ = 5)'))
