@@ -93,6 +93,21 @@ def _placed_like(target_leaf, restored_leaf):
   return jax.device_put(jax.device_get(restored_leaf))
 
 
+def _without_empty(tree):
+  """``tree`` with every zero-size array replaced by None: orbax cannot write one, and it
+  holds nothing (e.g. the textual prototypes of a seed memory that stores none)."""
+  return jax.tree.map(lambda x: None if np.size(x) == 0 else x, tree)
+
+
+def _with_empty(target, restored):
+  """``restored`` (read back from ``_without_empty``) with the zero-size arrays of
+  ``target`` put back where it has None."""
+  target_leaves, treedef = jax.tree.flatten(target)
+  restored_leaves = jax.tree.flatten(restored, is_leaf=lambda x: x is None)[0]
+  return treedef.unflatten([t if np.size(t) == 0 else r
+                            for t, r in zip(target_leaves, restored_leaves)])
+
+
 class CheckpointStore:
   """The newest ``keep`` checkpoints of one run, in ``directory``.
 
@@ -145,7 +160,7 @@ class CheckpointStore:
             'step': host_int(state.step), 'digest': state_digest(state), **info}
     try:
       self._manager.save(ckpt_id, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+          state=ocp.args.StandardSave(_without_empty(state)), meta=ocp.args.JsonSave(meta)))
       self._manager.wait_until_finished()
     except Exception as e:  # orbax surfaces OS errors from its writer threads as-is or wrapped
       raise CheckpointError(
@@ -173,12 +188,12 @@ class CheckpointStore:
       warn: receives one line per checkpoint found unreadable; such a checkpoint is
         moved to ``<directory>.corrupt/`` and the previous one is tried.
     """
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _without_empty(target))
     for ckpt_id in reversed(self.ids()):
       try:
         restored = self._manager.restore(ckpt_id, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        state, meta = restored.state, dict(restored.meta)
+        state, meta = _with_empty(target, restored.state), dict(restored.meta)
         if meta.get('format') != FORMAT_VERSION:
           raise ValueError(f'layout version {meta.get("format")}, expected {FORMAT_VERSION}')
         if state_digest(state) != meta.get('digest'):

@@ -280,10 +280,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   validate_method(config)
 
 
-def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Learner:
-  """Compiles the engine's step functions for ``config.method`` on ``stream``'s shapes."""
+def make_context(config: ml_collections.ConfigDict, stream: TaskStream) -> Context:
+  """The static pieces a method is built from (adapters, mesh, the stream's sizes)."""
   validate_config(config)
-  num_classes, dim, num_tasks = stream.num_classes, stream.dim, stream.num_tasks
   adapter = VLAdapter(hidden_dim=config.adapter_hidden, alpha=config.adapter_alpha,
                       init_logit_scale=config.init_logit_scale)
   par = parallel.make_parallelism(config)
@@ -294,10 +293,18 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
           f'stream {stream.name!r}: {rows} padded {name} rows per task do not split over '
           f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
           '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
-  vl = stream.vl
-  context = Context(config=config, adapter=adapter, num_classes=num_classes, dim=dim,
-                    num_tasks=num_tasks, parallelism=par, class_names=tuple(stream.class_names),
-                    train_rows=int(task.train_x.shape[0]), vl=vl)
+  return Context(config=config, adapter=adapter, num_classes=stream.num_classes,
+                 dim=stream.dim, num_tasks=stream.num_tasks, parallelism=par,
+                 class_names=tuple(stream.class_names), train_rows=int(task.train_x.shape[0]),
+                 vl=stream.vl)
+
+
+def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Learner:
+  """Compiles the engine's step functions for ``config.method`` on ``stream``'s shapes."""
+  context = make_context(config, stream)
+  num_classes, dim, num_tasks = stream.num_classes, stream.dim, stream.num_tasks
+  adapter, par = context.adapter, context.parallelism
+  vl = context.vl
   method = get_method(config.method, context)
   check_kinds(method, vl)
   embed = method.embed or _adapter_embed(context, method.adapter_params)

@@ -27,7 +27,9 @@ class SeedGenerator(nn.Module):
   output_init_scale: float = 0.1
 
   @nn.compact
-  def __call__(self, condition, class_text, noise):
+  def __call__(self, condition, class_text, noise, visual_base=None):
+    """``visual_base`` [..., d]: with ``residual``, v = normalize(visual_base + Δ_v)
+    instead of normalize(e_c + Δ_v) (w stays residual on e_c); None: e_c."""
     d = class_text.shape[-1]
     h = jnp.concatenate([condition, class_text, noise], axis=-1)
     for i in range(self.num_layers):
@@ -36,7 +38,8 @@ class SeedGenerator(nn.Module):
         self.output_init_scale, 'fan_in', 'normal'))(h)
     delta_v, delta_w = jnp.split(out, 2, axis=-1)
     if self.residual:
-      return l2_normalize(class_text + delta_v), l2_normalize(class_text + delta_w)
+      base = class_text if visual_base is None else visual_base
+      return l2_normalize(base + delta_v), l2_normalize(class_text + delta_w)
     return l2_normalize(delta_v), l2_normalize(delta_w)
 
 
@@ -47,7 +50,7 @@ def init_generator(model: SeedGenerator, key, *, sketch_dim: int, dim: int, nois
 
 
 def generate(model: SeedGenerator, params, key, *, condition, class_text,
-             num_per_class: int, noise_dim: int):
+             num_per_class: int, noise_dim: int, noise=None, visual_base=None):
   """Generates ``num_per_class`` seeds for each of n classes.
 
   Args:
@@ -58,15 +61,20 @@ def generate(model: SeedGenerator, params, key, *, condition, class_text,
     class_text: [n, d] class text embeddings e_c.
     num_per_class: k, seeds per class.
     noise_dim: size of z.
+    noise: [n, k, noise_dim] the z of every seed; None: drawn from N(0, I) with ``key``.
+    visual_base: [n, d] where the residual generator starts v (default: class_text).
 
   Returns:
     (v, w), each [n, k, d] and unit norm.
   """
   n = condition.shape[0]
-  noise = jax.random.normal(key, (n, num_per_class, noise_dim))
+  if noise is None:
+    noise = jax.random.normal(key, (n, num_per_class, noise_dim))
   cond = jnp.broadcast_to(condition[:, None, :], (n, num_per_class, condition.shape[-1]))
   text = jnp.broadcast_to(class_text[:, None, :], (n, num_per_class, class_text.shape[-1]))
-  return model.apply(params, cond, text, noise)
+  if visual_base is not None:
+    visual_base = jnp.broadcast_to(visual_base[:, None, :], text.shape)
+  return model.apply(params, cond, text, noise, visual_base)
 
 
 def random_seeds(key, class_text, *, num_per_class: int, sigma: float):

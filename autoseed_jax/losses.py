@@ -195,3 +195,38 @@ def anchor_loss(v, w, labels, image_means, text_means, *, mask=None) -> jax.Arra
   dist = (jnp.sum((v - jnp.take(image_means, safe, axis=0)) ** 2, axis=-1)
           + jnp.sum((w - jnp.take(text_means, safe, axis=0)) ** 2, axis=-1))
   return _masked_mean(dist, mask)
+
+
+def rbf_kernel(a, b, *, bandwidths) -> jax.Array:
+  """Mean over bandwidths σ of exp(−‖a_i − b_j‖² / (2σ²)). a: [n, d], b: [m, d] -> [n, m]."""
+  sq = (jnp.sum(a * a, -1)[:, None] + jnp.sum(b * b, -1)[None, :] - 2.0 * a @ b.T)
+  sq = jnp.maximum(sq, 0.0)
+  return jnp.mean(jnp.stack([jnp.exp(-sq / (2.0 * s * s)) for s in bandwidths]), axis=0)
+
+
+def _weighted_mean_kernel(kernel, wa, wb):
+  return (wa @ kernel @ wb) / jnp.maximum(jnp.sum(wa) * jnp.sum(wb), 1e-12)
+
+
+def mmd_rbf(x, y, *, bandwidths, x_mask=None, y_mask=None) -> jax.Array:
+  """Squared maximum mean discrepancy between two sets under an RBF kernel (biased,
+  V-statistic): ``mean k(x, x') + mean k(y, y') − 2 mean k(x, y)`` over valid rows.
+
+  Used as a distribution-matching term (docs/autoseed_plus.md): a class's seeds x against
+  its real embeddings y. Unlike a pull toward the class mean, it is smallest when the
+  seeds spread like the data (its k(x, x') part repels seeds from each other).
+
+  Args:
+    x: [n, d] (seeds); y: [m, d] (real examples).
+    bandwidths: RBF widths σ (the kernel is the mean over them).
+    x_mask / y_mask: optional [n] / [m] bool valid rows. A side without valid rows gives 0.
+
+  Returns:
+    A float32 scalar >= 0 (up to rounding).
+  """
+  wx = jnp.ones(x.shape[0]) if x_mask is None else x_mask.astype(jnp.float32)
+  wy = jnp.ones(y.shape[0]) if y_mask is None else y_mask.astype(jnp.float32)
+  value = (_weighted_mean_kernel(rbf_kernel(x, x, bandwidths=bandwidths), wx, wx)
+           + _weighted_mean_kernel(rbf_kernel(y, y, bandwidths=bandwidths), wy, wy)
+           - 2.0 * _weighted_mean_kernel(rbf_kernel(x, y, bandwidths=bandwidths), wx, wy))
+  return jnp.where((jnp.sum(wx) > 0) & (jnp.sum(wy) > 0), value, 0.0)

@@ -29,7 +29,9 @@ class SeedMemory:
 
   Attributes:
     v: [K, d] float32 visual prototypes (unit norm where valid).
-    w: [K, d] float32 textual prototypes (unit norm where valid).
+    w: [K, d] float32 textual prototypes (unit norm where valid); [K, 0] in a memory that
+      stores none (a seed's w is then its class's text embedding, which the model keeps
+      anyway; ``nbytes`` counts no bytes for it).
     label: [K] int32 class ids (-1 in empty slots).
     task: [K] int32 id of the task that generated the seed (-1 in empty slots).
     valid: [K] bool, which slots hold a seed.
@@ -56,15 +58,22 @@ class SeedMemory:
     return jnp.sum(self.valid, dtype=jnp.int32)
 
 
-def init_memory(capacity: int, dim: int, dtype=jnp.float32) -> SeedMemory:
-  """An empty memory with ``capacity`` slots of ``dim``-dimensional prototypes."""
+def init_memory(capacity: int, dim: int, dtype=jnp.float32, *,
+                text_dim: int | None = None) -> SeedMemory:
+  """An empty memory with ``capacity`` slots of ``dim``-dimensional prototypes.
+
+  ``text_dim``: columns of the textual prototypes w (default ``dim``; 0: no w stored).
+  """
   if capacity <= 0:
     raise ValueError(f'seed memory capacity must be positive, got {capacity}.')
   if dim <= 0:
     raise ValueError(f'embedding dim must be positive, got {dim}.')
+  text_dim = dim if text_dim is None else text_dim
+  if text_dim not in (0, dim):
+    raise ValueError(f'text_dim must be 0 (no textual prototypes) or dim={dim}, got {text_dim}.')
   return SeedMemory(
       v=jnp.zeros((capacity, dim), dtype),
-      w=jnp.zeros((capacity, dim), dtype),
+      w=jnp.zeros((capacity, text_dim), dtype),
       label=jnp.full((capacity,), -1, jnp.int32),
       task=jnp.full((capacity,), -1, jnp.int32),
       valid=jnp.zeros((capacity,), bool),
@@ -167,8 +176,9 @@ def add(memory: SeedMemory, seeds: SeedMemory) -> SeedMemory:
   When the union holds more than ``capacity`` valid seeds, the balanced top-score rule
   chooses which survive, so old classes are not silently overwritten.
   """
-  if seeds.dim != memory.dim:
-    raise ValueError(f'seed dim {seeds.dim} does not match memory dim {memory.dim}.')
+  if seeds.dim != memory.dim or seeds.w.shape[-1] != memory.w.shape[-1]:
+    raise ValueError(f'seeds of dims v {seeds.dim}, w {seeds.w.shape[-1]} do not match the '
+                     f'memory\'s v {memory.dim}, w {memory.w.shape[-1]}.')
   union = jax.tree.map(lambda a, b: jnp.concatenate([a, b.astype(a.dtype)]), memory, seeds)
   keep = balanced_keep(union.label, union.valid, union.score, memory.capacity)
   return _compact(union, keep, memory.capacity)

@@ -502,6 +502,105 @@ def _vl_streams():
   return vl_streams
 
 
+# ---------------------------------------------------------------------------------------------
+# Development streams: for choosing settings without touching a reported stream's test data
+
+# Share of each class's stream-train images held out as a development stream's test set.
+DEV_TEST_FRACTION = 0.2
+# animals-ci-dev learns the animals in another order than animals-ci (a fixed permutation).
+ANIMALS_DEV_CLASS_ORDER = (7, 2, 9, 4, 0, 6, 3, 8, 1, 5)
+
+
+def dev_test_split(y: np.ndarray, rng: np.random.Generator,
+                   fraction: float = DEV_TEST_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+  """Per class, a random `fraction` of the rows (at least one) for testing, the rest for
+  training. y: [N] labels. Returns sorted (train_rows, test_rows) partitioning range(N)."""
+  test = []
+  for label in np.unique(y):
+    members = np.flatnonzero(y == label)
+    test.append(rng.choice(members, max(1, int(round(fraction * members.size))), replace=False))
+  is_test = np.zeros(len(y), bool)
+  is_test[np.concatenate(test)] = True
+  return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def _dev_domain(dataset: str, backbone, *, data_dir, cache_dir, seed, train_fraction):
+  """A dataset's stream-train embeddings split into (train, test) parts (`dev_test_split`);
+  its TEST split plays no part. Returns (train (x, y), test (x, y), class_text, names)."""
+  rng = np.random.default_rng(seed)
+  domain = _embed_dataset(dataset, backbone, data_dir=data_dir, cache_dir=cache_dir,
+                          train_fraction=1.0, rng=rng)
+  train_rows, test_rows = dev_test_split(domain.train_y, np.random.default_rng(1000 + seed))
+  keep = subsample_per_class(domain.train_y[train_rows], train_fraction, rng)
+  train_rows = train_rows[keep]
+  return ((domain.train_x[train_rows], domain.train_y[train_rows]),
+          (domain.train_x[test_rows], domain.train_y[test_rows]),
+          domain.class_text, domain.class_names)
+
+
+def _class_incremental_dev(name: str, dataset: str, order, backbone, *, data_dir, cache_dir,
+                           seed, val_fraction, train_fraction, pixels):
+  if pixels:
+    raise ValueError(f"Stream {name!r} has no images (pixels=True); it is for choosing "
+                     "settings of the embedding-space methods.")
+  (train_x, train_y), (test_x, test_y), class_text, names = _dev_domain(
+      dataset, backbone, data_dir=data_dir, cache_dir=cache_dir, seed=seed,
+      train_fraction=train_fraction)
+  order = np.asarray(order)
+  task_classes = np.split(order, len(order) // 2)
+  return build_stream(
+      name, train=[_task_split(train_x, train_y, c) for c in task_classes],
+      test=[_task_split(test_x, test_y, c) for c in task_classes],
+      class_text=class_text, class_names=names, val_fraction=val_fraction, seed=seed,
+      description=STREAMS[name].description)
+
+
+def _animals_digits_dev(backbone, *, data_dir, cache_dir, seed, val_fraction, train_fraction,
+                        pixels):
+  if pixels:
+    raise ValueError("Stream 'animals-digits-dev' has no images (pixels=True); it is for "
+                     "choosing settings of the embedding-space methods.")
+  train, test, texts, names = [], [], [], []
+  for offset, dataset in ((0, ANIMALS), (10, DIGITS)):
+    (tx, ty), (sx, sy), class_text, class_names = _dev_domain(
+        dataset, backbone, data_dir=data_dir, cache_dir=cache_dir, seed=seed,
+        train_fraction=train_fraction)
+    train.append((tx, ty + offset))
+    test.append((sx, sy + offset))
+    texts.append(class_text)
+    names += class_names
+  return build_stream("animals-digits-dev", train=train, test=test,
+                      class_text=np.concatenate(texts), class_names=names,
+                      val_fraction=val_fraction, seed=seed,
+                      description=STREAMS["animals-digits-dev"].description)
+
+
+_DEV_NOTE = (" Built from stream-TRAIN images only: per class, 20% of them (seeded) are the "
+             "test set and the rest train (5% of those held out as D_t^val); the datasets' "
+             "TEST splits, which the reported streams are tested on, play no part. "
+             "(Animal-MNIST's stream-train holds 203 pairs of identical images, so 64 of "
+             "animals-ci-dev's 1,440 test images have a twin among its training images.)")
+STREAMS.update({
+    "animals-ci-dev": StreamSpec(
+        "animals-ci-dev",
+        "Development stream: class-incremental Animal-MNIST, 5 tasks x 2 classes in the "
+        "order giraffe, cat | zebra, dog | bear, horse | cow, sheep | bird, elephant (ids "
+        f"{ANIMALS_DEV_CLASS_ORDER})." + _DEV_NOTE,
+        functools.partial(_class_incremental_dev, "animals-ci-dev", ANIMALS,
+                          ANIMALS_DEV_CLASS_ORDER)),
+    "digits-ci-dev": StreamSpec(
+        "digits-ci-dev",
+        "Development stream: class-incremental scikit-learn digits, 5 tasks x 2 classes in "
+        "label order (0, 1 | 2, 3 | ... | 8, 9), prompts 'a handwritten digit {d}.'." + _DEV_NOTE,
+        functools.partial(_class_incremental_dev, "digits-ci-dev", DIGITS, tuple(range(10)))),
+    "animals-digits-dev": StreamSpec(
+        "animals-digits-dev",
+        "Development stream: the two domains of animals-digits in the same order (task 1 = "
+        "the 10 animals, task 2 = the 10 digits, ids 10-19)." + _DEV_NOTE,
+        _animals_digits_dev),
+})
+
+
 def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed: int = 0,
                val_fraction: float = 0.05, train_fraction: float = 1.0,
                pixels: bool = False, **options) -> TaskStream:

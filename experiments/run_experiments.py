@@ -57,7 +57,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
 from autoseed_jax import continual, plots, workdir_lock  # noqa: E402
-from autoseed_jax.methods.er import bytes_per_example  # noqa: E402
+from autoseed_jax.methods.er import (bytes_matching_seed_memory,  # noqa: E402
+                                     bytes_per_example)
 from experiments import suite as suite_lib  # noqa: E402
 from experiments import vl_report  # noqa: E402
 from experiments.configs.exp_common import METHOD_VARIANTS  # noqa: E402
@@ -263,12 +264,20 @@ def experiment_main(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
                           notes=notes, tables=tables, figures=figures)
 
 
+def ablation_rows(cfg) -> list[tuple[str, dict, str]]:
+  """(name, overrides, method label) of every ablation row (label 'autoseed' when the row
+  leaves it out) and the name of each label's full row (its first row), by label."""
+  rows = [(r[0], dict(r[1]), r[2] if len(r) > 2 else 'autoseed') for r in cfg.rows]
+  return rows, {label: next(n for n, _, l in rows if l == label) for _, _, label in rows}
+
+
 def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
-  """Auto-Seed VL2 with each ablation switch; drops vs the full row, beside the paper's."""
+  """Each method's ablation switches; drops vs its full row, beside the paper's."""
   records, summaries, rows, payload_rows = [], {}, [], []
+  table_rows, full_rows = ablation_rows(cfg)
   for stream in cfg.streams:
-    for name, overrides in cfg.rows:
-      runs = [run_variant(suite, cfg, stream, 'autoseed', seed, overrides=dict(overrides))
+    for name, overrides, label in table_rows:
+      runs = [run_variant(suite, cfg, stream, label, seed, overrides=overrides)
               for seed in cfg.seeds]
       for r in runs:
         r.label = name
@@ -277,25 +286,26 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
   tables, groups = [], {}
   paper_full = cfg.paper['full']
   for stream in cfg.streams:
-    full = summaries[(stream, 'full')]['final_avg_acc']['mean']
     body = []
-    for name, overrides in cfg.rows:
+    for name, overrides, label in table_rows:
+      full = summaries[(stream, full_rows[label])]['final_avg_acc']['mean']
+      is_full = name == full_rows[label]
       s = summaries[(stream, name)]
       acc = s['final_avg_acc']
       drop = None if acc['mean'] is None or full is None else round(acc['mean'] - full, 4)
       paper = cfg.paper.get(name)  # None: a row of ours that the paper does not have
       paper_drop = None if paper is None else round(paper - paper_full, 4)
       body.append([cfg.row_titles[name], f'`{json.dumps(dict(overrides))}`', fmt(acc),
-                   'n/a' if drop is None else ('—' if name == 'full' else f'{drop:+.2f}'),
+                   'n/a' if drop is None else ('—' if is_full else f'{drop:+.2f}'),
                    fmt(s['avg_incremental_acc']), fmt(s['forgetting']), fmt(s['memory_bytes'], 0),
                    'not in paper' if paper is None else f'{paper:.1f}',
-                   '—' if name == 'full' or paper is None else f'{paper_drop:+.1f}'])
+                   '—' if is_full or paper is None else f'{paper_drop:+.1f}'])
       rows.append({**summary_row(stream, name, s), 'drop_vs_full': drop, 'paper_avg_acc': paper,
                    'paper_drop': paper_drop, 'overrides': json.dumps(dict(overrides))})
       payload_rows.append({'stream': stream, 'row': name, 'overrides': dict(overrides),
                            'drop_vs_full': drop, 'paper_avg_acc': paper,
                            'paper_drop': paper_drop, **s})
-      if name != 'full':
+      if not is_full:
         groups.setdefault(name, {})[f'{stream} (ours)'] = (
             np.nan if drop is None else drop, s['final_avg_acc']['std'] or 0.0)
         if paper is not None:
@@ -309,10 +319,12 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
     figures.append(suite_lib.bar_plot(
         groups, out_dir / 'ablation_drops.png', ylabel='change vs full (points)',
         title='Ablation: change in final average accuracy vs the full method'))
-  notes = ['Each row is Auto-Seed VL2 with one switch flipped; drop = its final average '
-           'accuracy minus the full row of the same stream. The paper\'s numbers are from its '
-           'C->R vision-language sequence (a different benchmark and backbone), so only the '
-           'signs and rough sizes of the drops can be compared.'] + crash_notes(summaries)
+  notes = ['Each row is a method with one switch flipped; drop = its final average accuracy '
+           'minus the full row of the same method and stream (Auto-Seed VL2: "full"; '
+           'autoseed_plus, docs/autoseed_plus.md: "autoseed_plus, full"). The paper\'s '
+           'numbers are from its C->R vision-language sequence (a different benchmark and '
+           'backbone), so only the signs and rough sizes of the drops can be compared.'
+           ] + crash_notes(summaries)
   return write_experiment(out_dir, 'ablation', cfg=cfg, payload={'summary': payload_rows},
                           rows=rows, columns=SUMMARY_COLUMNS + [
                               'drop_vs_full', 'paper_avg_acc', 'paper_drop', 'overrides'],
@@ -321,7 +333,8 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
 
 
 def experiment_memory(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
-  """Final accuracy vs replay-memory bytes for Auto-Seed VL2 and ER-VLM."""
+  """Final accuracy vs replay-memory bytes for Auto-Seed VL2, the seed methods of ours
+  and ER-VLM (at each seed budget's bytes and at the bytes Auto-Seed VL2 held)."""
   records, points = [], []
   for stream in cfg.streams:
     data = suite.stream(stream, train_fraction=cfg.train_fraction)
@@ -330,13 +343,25 @@ def experiment_memory(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
     for k in cfg.seeds_per_class:
       overrides = {**cfg.sweep_overrides.to_dict(), 'seeds_per_class': int(k),
                    'memory_budget': int(k) * data.num_classes}
-      runs = [run_variant(suite, cfg, stream, 'autoseed', seed, overrides=overrides)
-              for seed in cfg.seeds]
-      for r in runs:
+      budget_bytes = bytes_matching_seed_memory(run_config(cfg.base, method='autoseed', seed=0,
+                                                           **overrides), data.dim)
+      autoseed_runs = [run_variant(suite, cfg, stream, 'autoseed', seed, overrides=overrides)
+                       for seed in cfg.seeds]
+      for r in autoseed_runs:
         r.label = f'autoseed_k{k}'
-      records += runs
-      points.append(('autoseed', stream, f'k={k} (K={k * data.num_classes} seeds)', runs))
-      budgets.append((f'matching k={k}', [r.memory_bytes for r in runs]))
+      records += autoseed_runs
+      points.append(('autoseed', stream, f'k={k} (K={k * data.num_classes} seeds)',
+                     autoseed_runs))
+      for label in cfg.get('budget_methods', ()):
+        runs = [run_variant(suite, cfg, stream, label, seed,
+                            overrides={'plus_memory_bytes': budget_bytes})
+                for seed in cfg.seeds]
+        for r in runs:
+          r.label = f'{label}_k{k}'
+        records += runs
+        points.append((label, stream, f'k={k}: {budget_bytes} B', runs))
+      budgets.append((f'budget of k={k} ({budget_bytes} B)', [budget_bytes] * len(cfg.seeds)))
+      budgets.append((f'held by autoseed k={k}', [r.memory_bytes for r in autoseed_runs]))
     for n in cfg.er_extra_examples:
       budgets.append((f'{n} exemplars', [int(n) * per_example] * len(cfg.seeds)))
     for name, per_seed_bytes in budgets:
@@ -345,7 +370,7 @@ def experiment_memory(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
         if nbytes <= 0:
           continue
         r = _er_at_bytes(suite, cfg, stream, seed, nbytes)
-        r.label = f'er_{name.replace(" ", "_").replace("=", "")}'
+        r.label = 'er_' + ''.join(ch if ch.isalnum() else '_' for ch in name)
         runs.append(r)
       records += runs
       points.append(('er', stream, name, runs))
@@ -368,10 +393,13 @@ def experiment_memory(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
       ['stream', 'method', 'budget', 'memory (B)', 'final avg acc', 'avg incr acc',
        'forgetting'], body))]
   notes = [f'Auto-Seed VL2 with k seeds per class (memory_budget = k x classes), config '
-           f'overrides {json.dumps(cfg.sweep_overrides.to_dict())} (see '
-           'experiments/configs/exp_memory.py for why); ER-VLM at the bytes each Auto-Seed '
-           'point actually held (same stream and seed) and at larger budgets given in stored '
-           f'exemplars (4 d + 4 bytes each). Seeds {list(cfg.seeds)}; mean ± std.']
+           f'overrides {json.dumps(cfg.sweep_overrides.to_dict())}; '
+           f'{", ".join(cfg.get("budget_methods", ())) or "no other seed method"} at the bytes '
+           'of that budget (plus_memory_bytes); ER-VLM at the same byte budget (the fair '
+           'comparison: "budget of k=..."), at the bytes each Auto-Seed point actually held '
+           '(same stream and seed: "held by autoseed k=...") and at larger budgets given in '
+           f'stored exemplars (4 d + 4 bytes each). Memory (B) is what a run held at the end. '
+           f'Seeds {list(cfg.seeds)}; mean ± std.']
   return write_experiment(out_dir, 'memory', cfg=cfg, payload={'summary': payload},
                           rows=rows, columns=['stream', 'method', 'budget'] + SUMMARY_COLUMNS[2:],
                           runs=records, title='Memory vs accuracy', notes=notes,
@@ -794,9 +822,16 @@ def validate_experiment_config(cfg: ml_collections.ConfigDict) -> None:
   if name == 'memory':
     need(cfg.seeds_per_class and all(int(k) > 0 for k in cfg.seeds_per_class),
          f'seeds_per_class={tuple(cfg.seeds_per_class)} must be one or more values > 0.')
+    unknown = [m for m in cfg.get('budget_methods', ()) if m not in METHOD_VARIANTS]
+    need(not unknown, f'budget_methods has unknown labels {unknown}; choose from '
+         f'{tuple(METHOD_VARIANTS)} (experiments/configs/exp_common.py).')
   if name == 'ablation':
     rows = [r[0] for r in cfg.rows]
     need(rows and rows[0] == 'full', f'rows={rows}: the first row must be "full".')
+    labels = [r[2] for r in cfg.rows if len(r) > 2]
+    unknown = [label for label in labels if label not in METHOD_VARIANTS]
+    need(not unknown, f'rows name unknown method labels {unknown}; choose from '
+         f'{tuple(METHOD_VARIANTS)} (experiments/configs/exp_common.py).')
     missing = [r for r in rows if r not in cfg.row_titles]
     need(not missing, f'rows {missing} need an entry in row_titles.')
     need('full' in cfg.paper, 'paper needs the paper\'s "full" row (the drops are from it).')

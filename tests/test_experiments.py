@@ -108,9 +108,11 @@ def test_claims_and_suite_record(quick):
   assert info['quick'] and info['experiments'] == list(run_experiments.EXPERIMENTS)
   assert info['command'].startswith('python -m autoseed_jax.main --config '
                                     'experiments/configs/experiments.py:quick')
-  # Runs shared between experiments ran once: quick main has 4 runs, quick ablation adds
-  # one switched row, memory one larger ER budget; seeds and fwt reuse main's runs.
-  assert info['runs_executed'] == 6
+  # Runs shared between experiments ran once: quick main has 5 runs, quick ablation adds
+  # one switched row of each method, memory autoseed_plus at its budget's bytes and one
+  # larger ER budget (ER at the budget is ER at the bytes autoseed held, already run);
+  # seeds and fwt reuse main's runs.
+  assert info['runs_executed'] == 9
 
 
 def test_main_prints_each_table_and_the_claims(quick):
@@ -132,7 +134,7 @@ def test_experiments_script_reads_the_runs_of_main_back_from_the_cache(quick, tm
   assert code == 0
   saved = json.loads((tmp_path / 'suite.json').read_text())
   assert saved['experiments'] == ['fwt'] and saved['runs_executed'] == 0
-  assert saved['runs_from_cache'] == 4  # the quick main table's four runs
+  assert saved['runs_from_cache'] == 5  # the quick main table's five runs
   _, rows = read_csv(tmp_path / 'fwt' / 'fwt.csv')
   _, expected = read_csv(root / 'results' / 'fwt' / 'fwt.csv')
   assert rows == expected

@@ -75,13 +75,14 @@ def test_demo_config_runs_on_real_images_and_writes_plots(tmp_path):
   cmd = [sys.executable, '-m', 'autoseed_jax.main',
          '--config', os.path.join(ROOT, 'experiments/configs/demo.py'),
          '--workdir', str(tmp_path / 'run'), '--config.steps_per_task=20',
-         '--config.steps_per_chunk=20', '--config.meta_steps=2',
+         '--config.steps_per_chunk=20', '--config.meta_steps=2', '--config.plus_meta_steps=2',
          '--config.stream.train_fraction=0.2']
   proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'animals-ci' in proc.stdout and 'synthetic' not in proc.stdout
   results = json.load(open(tmp_path / 'run/results.json'))
   assert len(results['methods']['autoseed']['acc_matrix']) == 5
+  assert len(results['methods']['autoseed_plus']['acc_matrix']) == 5
   for name in ('accuracy_matrix.png', 'accuracy_after_each_task.png', 'seed_projection.png',
                'results.md'):
     assert (tmp_path / 'run' / name).stat().st_size > 0, name

@@ -217,3 +217,36 @@ def test_pixel_streams_carry_the_images_that_were_embedded(offline, data_dir, ca
       assert not pixels[n:].any()
       np.testing.assert_allclose(np.asarray(encode(pixels[:n])), _rows(task.train_x, n),
                                  atol=1e-5)
+
+
+# ---------------------------------------------------------------- development streams
+
+
+def test_dev_test_split_holds_out_a_fifth_of_every_class():
+  y = np.repeat(np.arange(3), [10, 20, 7])
+  train, test = streams.dev_test_split(y, np.random.default_rng(0))
+  assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
+  assert np.bincount(y[test]).tolist() == [2, 4, 1]
+
+
+def test_dev_streams_use_stream_train_images_only(animals_ci, offline, data_dir, cache_dir):
+  stream = streams.get_stream("animals-ci-dev", backbone=offline, data_dir=data_dir,
+                              cache_dir=cache_dir)
+  assert [stream.task_classes(t) for t in range(5)] == [
+      sorted(streams.ANIMALS_DEV_CLASS_ORDER[i:i + 2]) for i in range(0, 10, 2)]
+  train = {row.tobytes() for t in stream.tasks for x, n in ((t.train_x, t.train_count),
+                                                            (t.val_x, t.val_count))
+           for row in _rows(x, n)}
+  test = {row.tobytes() for x, n in zip(stream.test.x, stream.test.count) for row in _rows(x, n)}
+  reported_train = {row.tobytes() for t in animals_ci.tasks
+                    for x, n in ((t.train_x, t.train_count), (t.val_x, t.val_count))
+                    for row in _rows(x, n)}
+  reported_test = {row.tobytes() for x, n in zip(animals_ci.test.x, animals_ci.test.count)
+                   for row in _rows(x, n)}
+  assert len(train & test) == 64  # twins of Animal-MNIST's 203 pairs of identical images
+  assert train | test == reported_train  # all of stream-train, nothing else
+  assert not (train | test) & reported_test
+  assert sum(int(n) for n in stream.test.count) == 1440  # 144 of 720 per class
+  with pytest.raises(ValueError, match="has no images"):
+    streams.get_stream("animals-digits-dev", backbone=offline, data_dir=data_dir,
+                       cache_dir=cache_dir, pixels=True)

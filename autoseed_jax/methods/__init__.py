@@ -6,6 +6,7 @@
 """
 
 from autoseed_jax.methods.autoseed import autoseed, validate as validate_autoseed
+from autoseed_jax.methods.autoseed_plus import autoseed_plus, validate as validate_autoseed_plus
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
 from autoseed_jax.methods.coop import coop, validate as validate_coop
 from autoseed_jax.methods.dgr import dgr, dgr_pixel, validate as validate_dgr
@@ -15,6 +16,7 @@ from autoseed_jax.methods.hnet import hnet, validate as validate_hnet
 from autoseed_jax.methods.joint import joint, validate as validate_joint
 from autoseed_jax.methods.lwf import lwf, validate as validate_lwf
 from autoseed_jax.methods.maple import maple, validate as validate_maple
+from autoseed_jax.methods.summary_seeds import kmeans_seeds, refined_seeds, validate as validate_summary
 
 METHODS = {
     'autoseed': autoseed,
@@ -29,6 +31,9 @@ METHODS = {
     'hnet': hnet,
     'coop': coop,
     'maple': maple,
+    'autoseed_plus': autoseed_plus,
+    'kmeans_seeds': kmeans_seeds,
+    'refined_seeds': refined_seeds,
 }
 
 
@@ -43,6 +48,9 @@ VALIDATORS = {
     'hnet': validate_hnet,
     'coop': validate_coop,
     'maple': validate_maple,
+    'autoseed_plus': validate_autoseed_plus,
+    'kmeans_seeds': validate_summary,
+    'refined_seeds': validate_summary,
 }
 
 

@@ -25,9 +25,16 @@ for seeds labelled by a class). Every task loss above is the task kind's
 InfoNCE over them stays small; a candidate's gradient-alignment score uses its replay loss
 within the batch of all candidates, the others' embeddings held fixed (a lone pair has no
 InfoNCE gradient).
+
+A variant of the method (``methods/autoseed_plus.py``) reuses these hooks with a
+``Variant``: where the generator's noise comes from, extra terms of the outer loss, its
+own candidate scores, and whether the memory stores the textual prototypes w.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -43,9 +50,162 @@ from autoseed_jax.methods.base import Context, Method
 SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
 
 # Tags folded into the run key so each use of randomness has its own stream.
-_GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG = 10, 11, 12
+_GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG, _VARIANT_TAG = 10, 11, 12, 13
 # Training rows of a vision-language task that its task-gradient conditions use.
 DEFAULT_VL_CONDITION_ROWS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """What a variant of Auto-Seed VL2 changes; the defaults are METHOD's method.
+
+  Attributes:
+    name: the method's name.
+    text_prototypes: False: the memory stores no w (its ``w`` has 0 columns, so
+      ``seeds.nbytes`` counts none) and every seed's w is its class's frozen text
+      embedding e_c (``text_prototypes``), in the meta-update, in selection and in replay.
+    noise: ``(key, n_cls, per_class) -> z [n_cls, per_class, noise_dim]``, the generator's
+      noise for ``per_class`` seeds of each class; None: z ~ N(0, I).
+    image_mean_base: True: the residual generator starts v at the class's real image mean
+      μ_I (``SeedUpdateData.image_means``) instead of its text embedding e_c.
+    prepare: ``(key, seed_data) -> aux``, called once per seed update with its own key
+      (``seed_data`` a ``SeedUpdateData``); ``aux`` (any pytree) is what ``outer_terms``
+      and ``scores`` receive. None: they receive ``seed_data``.
+    outer_terms: ``(v, w, slot, ok, aux) -> scalar`` added to the outer loss L_meta of
+      every meta-step (v, w [S, d] candidates, slot [S] their class row, ok [S] valid);
+      None adds nothing.
+    scores: ``(v, w, slot, ok, aux) -> [S]`` candidate scores that replace gradient
+      alignment (higher is kept first); None: METHOD §4.3d's scores.
+    kinds: the task kinds (``vl_tasks.KINDS``) the variant runs.
+  """
+
+  name: str = 'autoseed'
+  text_prototypes: bool = True
+  noise: Callable | None = None
+  image_mean_base: bool = False
+  prepare: Callable | None = None
+  outer_terms: Callable | None = None
+  scores: Callable | None = None
+  kinds: tuple[str, ...] = vl_tasks.KINDS
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedUpdateData:
+  """The task-t arrays of a seed update (METHOD §4.3), rows per seed slot of the task: its
+  classes, or on a vision-language task its seed groups (``vl_tasks.seed_groups``).
+
+  Attributes:
+    labels: [n] the label a slot's seeds carry (class id, or cluster id >= the bank size).
+    class_text: [n, d] unit text embeddings e_c of the slots (a cluster's: its mean μ_T).
+    class_ok: [n] bool, real slots (padding slots are False).
+    train_weights: [n, N] float32, 1 where a training row belongs to the slot.
+    val_weights: [n, Nv] float32, the same for D_t^val.
+    image_means: [n, d] unit-norm real means μ_I of the slots' training rows.
+    train_x: [N, d] the task's training embeddings.
+  """
+
+  labels: jax.Array
+  class_text: jax.Array
+  class_ok: jax.Array
+  train_weights: jax.Array
+  val_weights: jax.Array
+  image_means: jax.Array
+  train_x: jax.Array
+
+
+def seed_update_data(task) -> SeedUpdateData:
+  """The per-slot arrays of ``task`` (a ``tasks.Task``) that a seed update uses."""
+  groups, group_text, train_group, val_group = vl_tasks.seed_groups(task)
+  in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
+  in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+  train_w = ((train_group[None] == groups[:, None]) & in_train[None]).astype(jnp.float32)
+  val_w = ((val_group[None] == groups[:, None]) & in_val[None]).astype(jnp.float32)
+  class_ok = groups >= 0
+  return SeedUpdateData(labels=jnp.where(class_ok, groups, 0),
+                        class_text=losses.l2_normalize(group_text), class_ok=class_ok,
+                        train_weights=train_w, val_weights=val_w,
+                        image_means=losses.l2_normalize(train_w @ task.train_x),
+                        train_x=task.train_x)
+
+
+def text_prototypes(memory: seeds.SeedMemory, class_bank: jax.Array) -> jax.Array:
+  """[K, d] the seeds' w: stored (``memory.w``), or for a memory without textual
+  prototypes (0 columns) each seed's class text embedding from ``class_bank`` [C, d]."""
+  if memory.w.shape[-1]:
+    return memory.w
+  return jnp.take(class_bank, jnp.clip(memory.label, 0, class_bank.shape[0] - 1), axis=0)
+
+
+def replay_masks(context: Context, seen, label, valid):
+  """(label space of the CE term [C], the seeds [S] the CE term covers): on a
+  vision-language stream only seeds labelled by a class (not a cluster) take the CE term,
+  over the class prompts."""
+  if context.vl is None:
+    return seen, valid
+  class_family = np.asarray(context.vl.bank_family) == 0
+  return seen & class_family, valid & (label < context.num_classes)
+
+
+def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid) -> jax.Array:
+  """L_replay (METHOD §3) of seeds v, w [S, d] with labels [S] under ``params`` over the
+  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots."""
+  v_img, w_txt, scale = context.embed(params, v, w)
+  class_emb = context.embed(params, text_z=bank)[1]
+  class_mask, ce_mask = replay_masks(context, seen, label, valid)
+  return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                            mask=valid, ce_mask=ce_mask,
+                            infonce_weight=context.config.replay_infonce_weight)
+
+
+def task_rows_loss(context: Context, params, bank, seen, rows, weights, normalizer=None, *,
+                   kinds=None) -> jax.Array:
+  """The task's loss on ``rows`` = (x [N, d], text [N, d] or None, y [N]) with example
+  weights [N]: the weighted classification loss, or on a vision-language stream the loss
+  of the task's kind (``vl_engine.batch_loss``; ``kinds`` the task's)."""
+  x, text, y = rows
+  if context.vl is None:
+    return context.weighted_task_loss(params, bank, seen, x, y, weights, normalizer)
+  return vl_engine.batch_loss(context.embed, params, bank=bank, seen=seen,
+                              bank_family=context.vl.bank_family, kinds=kinds, x=x,
+                              text=text, y=y, weights=weights, normalizer=normalizer)
+
+
+def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedUpdateData, *,
+                     val_rows, val_mask, val_count, kinds=None) -> dict[str, jax.Array]:
+  """The terms of the outer loss L_meta (METHOD §4.3c) for candidate seeds, unweighted.
+
+  Args:
+    state: the run state after online adaptation on task t (θ_t = ``params``, θ_{t-1} =
+      ``prev_params``, class bank and seen classes).
+    v, w: [S, d] candidates; slot: [S] their row in ``data``; label: [S] their labels;
+      ok: [S] bool valid candidates.
+    val_rows: (x, text, y) rows of D_t^val (a device's share under pmap); val_mask: which
+      are real; val_count: the number of D_t^val rows over all devices (the teach term's
+      normaliser); kinds: the task's kinds (vision-language streams).
+
+  Returns:
+    {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1}
+    (each gradient clipped to ``inner_grad_clip``), 'classified': L_task of the seeds under
+    θ_t (on a vision-language stream their replay loss: seeds stay matched to their texts
+    and classes), 'align': L_align, 'anchor': L_anchor}.
+  """
+  config, bank, seen = context.config, state.class_bank, state.seen
+  adapted_params = meta.unrolled_inner_loop(
+      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok), state.prev_params,
+      learning_rate=config.inner_learning_rate, num_steps=config.inner_steps,
+      max_grad_norm=config.inner_grad_clip)
+  teach = task_rows_loss(context, adapted_params, bank, seen, val_rows,
+                         val_mask.astype(jnp.float32),
+                         normalizer=val_count.astype(jnp.float32), kinds=kinds)
+  if context.vl is None:
+    v_img, class_emb, scale = context.embed(state.params, v, bank)
+    classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen, mask=ok)
+  else:
+    classified = replay_on_seeds(context, state.params, bank, seen, v, w, label, ok)
+  return {'teach': teach, 'classified': classified,
+          'align': losses.alignment_loss(v, w, mask=ok),
+          'anchor': losses.anchor_loss(v, w, slot, data.image_means, data.class_text,
+                                       mask=ok)}
 
 
 def memory_capacity(config, num_classes: int) -> int:
@@ -108,8 +268,8 @@ def validate(config, num_classes: int | None = None) -> None:
                      'memory_budget.')
 
 
-def autoseed(context: Context) -> Method:
-  """Builds the Auto-Seed VL2 hooks for ``context.config``."""
+def autoseed(context: Context, variant: Variant = Variant()) -> Method:
+  """Builds the Auto-Seed VL2 hooks for ``context.config`` (``variant``: see ``Variant``)."""
   config, dim = context.config, context.dim
   validate(config, context.num_classes)
   generator = SeedGenerator(hidden_dim=config.generator_hidden,
@@ -122,29 +282,17 @@ def autoseed(context: Context) -> Method:
   max_cosine = config.redundancy_cosine if config.prune else 2.0
   vl = context.vl
   num_bank = context.num_classes
-  # Seeds labelled by a bank entry (a class) are replayed with CE over the class prompts.
-  class_family = None if vl is None else np.asarray(vl.bank_family) == 0
-
-  def replay_masks(seen, label, valid):
-    """(label space of the CE term, the seeds the CE term covers)."""
-    if vl is None:
-      return seen, valid
-    return seen & class_family, valid & (label < num_bank)
 
   def init_state(key):
     gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
                                 sketch_dim=config.sketch_dim, dim=dim,
                                 noise_dim=config.noise_dim)
-    return dict(memory=seeds.init_memory(capacity, dim), gen_params=gen_params,
+    memory = seeds.init_memory(capacity, dim, text_dim=dim if variant.text_prototypes else 0)
+    return dict(memory=memory, gen_params=gen_params,
                 gen_opt_state=gen_optimizer.init(gen_params))
 
   def seed_replay_loss(params, bank, seen, v, w, label, valid):
-    v_img, w_txt, scale = context.embed(params, v, w)
-    class_emb = context.embed(params, text_z=bank)[1]
-    class_mask, ce_mask = replay_masks(seen, label, valid)
-    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
-                              mask=valid, ce_mask=ce_mask,
-                              infonce_weight=config.replay_infonce_weight)
+    return replay_on_seeds(context, params, bank, seen, v, w, label, valid)
 
   def seed_row_loss(params, bank, seen, v, w, label, valid, others, i):
     """Seed i's replay loss among the candidates (VL candidate scoring): CE over the class
@@ -152,7 +300,7 @@ def autoseed(context: Context) -> Method:
     adapted embeddings ``others`` = (h_I(v) [S, d], h_T(w) [S, d]) held fixed."""
     img, txt, scale = context.embed(params, v[i][None], w[i][None])
     class_emb = context.embed(params, text_z=bank)[1]
-    class_mask, ce_mask = replay_masks(seen, label, valid)
+    class_mask, ce_mask = replay_masks(context, seen, label, valid)
     logits = losses.class_logits(img, class_emb, scale, class_mask)[0]
     ce = -jax.nn.log_softmax(logits)[jnp.clip(label[i], 0, num_bank - 1)]
     images, texts = others[0].at[i].set(img[0]), others[1].at[i].set(txt[0])
@@ -167,12 +315,13 @@ def autoseed(context: Context) -> Method:
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
     del x, y, text
     batch = seeds.sample(state.memory, key, seed_batch_size)
+    batch = batch.replace(w=text_prototypes(batch, state.class_bank))
     v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
     class_emb = context.embed(params, text_z=state.class_bank)[1]
     terms = {}
     total = 0.0
     if config.replay_weight > 0:
-      class_mask, ce_mask = replay_masks(state.seen, batch.label, batch.valid)
+      class_mask, ce_mask = replay_masks(context, state.seen, batch.label, batch.valid)
       terms['replay'] = losses.replay_loss(
           v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
           mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight)
@@ -202,24 +351,18 @@ def autoseed(context: Context) -> Method:
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     k_meta, k_gen = jax.random.split(key)
     sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
-    groups, group_text, train_group, val_group = vl_tasks.seed_groups(task)
-    n_cls = groups.shape[0]
-    class_ok = groups >= 0
-    class_text = losses.l2_normalize(group_text)
-    in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
+    data = seed_update_data(task)
+    n_cls = data.labels.shape[0]
+    class_ok, class_text = data.class_ok, data.class_text
     in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-    train_w = ((train_group[None] == groups[:, None]) & in_train[None]).astype(jnp.float32)
-    val_w = ((val_group[None] == groups[:, None]) & in_val[None]).astype(jnp.float32)
+    train_w, val_w = data.train_weights, data.val_weights
     bank, seen = state.class_bank, state.seen
+    aux = data if variant.prepare is None else variant.prepare(
+        jax.random.fold_in(key, _VARIANT_TAG), data)
 
     def task_loss_on(params, rows, weights, normalizer=None):
-      """The task's loss on rows (x, text, y) with example weights (the kind's on VL)."""
-      x, text, y = rows
-      if vl is None:
-        return context.weighted_task_loss(params, bank, seen, x, y, weights, normalizer)
-      return vl_engine.batch_loss(context.embed, params, bank=bank, seen=seen,
-                                  bank_family=vl.bank_family, kinds=task.kind, x=x, text=text,
-                                  y=y, weights=weights, normalizer=normalizer)
+      return task_rows_loss(context, params, bank, seen, rows, weights, normalizer,
+                            kinds=task.kind)
 
     train_rows = (task.train_x, task.train_text, task.train_y)
     val_rows = (task.val_x, task.val_text, task.val_y)
@@ -236,12 +379,14 @@ def autoseed(context: Context) -> Method:
         v, w = random_seeds(key, class_text, num_per_class=per_class,
                             sigma=config.random_seed_sigma)
       else:
+        noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
         v, w = generate(generator, gen_params, key, condition=condition,
                         class_text=class_text, num_per_class=per_class,
-                        noise_dim=config.noise_dim)
+                        noise_dim=config.noise_dim, noise=noise,
+                        visual_base=data.image_means if variant.image_mean_base else None)
       slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
-      return (v.reshape(-1, dim), w.reshape(-1, dim), slot,
-              jnp.where(class_ok, groups, 0)[slot], class_ok[slot])
+      w = w.reshape(-1, dim) if variant.text_prototypes else class_text[slot]
+      return v.reshape(-1, dim), w, slot, data.labels[slot], class_ok[slot]
 
     # (a) task-gradient conditions u_c under θ_t (the random source needs none).
     condition = None
@@ -255,8 +400,6 @@ def autoseed(context: Context) -> Method:
     gen_params, gen_opt_state = state.gen_params, state.gen_opt_state
     info = {}
     if config.seed_source == 'generator' and config.meta_steps > 0:
-      image_means = losses.l2_normalize(train_w @ task.train_x)
-
       # This device's rows of D_t^val (all of them under jit, where XLA splits the work).
       # In-batch InfoNCE needs all rows at once: on VL streams under pmap every device
       # computes the whole loss and contributes its 1/shards share.
@@ -271,24 +414,14 @@ def autoseed(context: Context) -> Method:
       def outer_loss(phi, key):
         v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
                                                 condition)
-        adapted_params = meta.unrolled_inner_loop(
-            lambda p: seed_replay_loss(p, bank, seen, v, w, label, ok), state.prev_params,
-            learning_rate=config.inner_learning_rate, num_steps=config.inner_steps,
-            max_grad_norm=config.inner_grad_clip)
-        teach = task_loss_on(adapted_params, val_part[:3], val_in.astype(jnp.float32),
-                             normalizer=task.val_count.astype(jnp.float32))
-        if not local:
-          teach = teach / shards
-        if vl is None:
-          v_img, class_emb, scale = context.embed(state.params, v, bank)
-          classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen,
-                                        mask=ok)
-        else:  # seeds stay matched to their texts (and classes) by θ_t
-          classified = seed_replay_loss(state.params, bank, seen, v, w, label, ok)
-        seed_terms = (classified
-                      + config.align_weight * losses.alignment_loss(v, w, mask=ok)
-                      + config.anchor_weight * losses.anchor_loss(v, w, slot, image_means,
-                                                                  class_text, mask=ok))
+        terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
+                                 val_rows=val_part[:3], val_mask=val_in,
+                                 val_count=task.val_count, kinds=task.kind)
+        teach = terms['teach'] if local else terms['teach'] / shards
+        seed_terms = (terms['classified'] + config.align_weight * terms['align']
+                      + config.anchor_weight * terms['anchor'])
+        if variant.outer_terms is not None:
+          seed_terms = seed_terms + variant.outer_terms(v, w, slot, ok, aux)
         return teach + seed_terms / shards  # shares that sum to the global loss
 
       gen_params, gen_opt_state, meta_losses = meta.meta_update(
@@ -300,8 +433,6 @@ def autoseed(context: Context) -> Method:
     # (d) generate candidates, score by gradient alignment, keep the best k per class.
     v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
                                             condition)
-    val_grads = jax.vmap(lambda wts: selection.flat_grad(
-        task_loss_on, state.params, val_rows, wts))(val_w)
 
     if vl is None:
       def one_seed_loss(params, s):
@@ -316,13 +447,19 @@ def autoseed(context: Context) -> Method:
         return seed_row_loss(params, bank, seen, v, w, label, ok, others, i)
       seed_inputs = jnp.arange(v.shape[0])
 
-    score = selection.gradient_alignment_scores(
-        one_seed_loss, state.params, seed_inputs, slot, val_grads)
+    if variant.scores is None:
+      val_grads = jax.vmap(lambda wts: selection.flat_grad(
+          task_loss_on, state.params, val_rows, wts))(val_w)
+      score = selection.gradient_alignment_scores(
+          one_seed_loss, state.params, seed_inputs, slot, val_grads)
+    else:
+      score = variant.scores(v, w, slot, ok, aux)
     shape = (n_cls, config.candidates_per_class)
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
-    new = seeds.make_seeds(v, w, label, task.index, score=score, valid=keep)
+    new = seeds.make_seeds(v, w if variant.text_prototypes else v[:, :0], label, task.index,
+                           score=score, valid=keep)
     memory = seeds.prune(seeds.add(state.memory, new), budget)
     kept = jnp.maximum(jnp.sum(keep), 1)
     info.update(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
@@ -331,8 +468,8 @@ def autoseed(context: Context) -> Method:
     return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
                          memory=memory), info
 
-  return Method(name='autoseed', init_state=init_state, extra_loss=extra_loss,
-                kinds=vl_tasks.KINDS,
+  return Method(name=variant.name, init_state=init_state, extra_loss=extra_loss,
+                kinds=variant.kinds,
                 consolidate=consolidate, consolidate_name='seed update',
                 constants=(sketch_matrix if config.sketch_cache
                            and config.seed_source != 'random' else None),

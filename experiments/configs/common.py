@@ -14,7 +14,7 @@ def method_config() -> ml_collections.ConfigDict:
   """Method hyperparameters (METHOD §1-§5), flat so `--config.<field>=` works."""
   c = ml_collections.ConfigDict()
   c.seed = 0                      # run seed: parameter init, data order, noise, sketch R
-  c.method = 'autoseed'           # 'autoseed' | 'finetune' | 'zeroshot'
+  c.method = 'autoseed'           # a name of autoseed_jax.methods.METHODS
 
   # Adapters (METHOD §1).
   c.adapter_hidden = 256          # hidden width of each residual adapter MLP
@@ -85,8 +85,11 @@ def method_config() -> ml_collections.ConfigDict:
                                   # each task)
   c.checkpoints_to_keep = 3       # newest checkpoints kept per method (>= 2 keeps a fallback)
 
-  # Baselines (METHOD §7): each module's defaults(), documented there field by field
-  # (er_*, joint_*, lwf_*, ewc_*, dgr_*, hnet_*, coop_*, maple_*, prompt_text_tower).
-  for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet', 'coop', 'maple'):
+  # Baselines (METHOD §7) and methods of ours beyond METHOD (docs/autoseed_plus.md): each
+  # module's defaults(), documented there field by field (er_*, joint_*, lwf_*, ewc_*,
+  # dgr_*, hnet_*, coop_*, maple_*, prompt_text_tower; plus_*, mmd_* of autoseed_plus,
+  # summary_* of kmeans_seeds / refined_seeds).
+  for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet', 'coop', 'maple',
+                   'autoseed_plus', 'summary_seeds'):
     c.update(importlib.import_module(f'autoseed_jax.methods.{baseline}').defaults())
   return c

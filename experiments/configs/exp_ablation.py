@@ -1,18 +1,20 @@
 # COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_ablation.py --workdir experiments/results
-"""Ablation (METHOD §5): the five rows of the paper's table, on animals-digits, 3 seeds,
-and one row of ours (no anchor loss).
+"""Ablation (METHOD §5): the five rows of the paper's table and one row of ours (no anchor
+loss), and the switches of autoseed_plus (docs/autoseed_plus.md), on both streams, 3 seeds.
 
-Each row is Auto-Seed VL2 with one switch flipped; its drop is measured against the full
-row of the same stream (final average accuracy, mean over seeds). The paper's numbers are
-shown beside ours; they come from its C->R vision-language sequence, not from these
-streams, so only the signs and rough sizes of the drops are comparable.
+Each row is a method with one switch flipped; its drop is measured against the full row
+of the same method and stream (final average accuracy, mean over seeds): Auto-Seed VL2's
+rows against ``full``, autoseed_plus's against ``plus_full``. The paper's numbers are
+shown beside Auto-Seed VL2's; they come from its C->R vision-language sequence, not from
+these streams, so only the signs and rough sizes of the drops are comparable.
 
 Writes ``<workdir>/ablation/`` (ablation.json/.csv/.md, ablation_runs.csv,
 ablation_drops.png) and updates ``<workdir>/claims.{json,md}``. ``:quick``: the full row
 and one switched row on the quick stream.
 
 Fields (besides those of exp_common.py):
-  rows        (name, overrides of ``base``) per table row; the first is the full method
+  rows        (name, overrides of ``base``, method label) per table row; the first row of
+              each method label is its full method (the label is 'autoseed' when left out)
   row_titles  name -> the row's title in the table
   paper       name -> the paper's average accuracy for that row (METHOD §5); a row
               without an entry is shown as "not in paper"
@@ -25,27 +27,46 @@ from experiments.configs.exp_common import experiment_config
 
 def get_config(arg=None):
   c = experiment_config('ablation', arg)
-  if not c.quick:
-    # The two-domain stream, like the paper's C->R sequence (and, at 2 tasks, the cheaper
-    # one: every row compiles anew, so both streams do not fit the suite's 30 minutes).
-    c.streams = ('animals-digits',)
-  c.rows = (('full', {}),
-            ('no_consistency', {'consistency_weight': 0.0}),
-            ('random_seeds', {'seed_source': 'random'}),
-            ('no_meta_update', {'seed_source': 'generator_no_meta'}),
-            ('no_pruning', {'prune': False}),
+  c.rows = (('full', {}, 'autoseed'),
+            ('no_consistency', {'consistency_weight': 0.0}, 'autoseed'),
+            ('random_seeds', {'seed_source': 'random'}, 'autoseed'),
+            ('no_meta_update', {'seed_source': 'generator_no_meta'}, 'autoseed'),
+            ('no_pruning', {'prune': False}, 'autoseed'),
             # Not in the paper: without the anchor term L_anchor (γ = 0) nothing ties the
             # generated seeds to the real class means.
-            ('no_anchor', {'anchor_weight': 0.0}))
-  if c.quick:  # one switched row beside the full one (each row compiles anew)
-    c.rows = c.rows[:1] + c.rows[2:3]
+            ('no_anchor', {'anchor_weight': 0.0}, 'autoseed'),
+            # autoseed_plus with each of its switches back at METHOD's choice.
+            ('plus_full', {}, 'autoseed_plus'),
+            ('plus_mmd_not_centre', {'plus_centre_weight': 0.0, 'plus_mmd_weight': 10.0},
+             'autoseed_plus'),
+            ('plus_noise', {'plus_seed_codes': 'noise', 'plus_centre_weight': 0.0,
+                            'plus_mmd_weight': 10.0}, 'autoseed_plus'),
+            ('plus_with_mmd', {'plus_mmd_weight': 10.0}, 'autoseed_plus'),
+            ('plus_text_base', {'plus_generator_base': 'text'}, 'autoseed_plus'),
+            ('plus_text_prototypes', {'plus_text_prototypes': True}, 'autoseed_plus'),
+            ('plus_no_fill', {'plus_fill_budget': False}, 'autoseed_plus'),
+            ('plus_paper_weights', {'plus_replay_weight': 1.0, 'plus_consistency_weight': 10.0,
+                                    'plus_anchor_weight': 5.0}, 'autoseed_plus'))
+  if c.quick:  # one switched row beside each full one (each row compiles anew)
+    c.rows = (c.rows[0], c.rows[2], c.rows[6], c.rows[7])
   c.row_titles = ml_collections.ConfigDict(dict(
       full='full',
       no_consistency='no consistency loss (λ_c = 0)',
       random_seeds='random seeds instead of gradient-conditioned generation',
       no_meta_update='no meta-update of G_φ',
       no_pruning='no seed pruning (full memory)',
-      no_anchor='no anchor loss (γ = 0; not a row of the paper)'))
+      no_anchor='no anchor loss (γ = 0; not a row of the paper)',
+      plus_full='autoseed_plus, full',
+      plus_mmd_not_centre='autoseed_plus with the MMD term instead of centre targets '
+                          '(λ_centre = 0, λ_mmd = 10)',
+      plus_noise='autoseed_plus with METHOD\'s noise z ~ N(0, I) instead of fixed codes (and '
+                 'so the MMD term instead of centre targets, which need the codes)',
+      plus_with_mmd='autoseed_plus with the MMD term added to centre targets (λ_mmd = 10)',
+      plus_text_base='autoseed_plus with G_φ starting v at the class text e_c (METHOD) '
+                     'instead of the class image mean',
+      plus_text_prototypes='autoseed_plus storing w (half the seeds in the same bytes)',
+      plus_no_fill='autoseed_plus keeping K // C seeds per class (memory full only at the end)',
+      plus_paper_weights='autoseed_plus with METHOD\'s loss weights (λ_r = 1, λ_c = 10, γ = 5)'))
   # The paper's table (METHOD §5): average accuracy on its C->R sequence (rows of ours that
   # it does not have are left out).
   c.paper = ml_collections.ConfigDict(dict(

@@ -29,7 +29,10 @@ hyperparameters are the library defaults (er.py, lwf.py, ewc.py, dgr.py, hnet.py
 Method variants. A *label* names a method and what it sets on top of the base config:
 ``er_1x`` / ``er_10x`` are ER-VLM with a memory of 1x / 10x the bytes that the Auto-Seed
 VL2 run with the same stream and seed actually held at the end (its ``memory_bytes``,
-passed as ``er_memory_bytes``).
+passed as ``er_memory_bytes``); ``er_budget`` is ER-VLM with the seed memory's full byte
+budget, the bytes of K = ``memory_budget`` seeds (``er_memory_seed_multiple=1``), which is
+also the budget of ``autoseed_plus``, ``kmeans_seeds`` and ``refined_seeds`` (their
+``plus_memory_bytes`` = 0): the fair comparison for every seed method.
 """
 
 import ml_collections
@@ -55,6 +58,10 @@ METHOD_VARIANTS = {
     'coop': ('coop', {}, 0),
     'maple': ('maple', {}, 0),
     'autoseed': ('autoseed', {}, 0),
+    'er_budget': ('er', {'er_memory_seed_multiple': 1.0}, 0),
+    'kmeans_seeds': ('kmeans_seeds', {}, 0),
+    'refined_seeds': ('refined_seeds', {}, 0),
+    'autoseed_plus': ('autoseed_plus', {}, 0),
 }
 
 # Where finished runs are cached (``cache_dir``): shared by every workdir, so runs common to
@@ -68,6 +75,7 @@ QUICK_TRAIN_FRACTION = 0.1
 QUICK_SETTINGS = dict(
     steps_per_task=5, steps_per_chunk=5, meta_steps=2, inner_steps=1,
     candidates_per_class=4, seeds_per_class=1, memory_budget=10, dgr_vae_steps=5,
+    plus_meta_steps=2, summary_refine_steps=5,
 )
 
 

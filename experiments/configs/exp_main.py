@@ -5,8 +5,11 @@ vision-language stream (vl-scenes: retrieval, captioning, VQA; autoseed_jax/vl_s
 
 Mean ± std over seeds of final average accuracy, average incremental accuracy,
 forgetting, BWT, FWT and replay memory in bytes; accuracy-matrix heatmaps and accuracy
-after each task per stream. ``er_1x`` / ``er_10x``: ER-VLM at 1x / 10x the bytes of the
-Auto-Seed VL2 memory of the same stream and seed (see exp_common.py).
+after each task per stream. ``er_1x`` / ``er_10x``: ER-VLM at 1x / 10x the bytes the
+Auto-Seed VL2 memory of the same stream and seed actually held; ``er_budget``: ER-VLM at the
+seed memory's full byte budget (see exp_common.py). Methods of ours beyond the paper
+(docs/autoseed_plus.md): the summary-seed baselines ``kmeans_seeds`` and ``refined_seeds``
+and the variant ``autoseed_plus``.
 
 Writes ``<workdir>/main/``: main.json, main.csv (one row per stream and method),
 main_runs.csv (one row per run), main.md, heatmaps_<stream>.png and
@@ -26,8 +29,9 @@ def get_config(arg=None):
   if not c.quick:  # the offline vision-language stream joins the main table
     c.streams = tuple(c.streams) + (VL_STREAM,)
   if c.quick:
-    c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed')
+    c.methods = ('zeroshot', 'er_1x', 'er_10x', 'autoseed', 'autoseed_plus')
   else:
     c.methods = ('zeroshot', 'finetune', 'joint', 'er_1x', 'er_10x', 'lwf', 'ewc', 'dgr',
-                 'dgr_pixel', 'hnet', 'coop', 'maple', 'autoseed')
+                 'dgr_pixel', 'hnet', 'coop', 'maple', 'autoseed', 'er_budget',
+                 'kmeans_seeds', 'refined_seeds', 'autoseed_plus')
   return c

@@ -1,6 +1,7 @@
 """Runs one short continual run on 1 device, on 8 with jit+sharding and on 8 with pmap.
 
-Started by tests/test_parallel.py in a subprocess with
+Started by tests/test_parallel.py (and, with a method name as its argument, by
+tests/test_autoseed_plus.py) in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results.
 """
 
@@ -18,21 +19,23 @@ from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
 from experiments.configs.common import method_config  # noqa: E402
 
 
-def config(num_devices, mode):
+def config(num_devices, mode, method='autoseed'):
   c = method_config()
-  c.steps_per_task, c.steps_per_chunk, c.meta_steps = 40, 20, 4
+  c.method = method
+  c.steps_per_task, c.steps_per_chunk, c.meta_steps, c.plus_meta_steps = 40, 20, 4, 4
+  c.summary_refine_steps = 20  # Adam on the seeds amplifies float reassociation with steps
   c.adapter_hidden, c.generator_hidden, c.memory_budget = 32, 32, 24
   c.num_devices, c.parallel = num_devices, mode
   return c
 
 
-def main():
+def main(method='autoseed'):
   assert jax.device_count() == 8, jax.devices()
   stream = make_synthetic_stream(num_tasks=3, classes_per_task=2, dim=32, train_per_class=60,
                                  test_per_class=30, seed=2)
   out = {}
   for name, (n, mode) in {'one': (1, 'jit'), 'jit8': (8, 'jit'), 'pmap8': (8, 'pmap')}.items():
-    c = config(n, mode)
+    c = config(n, mode, method)
     learner = continual.build_learner(c, stream)
     test = learner.put_test(stream.test)
     state = learner.init(jax.random.PRNGKey(0), test)
@@ -42,16 +45,19 @@ def main():
     step_params = parallel.to_host(state.params)
     state, _ = learner.adapt(state, task, 39)
     state, info = learner.consolidate(state, task)           # includes the meta-update
-    gen = parallel.to_host(state.gen_params)
+    gen = parallel.to_host(state.gen_params) if state.gen_params is not None else {}
     result = continual.run_sequence(c, stream, learner=learner)
     out[name] = {
         'step_params': jax.tree.map(lambda x: x.ravel().tolist(), step_params),
         'gen_params': jax.tree.map(lambda x: x.ravel().tolist(), gen),
-        'meta_loss_last': float(info['meta_loss_last']),
+        'meta_loss_last': float(info.get('meta_loss_last', 0.0)),
         'acc_matrix': result.acc_matrix.tolist(),
         'memory_v': parallel.to_host(result.state.memory.v).tolist(),
         'train_x_sharding': str(task.train_x.sharding),
     }
+  if method != 'autoseed':
+    print('RESULT ' + json.dumps(out))
+    return
   # Embedding extraction: the LiT image tower over 8 devices equals one device.
   from autoseed_jax.models import backbone as backbone_lib
   from autoseed_jax.models.offline_backbone import load_offline_backbone
@@ -66,4 +72,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  main(*sys.argv[1:])

@@ -1,0 +1,279 @@
+"""Auto-Seed VL2+ (``autoseed_plus``): the generator made to produce summaries of its classes.
+
+METHOD's Auto-Seed VL2 with separately switchable changes (docs/autoseed_plus.md gives
+each one precisely, with what it is for and the figure that shows it). The generator G_φ,
+conditioned on task gradients and meta-learned through the unrolled inner loop, stays the
+source of the seeds; it is built with ``methods.autoseed.autoseed`` and a ``Variant``, so
+the seed update, the meta-update (``meta.meta_update``) and the replay are the paper
+method's code.
+
+Switches (config fields, defaults in ``defaults()``):
+
+* ``plus_mmd_weight`` λ_mmd: a distribution-matching term in the outer loss, the RBF
+  MMD² between a class's generated seeds and its real training embeddings
+  (``losses.mmd_rbf``). Every term of METHOD's outer loss is smallest at the class mean;
+  this one is smallest when the seeds spread like the data. 0: off.
+* ``plus_seed_codes``: ``'slots'``: the j-th seed of every class gets a fixed noise code
+  z_j (the same codes in every meta-step and at generation), so the k seeds of a class
+  are one jointly trained set (a quantisation of the class) rather than k independent
+  draws; candidates are ranked by their code's index, so what the budget keeps of a class
+  is always a prefix z_1..z_q; no redundancy filter. ``'noise'``: METHOD's z ~ N(0, I),
+  gradient-alignment scores and redundancy filter.
+* ``plus_generator_base``: ``'image_mean'``: the residual generator starts v at the
+  class's real image mean μ_I (known during the seed update; METHOD's anchor pulls seeds
+  there) instead of its text embedding e_c, so G_φ learns offsets within the class rather
+  than the jump from the text to the image region; ``'text'``: METHOD's e_c.
+* ``plus_text_prototypes``: False: the memory stores no w (a seed's w is its class's text
+  embedding e_c, which the model keeps for evaluation anyway), so a seed costs
+  4·d + 13 bytes instead of 8·d + 13 and the same bytes hold twice the seeds.
+* ``plus_fill_budget``: True: each new class keeps k_gen seeds and the memory is pruned
+  to its budget K (balanced over classes), so the budget is used from the first task on;
+  False: each class keeps K // C seeds (C: the stream's classes), the memory is full only
+  after the last task.
+* The variant's own loss weights (``plus_replay_weight`` λ_r, ``plus_consistency_weight``
+  λ_c, ``plus_anchor_weight`` γ, ``plus_replay_infonce_weight``) and meta-steps
+  (``plus_meta_steps``), chosen on the development streams (experiments/tune_plus.py).
+
+Memory: a byte budget, ``plus_memory_bytes`` (0: the bytes of ``memory_budget`` seeds of
+METHOD's layout, i.e. the same bytes Auto-Seed VL2 is given); K = that // the bytes of one
+seed of the variant's layout (``seeds.bytes_per_seed``), and ``memory_bytes`` counts what
+the memory really holds (``seeds.nbytes``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from autoseed_jax import losses, seeds, summary
+from autoseed_jax.config_checks import check_fields
+from autoseed_jax.methods.autoseed import Variant, autoseed, validate as autoseed_validate
+from autoseed_jax.methods.base import Context, Method
+
+SEED_CODES = ('slots', 'noise')
+GENERATOR_BASES = ('text', 'image_mean')
+# Seed of the fixed noise codes z_1..z_k of ``plus_seed_codes='slots'`` (the same in every run).
+_CODES_SEED = 20260101
+
+
+def defaults() -> dict:
+  """autoseed_plus hyperparameters and their defaults (config fields of the same names).
+
+  The summary-seed baselines (methods/summary_seeds.py) replay and budget exactly as this
+  variant does, with the same fields.
+  """
+  return dict(
+      plus_mmd_weight=0.0,         # λ_mmd, distribution matching in the outer loss (0: off)
+      plus_centre_weight=100.0,    # λ_centre, slot j pulled to the class's j-th k-means
+                                   # centre (largest cluster first; slots only; 0: off)
+      plus_seed_codes='slots',     # 'slots' (fixed code per seed index) | 'noise' (METHOD)
+      plus_generator_base='image_mean',  # G_φ starts v at: 'text' e_c (METHOD) |
+                                         # 'image_mean' the class's real image mean μ_I
+      plus_text_prototypes=False,  # store w (METHOD) or stand it by the class text e_c
+      plus_fill_budget=True,       # k_gen seeds per new class, pruned to K | K // C per class
+      plus_memory_bytes=0,         # byte budget; 0: that of memory_budget METHOD seeds
+      plus_replay_weight=1.0,      # λ_r of the variant
+      plus_consistency_weight=0.3,  # λ_c of the variant
+      plus_anchor_weight=0.0,      # γ of the variant (the anchor pulls seeds to the mean)
+      plus_replay_infonce_weight=1.0,  # weight of InfoNCE inside the variant's L_replay
+      plus_meta_steps=100,         # M of the variant: Adam steps on φ per task
+      mmd_bandwidths=(0.25, 0.5, 1.0),  # RBF widths σ of every MMD term (mean of kernels)
+      mmd_points=256,              # real rows per class an MMD term compares seeds with
+  )
+
+
+def settings(config) -> dict:
+  """``defaults()`` overridden by the fields present in ``config``."""
+  return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+  """How a seed method of this family spends its bytes (see module doc).
+
+  Attributes:
+    budget_bytes: the byte budget.
+    budget: K, seeds the memory keeps (budget_bytes // bytes per seed).
+    text_prototypes: whether w is stored.
+    per_new_class: seeds each class keeps when its task ends.
+    candidates: k_gen, candidates made per class (>= per_new_class).
+  """
+
+  budget_bytes: int
+  budget: int
+  text_prototypes: bool
+  per_new_class: int
+  candidates: int
+
+
+# Fields shared by the family (autoseed_plus and the summary seeds) and their allowed values.
+FAMILY_RULES = (
+    ('plus_memory_bytes', '>= 0', 'the byte budget; 0: that of memory_budget METHOD seeds'),
+    ('plus_replay_weight', '>= 0', 'λ_r of the family'),
+    ('plus_consistency_weight', '>= 0', 'λ_c of the family'),
+    ('plus_anchor_weight', '>= 0', 'γ of the family'),
+    ('plus_replay_infonce_weight', '>= 0', 'weight of in-batch InfoNCE inside L_replay'),
+    ('plus_meta_steps', '>= 0', 'M of the family'),
+    ('mmd_points', '> 0', 'real rows per class the MMD term compares with'),
+)
+PLUS_RULES = (
+    ('plus_mmd_weight', '>= 0', 'λ_mmd; 0: off'),
+    ('plus_centre_weight', '>= 0', 'λ_centre; 0: off'),
+)
+# Task kinds the family runs: its seeds are per class (centres, class text), so only
+# classification tasks (docs/autoseed_plus.md).
+KINDS = ('classification',)
+
+
+def validate_family(config) -> None:
+  """Raises ValueError naming the field and a fix for values the family cannot run (the
+  fields of METHOD's Auto-Seed VL2 included); needs no stream."""
+  autoseed_validate(config)
+  s = settings(config)
+  check_fields(s, FAMILY_RULES)
+  if not s['mmd_bandwidths'] or min(s['mmd_bandwidths']) <= 0:
+    raise ValueError(f"invalid config: mmd_bandwidths={tuple(s['mmd_bandwidths'])} must be "
+                     'positive kernel widths.')
+
+
+def validate(config) -> None:
+  """``validate_family`` and autoseed_plus's own switches."""
+  validate_family(config)
+  s = settings(config)
+  check_fields(s, PLUS_RULES)
+  for name, choices in (('plus_seed_codes', SEED_CODES),
+                        ('plus_generator_base', GENERATOR_BASES)):
+    if s[name] not in choices:
+      raise ValueError(f'invalid config: {name}={s[name]!r}; choose one of {choices}.')
+  if s['plus_centre_weight'] > 0 and s['plus_seed_codes'] != 'slots':
+    raise ValueError("invalid config: plus_centre_weight > 0 needs plus_seed_codes='slots' "
+                     '(a centre target per seed index); set one of them.')
+
+
+def memory_plan(config, dim: int, num_classes: int) -> MemoryPlan:
+  """The ``MemoryPlan`` of ``config`` for ``num_classes`` classes of ``dim``-dim embeddings."""
+  s = settings(config)
+  paper_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim))
+  budget_bytes = int(s['plus_memory_bytes']) or int(config.memory_budget) * paper_seed
+  text_dim = dim if s['plus_text_prototypes'] else 0
+  per_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim, text_dim=text_dim))
+  budget = budget_bytes // per_seed
+  if budget <= 0:
+    raise ValueError(f'invalid config: a byte budget of {budget_bytes} holds no seed of '
+                     f'{per_seed} bytes; raise plus_memory_bytes or memory_budget.')
+  final_per_class = max(1, math.ceil(budget / num_classes))
+  candidates = max(int(config.candidates_per_class), final_per_class)
+  per_new_class = candidates if s['plus_fill_budget'] else max(1, budget // num_classes)
+  return MemoryPlan(budget_bytes=budget_bytes, budget=budget,
+                    text_prototypes=bool(s['plus_text_prototypes']),
+                    per_new_class=per_new_class, candidates=candidates)
+
+
+def seed_method_config(config, plan: MemoryPlan) -> ml_collections.ConfigDict:
+  """``config`` with the fields METHOD's hooks read set to this family's values: its loss
+  weights, K and the seeds kept per class (a copy; ``config`` is not changed).
+
+  """
+  s = settings(config)
+  derived = ml_collections.ConfigDict(config.to_dict())
+  derived.replay_weight = float(s['plus_replay_weight'])
+  derived.consistency_weight = float(s['plus_consistency_weight'])
+  derived.anchor_weight = float(s['plus_anchor_weight'])
+  derived.replay_infonce_weight = float(s['plus_replay_infonce_weight'])
+  derived.meta_steps = int(s['plus_meta_steps'])
+  derived.memory_budget = plan.budget
+  derived.memory_capacity = 0
+  derived.seeds_per_class = plan.per_new_class
+  derived.candidates_per_class = plan.candidates
+  return derived
+
+
+def class_mmd(v, slot, ok, real_x, real_ok, *, bandwidths) -> jax.Array:
+  """Mean over classes of ``losses.mmd_rbf`` between a class's seeds and its real rows.
+
+  Args:
+    v: [S, d] seeds; slot: [S] class row of each; ok: [S] bool valid seeds.
+    real_x: [n, P, d] real rows of each class; real_ok: [n, P] bool.
+
+  Returns:
+    Scalar: the mean over classes with seeds and real rows (0 when there is none).
+  """
+  n = real_x.shape[0]
+  own = (slot[None, :] == jnp.arange(n)[:, None]) & ok[None, :]          # [n, S]
+  per_class = jax.vmap(lambda mask, x, x_ok: losses.mmd_rbf(
+      v, x, bandwidths=bandwidths, x_mask=mask, y_mask=x_ok))(own, real_x, real_ok)
+  present = jnp.any(own, axis=1) & jnp.any(real_ok, axis=1)
+  return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
+def real_rows(key, data, num: int):
+  """(real_x [n, P, d], real_ok [n, P]): up to ``num`` random training rows of each class
+  of a ``SeedUpdateData``."""
+  rows, ok = summary.sample_class_rows(data.train_weights, key, num)
+  return data.train_x[rows], ok & data.class_ok[:, None]
+
+
+def slot_codes(num: int, noise_dim: int) -> jax.Array:
+  """[num, noise_dim] the fixed noise codes z_1..z_num of ``plus_seed_codes='slots'``."""
+  return jax.random.normal(jax.random.PRNGKey(_CODES_SEED), (num, noise_dim))
+
+
+def autoseed_plus(context: Context) -> Method:
+  """Builds the autoseed_plus hooks for ``context.config`` (see module doc)."""
+  config = context.config
+  validate(config)
+  s = settings(config)
+  plan = memory_plan(config, context.dim, context.num_classes)
+  derived = seed_method_config(config, plan)
+  slots = s['plus_seed_codes'] == 'slots'
+  if slots:
+    derived.meta_seeds_per_class = plan.candidates
+    derived.redundancy_cosine = 2.0  # the codes are distinct seeds by construction
+  uses_data = s['plus_mmd_weight'] > 0 or s['plus_centre_weight'] > 0
+  bandwidths = tuple(float(b) for b in s['mmd_bandwidths'])
+  codes = slot_codes(plan.candidates, config.noise_dim)
+
+  def noise(key, n_cls, per_class):
+    del key
+    return jnp.broadcast_to(codes[None, :per_class], (n_cls, per_class, config.noise_dim))
+
+  def prepare(key, data):
+    k_rows, k_means = jax.random.split(key)
+    real_x, real_ok = real_rows(k_rows, data, int(s['mmd_points']))
+    centres = None
+    if s['plus_centre_weight'] > 0:
+      centres = summary.class_kmeans(data.train_x, data.train_weights, k_means,
+                                     num_centres=plan.candidates)[0]
+    return real_x, real_ok, centres
+
+  def outer_terms(v, w, slot, ok, aux):
+    del w
+    real_x, real_ok, centres = aux
+    total = 0.0
+    if s['plus_mmd_weight'] > 0:
+      total = total + s['plus_mmd_weight'] * class_mmd(v, slot, ok, real_x, real_ok,
+                                                       bandwidths=bandwidths)
+    if s['plus_centre_weight'] > 0:
+      target = centres.reshape(-1, v.shape[-1])  # [n * k_gen, d], the order of v
+      dist = jnp.sum((v - target) ** 2, axis=-1)
+      total = total + s['plus_centre_weight'] * jnp.sum(jnp.where(ok, dist, 0.0)) / jnp.maximum(
+          jnp.sum(ok), 1)
+    return total
+
+  def scores(v, w, slot, ok, aux):
+    del v, w, ok, aux
+    index = jnp.arange(slot.shape[0]) % plan.candidates  # candidates are [n, k_gen] flat
+    return -index.astype(jnp.float32)
+
+  variant = Variant(
+      name='autoseed_plus', text_prototypes=plan.text_prototypes,
+      noise=noise if slots else None,
+      image_mean_base=s['plus_generator_base'] == 'image_mean',
+      prepare=prepare if uses_data else None,
+      outer_terms=outer_terms if uses_data else None,
+      scores=scores if slots else None, kinds=KINDS)
+  return autoseed(dataclasses.replace(context, config=derived), variant)

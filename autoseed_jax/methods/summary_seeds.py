@@ -1,0 +1,134 @@
+"""Summary-seed baselines: seeds computed from each class's real embeddings, no generator.
+
+``kmeans_seeds``: after online adaptation on task t, each class c of the task is summarised
+by the centres of a spherical k-means of its real training embeddings
+(``summary.class_kmeans``, k-means++ start, ``summary_kmeans_iterations`` Lloyd steps); each
+centre is a seed v (score: the rows nearest it, so a class that must give up seeds keeps its
+largest clusters). ``refined_seeds``: the same centres, then ``summary_refine_steps`` Adam
+steps on the unit sphere (``summary.refine_on_sphere``) of
+
+    λ_mmd · MMD²_RBF(class's seeds, its real rows) + CE(h_I(v), W_seen; c) under θ_t,
+
+the distribution-matching term of autoseed_plus and the classification term of METHOD's
+outer loss, on the seeds directly instead of through a generator.
+
+Both replay and budget exactly as ``autoseed_plus`` (its ``memory_plan`` and replay fields:
+byte budget, stored w or not, seeds per new class, λ_r, λ_c), so the only difference from
+the variant is where the seeds come from: they measure what the hypernetwork adds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from autoseed_jax import losses, seeds, summary
+from autoseed_jax.config_checks import check_fields
+from autoseed_jax.methods.autoseed import Variant, autoseed, seed_update_data
+from autoseed_jax.methods.autoseed_plus import (class_mmd, memory_plan, real_rows,
+                                                seed_method_config, settings as plus_settings,
+                                                validate_family, KINDS)
+from autoseed_jax.methods.base import Context, Method
+
+# Tag folded into the run key for the k-means starts and the MMD rows.
+_SUMMARY_TAG = 30
+
+
+def defaults() -> dict:
+  """Summary-seed hyperparameters and their defaults (config fields of the same names)."""
+  return dict(
+      summary_kmeans_iterations=20,      # Lloyd iterations after the k-means++ start
+      summary_refine_steps=300,          # refined_seeds: Adam steps on the seeds
+      summary_refine_learning_rate=0.002,  # their learning rate
+      summary_mmd_weight=100.0,          # λ_mmd of the refinement
+  )
+
+
+def settings(config) -> dict:
+  """``defaults()`` overridden by the fields present in ``config``."""
+  return {name: config.get(name, value) for name, value in defaults().items()}
+
+
+RULES = (
+    ('summary_kmeans_iterations', '>= 0', 'Lloyd iterations after the k-means++ start'),
+    ('summary_refine_steps', '>= 0', 'Adam steps of refined_seeds on the seeds'),
+    ('summary_refine_learning_rate', '> 0', 'their learning rate'),
+    ('summary_mmd_weight', '>= 0', 'λ_mmd of the refinement'),
+)
+
+
+def validate(config) -> None:
+  """Raises ValueError naming the field and a fix (the family's fields, then the summary
+  seeds' own); needs no stream."""
+  validate_family(config)
+  check_fields(settings(config), RULES)
+
+
+def summary_seeds(context: Context, *, refine: bool) -> Method:
+  """Builds ``kmeans_seeds`` (``refine=False``) or ``refined_seeds`` (see module doc)."""
+  config, dim = context.config, context.dim
+  validate(config)
+  s = settings(config)
+  plan = memory_plan(config, dim, context.num_classes)
+  name = 'refined_seeds' if refine else 'kmeans_seeds'
+  base = autoseed(dataclasses.replace(context, config=seed_method_config(config, plan)),
+                  Variant(name=name, text_prototypes=plan.text_prototypes, kinds=KINDS))
+  bandwidths = tuple(float(b) for b in plus_settings(config)['mmd_bandwidths'])
+  mmd_points = int(plus_settings(config)['mmd_points'])
+
+  def init_state(key):
+    del key
+    text_dim = dim if plan.text_prototypes else 0
+    return dict(memory=seeds.init_memory(plan.budget, dim, text_dim=text_dim))
+
+  def consolidate(state, task, *, axis_name=None):
+    """Summarises each class of ``task`` by its k-means centres (refined), then prunes."""
+    del axis_name  # computed replicated
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _SUMMARY_TAG), task.index)
+    k_means, k_rows = jax.random.split(key)
+    data = seed_update_data(task)
+    n_cls = task.classes.shape[0]
+    centres, sizes = summary.class_kmeans(
+        data.train_x, data.train_weights, k_means, num_centres=plan.per_new_class,
+        iterations=int(s['summary_kmeans_iterations']))
+    slot = jnp.repeat(jnp.arange(n_cls), plan.per_new_class)
+    v, sizes = centres.reshape(-1, dim), sizes.reshape(-1)
+    ok = data.class_ok[slot] & (sizes > 0)
+    label = jnp.where(data.class_ok, task.classes, 0)[slot]
+    info = {}
+    if refine and s['summary_refine_steps'] > 0:
+      real_x, real_ok = real_rows(k_rows, data, mmd_points)
+      class_emb = context.embed(state.params, text_z=state.class_bank)[1]
+
+      def refine_loss(v):
+        img, _, scale = context.embed(state.params, v)
+        classified = losses.task_loss(img, class_emb, label, scale, class_mask=state.seen,
+                                      mask=ok)
+        return classified + s['summary_mmd_weight'] * class_mmd(
+            v, slot, ok, real_x, real_ok, bandwidths=bandwidths)
+
+      info['refine_loss_first'] = refine_loss(v)
+      v = summary.refine_on_sphere(v, refine_loss, num_steps=int(s['summary_refine_steps']),
+                                   learning_rate=float(s['summary_refine_learning_rate']))
+      info['refine_loss_last'] = refine_loss(v)
+    w = data.class_text[slot] if plan.text_prototypes else v[:, :0]
+    new = seeds.make_seeds(v, w, label, task.index, score=sizes, valid=ok)
+    memory = seeds.prune(seeds.add(state.memory, new), plan.budget)
+    info.update(seeds_added=jnp.sum(ok), memory_size=memory.num_valid())
+    return state.replace(memory=memory), info
+
+  return Method(name=name, init_state=init_state, extra_loss=base.extra_loss,
+                consolidate=consolidate, consolidate_name='summary seeds',
+                memory_bytes=base.memory_bytes)
+
+
+def kmeans_seeds(context: Context) -> Method:
+  """Class k-means centres as seeds (see module doc)."""
+  return summary_seeds(context, refine=False)
+
+
+def refined_seeds(context: Context) -> Method:
+  """Class k-means centres refined on MMD + classification as seeds (see module doc)."""
+  return summary_seeds(context, refine=True)
