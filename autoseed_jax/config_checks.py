@@ -20,10 +20,10 @@ CONDITIONS: dict[str, Callable[[float], bool]] = {
     '> 0': lambda v: v > 0,
     '>= 0': lambda v: v >= 0,
     '>= 2': lambda v: v >= 2,
+    '>= -1': lambda v: v >= -1,
     'in [0, 1]': lambda v: 0 <= v <= 1,
     'in [0, 1)': lambda v: 0 <= v < 1,
     'in (0, 1]': lambda v: 0 < v <= 1,
-    'in [-1, 1]': lambda v: -1 <= v <= 1,
 }
 
 

@@ -39,7 +39,7 @@ def test_check_fields_names_the_field_its_rule_and_meaning():
     ('autoseed', 'generator_hidden', 0), ('autoseed', 'generator_layers', -1),
     ('autoseed', 'meta_learning_rate', 0.0), ('autoseed', 'meta_seeds_per_class', 0),
     ('autoseed', 'inner_learning_rate', 0.0), ('autoseed', 'inner_grad_clip', -1.0),
-    ('autoseed', 'memory_capacity', -1), ('autoseed', 'redundancy_cosine', 1.5),
+    ('autoseed', 'memory_capacity', -1), ('autoseed', 'redundancy_cosine', -1.5),
     ('autoseed', 'random_seed_sigma', -0.1), ('autoseed', 'consistency_weight', -1.0),
     ('autoseed', 'anchor_weight', -1.0),
     # The baselines' own fields (their defaults()).

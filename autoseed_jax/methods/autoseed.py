@@ -76,7 +76,8 @@ class Variant:
       None adds nothing.
     scores: ``(v, w, slot, ok, aux) -> [S]`` candidate scores that replace gradient
       alignment (higher is kept first); None: METHOD §4.3d's scores.
-    kinds: the task kinds (``vl_tasks.KINDS``) the variant runs.
+    kinds: the task kinds (``vl_tasks.KINDS``) the variant runs; refusal: why it does
+      not run the others (``Method.refusal``).
   """
 
   name: str = 'autoseed'
@@ -87,6 +88,7 @@ class Variant:
   outer_terms: Callable | None = None
   scores: Callable | None = None
   kinds: tuple[str, ...] = vl_tasks.KINDS
+  refusal: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,8 +228,8 @@ RULES = (
     ('replay_infonce_weight', '>= 0', 'weight of in-batch InfoNCE inside L_replay'),
     ('consistency_weight', '>= 0', 'λ_c; 0 is the "no consistency loss" ablation'),
     ('kd_temperature', '> 0', 'T_kd of the KL term'),
-    ('redundancy_cosine', 'in [-1, 1]', 'a candidate this similar to a kept seed is '
-     'skipped; prune=False turns the filter off'),
+    ('redundancy_cosine', '>= -1', 'a candidate more similar than this to a kept seed is '
+     'skipped; above 1 (or prune=False) the filter is off'),
     ('random_seed_sigma', '>= 0', 'σ of the "random seeds" ablation'),
     ('sketch_dim', '> 0', 'm, the size of the sketched task gradient u_c that conditions '
      'the generator'),
@@ -469,7 +471,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                          memory=memory), info
 
   return Method(name=variant.name, init_state=init_state, extra_loss=extra_loss,
-                kinds=variant.kinds,
+                kinds=variant.kinds, refusal=variant.refusal,
                 consolidate=consolidate, consolidate_name='seed update',
                 constants=(sketch_matrix if config.sketch_cache
                            and config.seed_source != 'random' else None),

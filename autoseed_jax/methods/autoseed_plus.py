@@ -51,7 +51,7 @@ import ml_collections
 
 from autoseed_jax import losses, seeds, summary
 from autoseed_jax.config_checks import check_fields
-from autoseed_jax.methods.autoseed import Variant, autoseed, validate as autoseed_validate
+from autoseed_jax.methods.autoseed import RULES as AUTOSEED_RULES, Variant, autoseed
 from autoseed_jax.methods.base import Context, Method
 
 SEED_CODES = ('slots', 'noise')
@@ -127,12 +127,15 @@ PLUS_RULES = (
 # Task kinds the family runs: its seeds are per class (centres, class text), so only
 # classification tasks (docs/autoseed_plus.md).
 KINDS = ('classification',)
+REFUSAL = ('its seeds summarise classes (k-means centres, the class text as w), and '
+           'this task has no classes to summarise')
 
 
 def validate_family(config) -> None:
-  """Raises ValueError naming the field and a fix for values the family cannot run (the
-  fields of METHOD's Auto-Seed VL2 included); needs no stream."""
-  autoseed_validate(config)
+  """Raises ValueError naming the field and a fix for values the family cannot run (METHOD's
+  numeric fields included; k and k_gen follow from the byte budget, ``memory_plan``);
+  needs no stream."""
+  check_fields(config, AUTOSEED_RULES)
   s = settings(config)
   check_fields(s, FAMILY_RULES)
   if not s['mmd_bandwidths'] or min(s['mmd_bandwidths']) <= 0:
@@ -275,5 +278,5 @@ def autoseed_plus(context: Context) -> Method:
       image_mean_base=s['plus_generator_base'] == 'image_mean',
       prepare=prepare if uses_data else None,
       outer_terms=outer_terms if uses_data else None,
-      scores=scores if slots else None, kinds=KINDS)
+      scores=scores if slots else None, kinds=KINDS, refusal=REFUSAL)
   return autoseed(dataclasses.replace(context, config=derived), variant)

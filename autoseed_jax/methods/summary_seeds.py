@@ -29,7 +29,7 @@ from autoseed_jax.config_checks import check_fields
 from autoseed_jax.methods.autoseed import Variant, autoseed, seed_update_data
 from autoseed_jax.methods.autoseed_plus import (class_mmd, memory_plan, real_rows,
                                                 seed_method_config, settings as plus_settings,
-                                                validate_family, KINDS)
+                                                validate_family, KINDS, REFUSAL)
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the k-means starts and the MMD rows.
@@ -74,7 +74,8 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
   plan = memory_plan(config, dim, context.num_classes)
   name = 'refined_seeds' if refine else 'kmeans_seeds'
   base = autoseed(dataclasses.replace(context, config=seed_method_config(config, plan)),
-                  Variant(name=name, text_prototypes=plan.text_prototypes, kinds=KINDS))
+                  Variant(name=name, text_prototypes=plan.text_prototypes, kinds=KINDS,
+                          refusal=REFUSAL))
   bandwidths = tuple(float(b) for b in plus_settings(config)['mmd_bandwidths'])
   mmd_points = int(plus_settings(config)['mmd_points'])
 
@@ -120,6 +121,7 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
     return state.replace(memory=memory), info
 
   return Method(name=name, init_state=init_state, extra_loss=base.extra_loss,
+                kinds=base.kinds, refusal=base.refusal,
                 consolidate=consolidate, consolidate_name='summary seeds',
                 memory_bytes=base.memory_bytes)
 
