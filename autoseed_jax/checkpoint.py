@@ -102,10 +102,10 @@ def _without_empty(tree):
 def _with_empty(target, restored):
   """``restored`` (read back from ``_without_empty``) with the zero-size arrays of
   ``target`` put back where it has None."""
-  target_leaves, treedef = jax.tree.flatten(target)
-  restored_leaves = jax.tree.flatten(restored, is_leaf=lambda x: x is None)[0]
-  return treedef.unflatten([t if np.size(t) == 0 else r
-                            for t, r in zip(target_leaves, restored_leaves)])
+  # None is a leaf on both sides, so fields that are None in the state (a method without
+  # a generator, say) pair up with themselves instead of shifting the leaves.
+  return jax.tree.map(lambda t, r: t if t is not None and np.size(t) == 0 else r,
+                      target, restored, is_leaf=lambda x: x is None)
 
 
 class CheckpointStore:

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.helpers.device_runs import run_on_eight_devices
+from helpers.device_runs import run_on_eight_devices
 
 
 @pytest.fixture(scope='module')

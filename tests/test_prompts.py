@@ -22,7 +22,7 @@ from autoseed_jax.methods.maple import maple, prompted_image, vision_prompts
 from autoseed_jax.models import clip, minilm
 from autoseed_jax.synthetic import make_synthetic_stream
 from experiments.configs.real_streams import real_stream_config
-from tests.helpers.device_runs import learn_all_tasks
+from helpers.device_runs import learn_all_tasks
 
 CLIP_WEIGHTS = pathlib.Path(__file__).parent / 'fixtures' / 'clip_tiny' / 'open_clip_model.safetensors'
 STEPS = 15

@@ -118,5 +118,5 @@ def test_jitted_operations_compile_once_as_the_memory_fills():
 
 
 def test_add_rejects_a_dim_mismatch():
-  with pytest.raises(ValueError, match='does not match memory dim'):
+  with pytest.raises(ValueError, match="do not match the memory's v 5"):
     seeds.add(seeds.init_memory(4, D + 1), _batch([0], [1.0]))

@@ -182,7 +182,7 @@ def test_cache_hit_skips_encoding(offline, data_dir, tmp_path):
 
 
 def test_unknown_stream_lists_the_known_ones():
-  with pytest.raises(ValueError, match="animals-ci, animals-digits"):
+  with pytest.raises(ValueError, match="animals-ci, animals-ci-dev, animals-digits,"):
     streams.get_stream("cifar-ci")
 
 

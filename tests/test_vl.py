@@ -16,8 +16,8 @@ from autoseed_jax import checkpoint, continual, runner, vl_metrics, vl_streams, 
 from autoseed_jax.data import scenes, vl_sources
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example
-from tests.helpers.device_runs import learn_all_tasks, run_on_eight_devices
-from tests.helpers.vl_mock import mock_vl_stream, small_vl_config
+from helpers.device_runs import learn_all_tasks, run_on_eight_devices
+from helpers.vl_mock import mock_vl_stream, small_vl_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
