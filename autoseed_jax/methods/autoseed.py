@@ -6,7 +6,8 @@
   (a) per-class task-gradient conditions u_c under θ_t, sketched to m dims;
   (b, c) M meta-steps of Adam on φ, each differentiating the outer loss through an
       unrolled inner loop that teaches task t to θ_{t-1} from generated seeds alone
-      (its gradients clipped to ``inner_grad_clip``, see docs/DEVICES.md);
+      (plain gradient descent; ``inner_grad_clip`` > 0 clips its gradients, ours, see
+      docs/DEVICES.md);
   (d) k_gen candidates per class, scored by gradient alignment with the held-out real
       data of their class, the best k non-redundant kept; ``S_t = prune(add(S, new), K)``.
 
@@ -187,7 +188,7 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
 
   Returns:
     {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1}
-    (each gradient clipped to ``inner_grad_clip``), 'classified': L_task of the seeds under
+    (each gradient clipped to ``inner_grad_clip`` when > 0), 'classified': L_task of the seeds under
     θ_t (on a vision-language stream their replay loss: seeds stay matched to their texts
     and classes), 'align': L_align, 'anchor': L_anchor}.
   """

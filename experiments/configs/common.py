@@ -60,10 +60,10 @@ def method_config() -> ml_collections.ConfigDict:
   c.meta_seeds_per_class = 4      # seeds per class generated inside each meta step
   c.inner_steps = 5               # n_inner: unrolled SGD steps from θ_{t-1}
   c.inner_learning_rate = 0.5     # α of the inner loop
-  c.inner_grad_clip = 1.0         # clip each inner-loop gradient to this global norm (0:
-                                  # plain gradient descent, METHOD §4.3c as written); keeps
-                                  # the meta-optimiser from driving the unrolled loop to
-                                  # divergence (docs/DEVICES.md)
+  c.inner_grad_clip = 0.0         # 0: plain gradient descent, METHOD §4.3c as written; > 0
+                                  # clips each inner-loop gradient to this global norm
+                                  # (ours, opt-in: keeps the meta-optimiser from driving the
+                                  # unrolled loop to divergence; docs/DEVICES.md)
   c.align_weight = 0.1            # β
   c.anchor_weight = 1.0           # γ
   c.vl_condition_rows = 512       # vision-language tasks: training rows (a random subset)
