@@ -10,9 +10,10 @@ compiled learner per form). It fails when the mean paired difference of final av
 accuracy, 8 devices minus 1, is 1 point or more.
 
 Why 8 seeds and 1 point: on this configuration the paired differences were measured at
-0.0 on all of 12 seeds for both forms (a 4-task variant: 0.0 on 23 of 24 seeds for jit
-and 22 of 24 for pmap, 0.5 on the others), so chance moves the mean by far less than 0.1. Even if float chaos grew to a
-per-seed standard deviation of 0.5 points, the mean of 8 would have a standard error of
+0.0 on all of its 8 seeds for both forms with METHOD's plain inner loop (the default) and
+on all of 12 seeds with the clipped one (``inner_grad_clip=1``; a 4-task variant: 0.0 on
+23 of 24 seeds for jit and 22 of 24 for pmap, 0.5 on the others), so chance moves the
+mean by far less than 0.1. Even if float chaos grew to a per-seed standard deviation of 0.5 points, the mean of 8 would have a standard error of
 0.18 and cross 1 point with probability < 1e-7, while a systematic difference of 2
 points would stay above 1 with the same certainty. Bugs of the multi-device path were
 injected to check that the test sees them (docs/DEVICES.md gives the figures). On a
