@@ -311,7 +311,7 @@ def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
   from autoseed_jax.methods.summary_seeds import defaults as summary_defaults
   tuning = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'tuning'
   chosen = {}
-  for stage in ('replay', 'generator', 'generator_base', 'meta_steps', 'refine'):
+  for stage in ('replay', 'generator', 'generator_base', 'meta_steps', 'inner_clip', 'refine'):
     record = json.loads((tuning / f'{stage}.json').read_text())
     assert set(record['streams']) == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev'}
     chosen.update(record['chosen'])
