@@ -31,6 +31,7 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -200,6 +201,12 @@ class Suite:
       learner_key = json.dumps(stream_id, sort_keys=True) + config_json(config, drop=('seed',))
       record.compiled = learner_key not in self._learners
       if record.compiled:
+        # One learner at a time (runs come grouped by config): every compiled program
+        # holds memory maps, and a suite that kept them all ran out of them (LLVM
+        # "Cannot allocate memory" at vm.max_map_count). Programs compiled again later
+        # come from the persistent compilation cache.
+        self._learners.clear()
+        jax.clear_caches()
         self._learners[learner_key] = continual.build_learner(config, stream)
       result = continual.run_sequence(config, stream, learner=self._learners[learner_key])
     except MethodRefused as e:  # not a crash: the method does not run this stream's kinds

@@ -19,8 +19,9 @@ Stages (each grid is ``STAGES[name]``; a later stage starts from the choices of 
              combination with neither is METHOD's collapse and is left out)
   generator_base  where G_φ starts v: the class text e_c (METHOD) or the class's image mean
   meta_steps autoseed_plus's meta-steps per task (fewer is cheaper)
-  inner_clip autoseed_plus's inner loop: METHOD's plain gradient descent or each gradient
-             clipped to norm 1 (docs/DEVICES.md: the plain loop can diverge under the
+  inner_clip autoseed_plus's inner loop (the engine's ``inner_grad_clip``, which the
+             variant inherits): METHOD's plain gradient descent or each gradient clipped
+             to norm 1 (docs/DEVICES.md: the plain loop can diverge under the
              meta-optimiser on the real streams)
   refine     refined_seeds' refinement (MMD weight, learning rate)
 
@@ -74,7 +75,7 @@ STAGES = {
         'plus_meta_steps': (30, 100),
     }),
     'inner_clip': ('autoseed_plus', {
-        'plus_inner_grad_clip': (0.0, 1.0),
+        'inner_grad_clip': (0.0, 1.0),
     }),
     'refine': ('refined_seeds', {
         'summary_mmd_weight': (10.0, 100.0),

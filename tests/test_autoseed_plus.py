@@ -315,5 +315,6 @@ def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
     record = json.loads((tuning / f'{stage}.json').read_text())
     assert set(record['streams']) == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev'}
     chosen.update(record['chosen'])
-  used = {**plus_defaults(), **summary_defaults()}
+  from experiments.configs.real_streams import real_stream_config  # pylint: disable=import-outside-toplevel
+  used = {**real_stream_config().to_dict(), **plus_defaults(), **summary_defaults()}
   assert {name: used[name] for name in chosen} == chosen

@@ -32,8 +32,7 @@ Switches (config fields, defaults in ``defaults()``):
   after the last task.
 * The variant's own loss weights (``plus_replay_weight`` λ_r, ``plus_consistency_weight``
   λ_c, ``plus_anchor_weight`` γ, ``plus_replay_infonce_weight``) and meta-steps
-  (``plus_meta_steps``) and the clip of its inner loop (``plus_inner_grad_clip``), chosen on
-  the development streams (experiments/tune_plus.py).
+  (``plus_meta_steps``), chosen on the development streams (experiments/tune_plus.py).
 
 Memory: a byte budget, ``plus_memory_bytes`` (0: the bytes of ``memory_budget`` seeds of
 METHOD's layout, i.e. the same bytes Auto-Seed VL2 is given); K = that // the bytes of one
@@ -82,8 +81,6 @@ def defaults() -> dict:
       plus_anchor_weight=0.0,      # γ of the variant (the anchor pulls seeds to the mean)
       plus_replay_infonce_weight=1.0,  # weight of InfoNCE inside the variant's L_replay
       plus_meta_steps=100,         # M of the variant: Adam steps on φ per task
-      plus_inner_grad_clip=0.0,    # its inner_grad_clip (0: METHOD's plain inner loop; c > 0
-                                   # clips each inner-loop gradient, docs/DEVICES.md)
       mmd_bandwidths=(0.25, 0.5, 1.0),  # RBF widths σ of every MMD term (mean of kernels)
       mmd_points=256,              # real rows per class an MMD term compares seeds with
   )
@@ -121,7 +118,6 @@ FAMILY_RULES = (
     ('plus_anchor_weight', '>= 0', 'γ of the family'),
     ('plus_replay_infonce_weight', '>= 0', 'weight of in-batch InfoNCE inside L_replay'),
     ('plus_meta_steps', '>= 0', 'M of the family'),
-    ('plus_inner_grad_clip', '>= 0', 'the inner loop\'s gradient clip; 0: none'),
     ('mmd_points', '> 0', 'real rows per class the MMD term compares with'),
 )
 PLUS_RULES = (
@@ -192,7 +188,6 @@ def seed_method_config(config, plan: MemoryPlan) -> ml_collections.ConfigDict:
   derived.anchor_weight = float(s['plus_anchor_weight'])
   derived.replay_infonce_weight = float(s['plus_replay_infonce_weight'])
   derived.meta_steps = int(s['plus_meta_steps'])
-  derived.inner_grad_clip = float(s['plus_inner_grad_clip'])
   derived.memory_budget = plan.budget
   derived.memory_capacity = 0
   derived.seeds_per_class = plan.per_new_class
