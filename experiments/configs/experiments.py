@@ -8,10 +8,11 @@ memory, seeds, fwt.
 Writes ``<workdir>/<experiment>/`` for each experiment (see its exp_*.py), then
 ``<workdir>/claims.json`` / ``claims.md`` (the paper's claims beside what was measured)
 and ``<workdir>/suite.json`` (timings, machine, commit). ``experiments/update_readme.py``
-turns these into the README's results section. The full suite took 13 minutes on
-2 CPU cores before the main table's vision-language stream (vl-scenes) joined it; its
-30 runs add 6.3 min of CPU time (9.5 min of wall time measured at load average 6-7,
-about 4 min on idle cores); ``:quick`` (the smoke form: tiny steps, one seed, 10% of animals-ci) a few.
+turns these into the README's results section. The full suite (257 runs, with the
+vision-language stream in the main table and autoseed_plus's ablation rows on both
+streams) took 51 minutes of wall time on 2 shared CPU cores (load average 3-4): main 25
+min, ablation 21, memory 6; ``:quick`` (the smoke form: tiny steps, one seed, 10% of
+animals-ci) a few.
 
 Fields:
   experiment        'all': run the configs in ``experiments``
