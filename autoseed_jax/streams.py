@@ -669,8 +669,12 @@ def load_backbone(spec: str):
 SYNTHETIC = "synthetic"
 # The fields of a named (real-image) stream's config block beside `name`, and the ranges
 # of the numeric ones.
-REAL_STREAM_FIELDS = ("backbone", *(p for p in inspect.signature(get_stream).parameters
-                                    if p not in ("name", "backbone")))
+def _stream_fields(builder) -> tuple[str, ...]:
+  """The fields a stream block may hold: its builder's parameters but the stream's name."""
+  return tuple(p for p in inspect.signature(builder).parameters if p != "name")
+
+
+REAL_STREAM_FIELDS = _stream_fields(get_stream)
 # The vision-language streams' builders in vl_streams (whose keywords are their fields) and
 # the config written for each.
 VL_STREAM_BUILDERS = {
@@ -699,8 +703,7 @@ def check_stream_config(stream_config) -> None:
     rules, config_file = synthetic.RULES, "experiments/configs/synthetic.py"
   elif name in VL_STREAM_BUILDERS:
     builder, config_file = VL_STREAM_BUILDERS[name]
-    takes = ("backbone", *(p for p in inspect.signature(
-        getattr(_vl_streams(), builder)).parameters if p != "backbone"))
+    takes = _stream_fields(getattr(_vl_streams(), builder))
     rules = REAL_STREAM_RULES
   else:
     takes, rules = REAL_STREAM_FIELDS, REAL_STREAM_RULES

@@ -16,7 +16,8 @@ from autoseed_jax.methods.hnet import hnet, validate as validate_hnet
 from autoseed_jax.methods.joint import joint, validate as validate_joint
 from autoseed_jax.methods.lwf import lwf, validate as validate_lwf
 from autoseed_jax.methods.maple import maple, validate as validate_maple
-from autoseed_jax.methods.summary_seeds import kmeans_seeds, refined_seeds, validate as validate_summary
+from autoseed_jax.methods.summary_seeds import (kmeans_seeds, refined_seeds,
+                                               validate as validate_summary)
 
 METHODS = {
     'autoseed': autoseed,

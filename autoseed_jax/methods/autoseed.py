@@ -39,9 +39,8 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
-
 import numpy as np
+import optax
 
 from autoseed_jax import losses, meta, parallel, seeds, selection, vl_engine, vl_tasks
 from autoseed_jax.config_checks import check_fields
@@ -188,9 +187,9 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
 
   Returns:
     {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1}
-    (each gradient clipped to ``inner_grad_clip`` when > 0), 'classified': L_task of the seeds under
-    θ_t (on a vision-language stream their replay loss: seeds stay matched to their texts
-    and classes), 'align': L_align, 'anchor': L_anchor}.
+    (each gradient clipped to ``inner_grad_clip`` when > 0), 'classified': L_task of the
+    seeds under θ_t (on a vision-language stream their replay loss: seeds stay matched to
+    their texts and classes), 'align': L_align, 'anchor': L_anchor}.
   """
   config, bank, seen = context.config, state.class_bank, state.seen
   adapted_params = meta.unrolled_inner_loop(
@@ -437,20 +436,19 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
                                             condition)
 
-    if vl is None:
-      def one_seed_loss(params, s):
-        sv, sw, slabel = s
-        return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
-                                jnp.ones((1,), bool))
-      seed_inputs = (v, w, label)
-    else:  # a seed's replay loss among all candidates (the others held fixed)
-      others = jax.lax.stop_gradient(context.embed(state.params, v, w)[:2])
-
-      def one_seed_loss(params, i):
-        return seed_row_loss(params, bank, seen, v, w, label, ok, others, i)
-      seed_inputs = jnp.arange(v.shape[0])
-
     if variant.scores is None:
+      if vl is None:
+        def one_seed_loss(params, s):
+          sv, sw, slabel = s
+          return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
+                                  jnp.ones((1,), bool))
+        seed_inputs = (v, w, label)
+      else:  # a seed's replay loss among all candidates (the others held fixed)
+        others = jax.lax.stop_gradient(context.embed(state.params, v, w)[:2])
+
+        def one_seed_loss(params, i):
+          return seed_row_loss(params, bank, seen, v, w, label, ok, others, i)
+        seed_inputs = jnp.arange(v.shape[0])
       val_grads = jax.vmap(lambda wts: selection.flat_grad(
           task_loss_on, state.params, val_rows, wts))(val_w)
       score = selection.gradient_alignment_scores(
