@@ -34,7 +34,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from autoseed_jax.parallel import to_host
+from autoseed_jax.core.parallel import to_host
 
 # Orbax writes checkpoint <id> into '<id>.orbax-checkpoint-tmp-<time>' and renames it
 # once complete; a directory with this marker was left by a save that never finished.

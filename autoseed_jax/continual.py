@@ -14,10 +14,10 @@ replay for Auto-Seed VL2) in jitted ``lax.scan`` chunks with the state donated, 
 method's consolidation (the seed update), then evaluates every task and writes row t of
 the accuracy matrix.
 
-All tasks of a stream share shapes (``autoseed_jax.tasks``), so after task 1 nothing
+All tasks of a stream share shapes (``autoseed_jax.core.tasks``), so after task 1 nothing
 recompiles. On a vision-language stream (``TaskStream.vl``: retrieval, captioning, VQA and
-classification tasks in any order, ``autoseed_jax.vl_tasks``) the task loss and the
-evaluation are those of ``autoseed_jax.vl_engine``: R[i, j] holds each task's primary
+classification tasks in any order, ``autoseed_jax.core.task_kinds``) the task loss and the
+evaluation are those of ``autoseed_jax.core.kind_losses``: R[i, j] holds each task's primary
 score and ``task_metrics`` the per-kind secondary metrics beside it.
 """
 
@@ -36,14 +36,14 @@ import numpy as np
 import optax
 import tqdm
 
-from autoseed_jax import parallel, seeds, vl_engine
-from autoseed_jax.adapters import VLAdapter, init_adapter
-from autoseed_jax.losses import class_logits, task_loss
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kind_eval, kind_losses, parallel, seeds
+from autoseed_jax.core.adapters import VLAdapter, init_adapter
+from autoseed_jax.core.losses import class_logits, task_loss
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods import Context, Method, get_method, validate_config as validate_method
 from autoseed_jax.methods.base import check_kinds
-from autoseed_jax.metrics import all_metrics
-from autoseed_jax.tasks import EvalSet, Task, TaskStream
+from autoseed_jax.core.metrics import all_metrics
+from autoseed_jax.core.tasks import EvalSet, Task, TaskStream
 
 # Tags folded into the run key so each use of randomness has its own stream.
 _INIT_TAG, _STEP_TAG = 0, 1
@@ -109,7 +109,7 @@ class Learner:
     end_task: ``(state, test) -> state``: evaluates row t, θ⁻ ← θ.
     steps_per_task: online-adaptation steps per task.
     steps_per_chunk: steps per call of ``adapt`` (progress and checkpoint granularity).
-    parallelism: the mesh and compile mode (``autoseed_jax.parallel``).
+    parallelism: the mesh and compile mode (``autoseed_jax.core.parallel``).
   """
 
   method: Method
@@ -292,7 +292,7 @@ def make_context(config: ml_collections.ConfigDict, stream: TaskStream) -> Conte
       raise ValueError(
           f'stream {stream.name!r}: {rows} padded {name} rows per task do not split over '
           f'{par.num_shards} devices; build the stream with pad_multiple={par.num_shards} '
-          '(autoseed_jax.tasks.build_stream) or use fewer devices (num_devices).')
+          '(autoseed_jax.core.tasks.build_stream) or use fewer devices (num_devices).')
   return Context(config=config, adapter=adapter, num_classes=stream.num_classes,
                  dim=stream.dim, num_tasks=stream.num_tasks, parallelism=par,
                  class_names=tuple(stream.class_names), train_rows=int(task.train_x.shape[0]),
@@ -315,7 +315,7 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
     """[T] scores (percent) of ``params`` on every task, label space per task; with
     [T, K] secondary metrics on a vision-language stream (else None)."""
     if vl is not None:
-      return vl_engine.evaluate(embed, params, test, label_masks, vl)
+      return kind_eval.evaluate(embed, params, test, label_masks, vl)
     if method.eval_logits is not None:  # e.g. task inference over stored task models
       def logits_of(x, mask):
         return method.eval_logits(params, extras, x, test.class_text, mask)
@@ -366,12 +366,12 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
   def training_loss(params, state: ContinualState, x, y, key, text=None, kind=None):
     """L_task on the real batch plus the method's extra terms; (total, terms). On a
     vision-language stream ``text`` [B, d] are the rows' paired texts and ``kind`` the
-    task's kind (``vl_engine.batch_loss``)."""
+    task's kind (``kind_losses.batch_loss``)."""
     if vl is None:
       img, class_emb, scale = embed(params, x, state.class_bank)
       total = task_loss(img, class_emb, y, scale, class_mask=state.seen)
     else:
-      total = vl_engine.batch_loss(embed, params, bank=state.class_bank, seen=state.seen,
+      total = kind_losses.batch_loss(embed, params, bank=state.class_bank, seen=state.seen,
                                    bank_family=bank_family, kinds=kind, x=x, text=text, y=y,
                                    weights=jnp.ones(y.shape, jnp.float32))
     terms = {'task_loss': total}

@@ -39,13 +39,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from autoseed_jax import reporting, workdir_lock
+from autoseed_jax.report import result_records
+from autoseed_jax.tools import workdir_lock
 from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
 from autoseed_jax.continual import (Learner, RunResult, build_learner, make_result,
                                     validate_config)
-from autoseed_jax.parallel import make_parallelism, to_host
-from autoseed_jax.tasks import TaskStream
+from autoseed_jax.core.parallel import make_parallelism, to_host
+from autoseed_jax.core.tasks import TaskStream
 
 # Defaults of the checkpoint config fields (read with ``config.get``).
 DEFAULT_CHECKPOINTS_TO_KEEP = 3
@@ -298,6 +299,11 @@ class WorkdirPaths:
   def checkpoints(self, method: str) -> str:
     return os.path.join(self.method_dir(method), 'checkpoints')
 
+  @property
+  def test_embeddings(self) -> str:
+    """The stream's real test embeddings (x, y, class_names), drawn beside the seeds."""
+    return os.path.join(self.root, 'test_embeddings.npz')
+
   def seeds(self, method: str) -> str:
     """The final seed memory's valid seeds (v, w, label, task), for plots and analysis."""
     return os.path.join(self.method_dir(method), 'seeds.npz')
@@ -381,7 +387,7 @@ def _write_json(path: str, value) -> None:
     return
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    reporting.write_json(path, value)
+    result_records.write_json(path, value)
   except OSError as e:
     raise WorkdirError(f'cannot write {path}: {e}. Free disk space or make the workdir '
                        'writable, then rerun the same command to resume.') from e
@@ -473,7 +479,7 @@ def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: 
   Finished methods are read back from their ``result.json`` (or, if that is unreadable,
   rebuilt from their final checkpoint); the others resume from their newest intact
   checkpoint. Writes ``results.json`` and returns the per-method records
-  (``reporting.result_record``).
+  (``result_records.result_record``).
 
   Raises:
     WorkdirError, WorkdirBusyError, ConfigMismatchError, NonFiniteLossError,
@@ -512,16 +518,18 @@ def _run_workdir(config, stream, paths: WorkdirPaths, *, stop, out) -> dict[str,
                               store, log=metrics_logger(log_file, method), stop=stop, out=out)
         finally:
           store.close()
-        record = reporting.result_record(result)
+        record = result_records.result_record(result)
         if result.state.memory is not None and _is_writer():
           memory = to_host(result.state.memory)
           np.savez(paths.seeds(method), v=memory.v[memory.valid], w=memory.w[memory.valid],
                    label=memory.label[memory.valid], task=memory.task[memory.valid])
+          if stream.vl is None and not os.path.exists(paths.test_embeddings):
+            _save_test_embeddings(paths.test_embeddings, stream)
         _write_json(paths.result(method), record)
-      out(reporting.format_matrix(record['acc_matrix'], record['initial_acc']))
+      out(result_records.format_matrix(record['acc_matrix'], record['initial_acc']))
       if 'task_metrics' in record:
-        out('after the last task:\n' + reporting.format_task_metrics(
-            record['task_metrics'], reporting.stream_tasks(stream)))
+        out('after the last task:\n' + result_records.format_task_metrics(
+            record['task_metrics'], result_records.stream_tasks(stream)))
       records[method] = record
   finally:
     try:
@@ -531,9 +539,18 @@ def _run_workdir(config, stream, paths: WorkdirPaths, *, stop, out) -> dict[str,
   results = {'stream': stream.name, 'description': stream.description,
              'config': config.to_dict(), 'methods': records}
   if stream.vl is not None:
-    results['tasks'] = reporting.stream_tasks(stream)
+    results['tasks'] = result_records.stream_tasks(stream)
   _write_json(paths.results, results)
   return records
+
+
+def _save_test_embeddings(path: str, stream: TaskStream) -> None:
+  """Every task's real test embeddings and labels, with the class names: what the report's
+  seed projection draws the seeds beside, so that it never rebuilds the stream."""
+  count = np.asarray(stream.test.count)
+  x = np.concatenate([np.asarray(stream.test.x[t])[:n] for t, n in enumerate(count)])
+  y = np.concatenate([np.asarray(stream.test.y[t])[:n] for t, n in enumerate(count)])
+  np.savez(path, x=x, y=y, class_names=np.asarray(stream.class_names, dtype=str))
 
 
 def read_metrics(path: str) -> list[dict]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# COMMAND: bash experiments/bench_device.sh [extra bench.py flags]
+# COMMAND: bash experiments/bench_device.sh [extra experiments.bench flags]
 # The whole benchmark harness in one call on an accelerator machine (GPU/TPU): every
-# section of experiments/bench.py except the CPU-only peers comparison, in well under
+# section of experiments/bench except the CPU-only peers comparison, in well under
 # 8 minutes. Installs nothing: it uses $PYTHON, else .venv/bin/python, else python3, which
 # must already have the project's requirements (jax with the accelerator's plugin).
 # Writes bench.json, bench.md (the table), bench.log and devices.txt to $OUT when set,
@@ -19,6 +19,6 @@ mkdir -p "$dest"
 "$py" -c 'import jax; print("jax", jax.__version__, "backend", jax.default_backend(), jax.devices())' \
   | tee "$dest/devices.txt"
 # 7.5 minutes at most; the JSON is rewritten after every section, so a cut run keeps its parts.
-timeout 450 "$py" experiments/bench.py --peers off --out "$dest/bench.json" "$@" 2>&1 \
+timeout 450 "$py" -m experiments.bench --peers off --out "$dest/bench.json" "$@" 2>&1 \
   | tee "$dest/bench.log"
 echo "table: $dest/bench.md"

@@ -13,7 +13,7 @@ The measurements behind the README's "What we noticed", on animals-ci (METHOD's 
    and for autoseed_plus's generator (fixed codes z_j).
 2. **Which outer-loss term pulls seeds together?** 16 free seeds per class of task 1,
    started at random real training embeddings of the class (spread like the data), are
-   optimised (Adam on the sphere, ``summary.refine_on_sphere``) on one term of METHOD's
+   optimised (Adam on the sphere, ``kmeans.refine_on_sphere``) on one term of METHOD's
    outer loss at a time (``autoseed.outer_loss_terms``: teach, classified, align,
    anchor), on their weighted sum, and on autoseed_plus's terms (MMD, centre targets);
    reported: their within-class pair cosine and cosine to the class mean afterwards.
@@ -44,8 +44,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from autoseed_jax import continual, losses, meta, parallel, summary  # noqa: E402
-from autoseed_jax.generator import SeedGenerator, generate  # noqa: E402
+from autoseed_jax import continual
+from autoseed_jax.core import kmeans, losses, meta, parallel  # noqa: E402
+from autoseed_jax.core.generator import SeedGenerator, generate_seeds  # noqa: E402
 autoseed_lib = importlib.import_module('autoseed_jax.methods.autoseed')
 plus_lib = importlib.import_module('autoseed_jax.methods.autoseed_plus')
 from autoseed_jax.streams import get_stream  # noqa: E402
@@ -115,7 +116,7 @@ def z_sensitivity(stream) -> dict:
       noise = jnp.broadcast_to(codes[None], (condition.shape[0],) + codes.shape)
     phases = (('initial', adapted.gen_params), ('meta-trained', consolidated.gen_params))
     for phase, gen_params in phases if method == 'autoseed' else phases[1:]:
-      v, _ = generate(generator, gen_params, jax.random.PRNGKey(7), condition=condition,
+      v, _ = generate_seeds(generator, gen_params, jax.random.PRNGKey(7), condition=condition,
                       class_text=data.class_text, num_per_class=CANDIDATES,
                       noise_dim=config.noise_dim, noise=noise, visual_base=visual_base)
       v = np.asarray(v)  # [n, k, d]
@@ -142,7 +143,7 @@ def outer_term_preferences(stream) -> dict:
   _, context, task, adapted, _ = _first_task(config, stream)
   data = autoseed_lib.seed_update_data(task)
   n = data.class_ok.shape[0]
-  rows, _ = summary.sample_class_rows(data.train_weights, jax.random.PRNGKey(3), CANDIDATES)
+  rows, _ = kmeans.sample_class_rows(data.train_weights, jax.random.PRNGKey(3), CANDIDATES)
   start = data.train_x[rows].reshape(-1, stream.dim)
   slot = jnp.repeat(jnp.arange(n), CANDIDATES)
   label = task.classes[slot]
@@ -150,7 +151,7 @@ def outer_term_preferences(stream) -> dict:
   w = data.class_text[slot]
   in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
   real_x, real_ok = plus_lib.real_rows(jax.random.PRNGKey(4), data, 256)
-  centres = summary.class_kmeans(data.train_x, data.train_weights, jax.random.PRNGKey(5),
+  centres = kmeans.class_kmeans(data.train_x, data.train_weights, jax.random.PRNGKey(5),
                                  num_centres=CANDIDATES)[0].reshape(-1, stream.dim)
   bandwidths = tuple(plus_lib.settings(config)['mmd_bandwidths'])
 
@@ -178,7 +179,7 @@ def outer_term_preferences(stream) -> dict:
 
   out['start (random real examples)'] = describe(start)
   for name in terms(start):
-    v = summary.refine_on_sphere(start, lambda v, name=name: terms(v)[name],
+    v = kmeans.refine_on_sphere(start, lambda v, name=name: terms(v)[name],
                                  num_steps=TERM_STEPS, learning_rate=TERM_LEARNING_RATE)
     out[name] = describe(v)
   return out

@@ -3,7 +3,7 @@
 and writes the checkpoint that `autoseed_jax.models.offline_backbone` loads.
 
 Training data: the pretraining splits of animal_mnist and sklearn_digits
-(`autoseed_jax.streams.pretraining_data`: 10% of each class's TRAIN images, 800 + 143 images,
+(`autoseed_jax.streams.embed.pretraining_data`: 10% of each class's TRAIN images, 800 + 143 images,
 20 classes); the continual streams train on the other 90% and test on TEST, which is never
 used here. The step count is deliberately small (100 steps of 128 class-balanced images):
 the tower is meant to be a moderate zero-shot classifier (about 60% on either dataset's test
@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from autoseed_jax import streams  # noqa: E402
+from autoseed_jax.streams import embed  # noqa: E402
 from autoseed_jax.models import image_encoder, lit, minilm, offline_backbone  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def main(argv=None) -> None:
                                batch_size=args.batch_size, learning_rate=args.learning_rate,
                                seed=args.seed)
   tower_config = image_encoder.ImageTowerConfig()
-  data = streams.pretraining_data(args.data_dir)
+  data = embed.pretraining_data(args.data_dir)
   text_encoder = minilm.load_minilm()
   class_text = text_encoder.encode_text(data["prompts"])
 
@@ -77,10 +77,10 @@ def main(argv=None) -> None:
       "training_data": {
           "description": (
               f"pretraining split of each dataset's TRAIN split: per class the "
-              f"{streams.PRETRAIN_FRACTION:.0%} of images with the smallest salted content "
-              f"hash (autoseed_jax.streams.pretraining_split); TEST never used"),
-          "salt": streams.PRETRAIN_SALT.decode(),
-          "fraction": streams.PRETRAIN_FRACTION,
+              f"{embed.PRETRAIN_FRACTION:.0%} of images with the smallest salted content "
+              f"hash (autoseed_jax.streams.embed.pretraining_split); TEST never used"),
+          "salt": embed.PRETRAIN_SALT.decode(),
+          "fraction": embed.PRETRAIN_FRACTION,
           "datasets": data["datasets"],
           "class_names": data["class_names"],
           "prompts": data["prompts"],

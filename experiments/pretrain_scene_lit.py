@@ -3,8 +3,8 @@
 MiniLM text, trained CNN) and writes the checkpoint `autoseed_jax.models.scene_tower` loads.
 
 Training data: `--scenes` scenes (default 4,000) of two or three objects composed by
-`autoseed_jax.vl_streams.pretraining_scenes` from the object images of the pretraining
-split (`autoseed_jax.streams.pretraining_split`: 10% of each class's TRAIN images of
+`autoseed_jax.streams.vision_language.pretraining_scenes` from the object images of the pretraining
+split (`autoseed_jax.streams.embed.pretraining_split`: 10% of each class's TRAIN images of
 animal_mnist and sklearn_digits, 800 + 143 images) -- animal-only, digit-only and mixed
 scenes in equal shares, each with its five template captions. The `vl-scenes` stream
 composes its scenes from the other 90% of TRAIN (its training scenes) and from TEST (its
@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from autoseed_jax import streams, vl_streams  # noqa: E402
+from autoseed_jax.streams import embed  # noqa: E402
+from autoseed_jax.streams import vision_language  # noqa: E402
 from autoseed_jax.models import lit, minilm, scene_tower  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
                                    batch_size=args.batch_size,
                                    learning_rate=args.learning_rate, seed=args.seed)
   config = scene_tower.SceneTowerConfig()
-  data = vl_streams.pretraining_scenes(args.scenes, seed=args.seed, data_dir=args.data_dir)
+  data = vision_language.pretraining_scenes(args.scenes, seed=args.seed, data_dir=args.data_dir)
   text_encoder = minilm.load_minilm()
   caption_text = text_encoder.encode_text(data['caption_texts'])
 
@@ -78,7 +79,7 @@ def main(argv=None) -> None:
           'description': (f'{args.scenes} scenes composed from the pretraining split of '
                           'animal_mnist and sklearn_digits (autoseed_jax.streams.'
                           'pretraining_split); streams never use these object images'),
-          'salt': streams.PRETRAIN_SALT.decode(), 'fraction': streams.PRETRAIN_FRACTION,
+          'salt': embed.PRETRAIN_SALT.decode(), 'fraction': embed.PRETRAIN_FRACTION,
           'scenes': args.scenes, 'distinct_captions': len(data['caption_texts']),
       },
       'training_image_to_caption_recall_at_1': recall_at_1,

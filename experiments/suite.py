@@ -35,11 +35,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from autoseed_jax import continual, parallel, plots
+from autoseed_jax import continual, methods
+from autoseed_jax.core import parallel
+from autoseed_jax.report import plots
 from autoseed_jax.methods.base import MethodRefused
-from autoseed_jax.methods.dgr import PIXEL_METHODS
-from autoseed_jax.metrics import all_metrics
-from autoseed_jax.tasks import TaskStream
+from autoseed_jax.core.metrics import all_metrics
+from autoseed_jax.core.tasks import TaskStream
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY_DIR = REPO_ROOT / 'autoseed_jax'
@@ -52,15 +53,7 @@ METRIC_TITLES = {
     'fwt': 'FWT',
     'memory_bytes': 'memory (B)',
 }
-# Datasets of each embedded stream, with the offset of their labels in the stream.
-STREAM_DATASETS = {
-    'animals-ci': (('animal_mnist', 0),),
-    'animals-digits': (('animal_mnist', 0), ('sklearn_digits', 10)),
-    'vl-scenes': (('animal_mnist', 0), ('sklearn_digits', 10)),  # scenes of their objects
-}
-
-
-ENTRY_POINTS = ('main.py', 'report.py')
+ENTRY_POINTS = ('main.py', 'report/__main__.py')
 
 
 def library_digest() -> str:
@@ -90,7 +83,7 @@ def run_config(base: ml_collections.ConfigDict, *, method: str, seed: int,
 
 def needs_pixels(config: ml_collections.ConfigDict) -> bool:
   """Whether ``config``'s method reads the tasks' training images (``dgr_pixel``)."""
-  return config.method in PIXEL_METHODS
+  return methods.needs_pixels((config.method,))
 
 
 def config_json(config: ml_collections.ConfigDict, *, drop: Sequence[str] = ()) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autoseed_jax.vl_tasks import PRIMARY_NAME
+from autoseed_jax.core.task_kinds import PRIMARY_NAME
 from experiments.suite import fmt, markdown_table
 
 RELATIONAL_GAP = -3.0  # the "-6%" claim holds here from half the paper's gap on

@@ -2,7 +2,7 @@
 
 Compile once: the session and every process it starts (the command-line tests, the
 multi-device and two-process scripts) share JAX's persistent compilation cache
-(autoseed_jax/compilation_cache.py), so a program compiled by one test is loaded by the
+(autoseed_jax/tools/compilation_cache.py), so a program compiled by one test is loaded by the
 next one that needs it, in this session and in later ones. The directory is the command
 line's: ``$AUTOSEED_COMPILATION_CACHE_DIR`` when set (``none`` turns the cache off, a
 fresh directory measures a cold start), else ``~/.cache/autoseed_jax/jax_compilation_cache``.
@@ -10,12 +10,12 @@ fresh directory measures a cold start), else ``~/.cache/autoseed_jax/jax_compila
 
 import os
 
-from autoseed_jax import compilation_cache
+from autoseed_jax.tools import compilation_cache
 
 
 def pytest_configure(config):
   del config
-  directory = compilation_cache.configure()  # before anything compiles in this process
+  directory = compilation_cache.configure_compilation_cache()  # before anything compiles in this process
   os.environ.update(compilation_cache.environment(directory))  # and in every child
   if directory is None:
     os.environ.pop('JAX_COMPILATION_CACHE_DIR', None)

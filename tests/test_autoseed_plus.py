@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from autoseed_jax import continual, losses, seeds, summary, tasks
+from autoseed_jax import continual
+from autoseed_jax.core import kmeans, losses, seeds, tasks
 from autoseed_jax.methods.autoseed_plus import class_mmd, memory_plan
 from autoseed_jax.methods.autoseed import text_prototypes
 from experiments.configs.common import method_config
@@ -99,7 +100,7 @@ def test_class_kmeans_finds_the_clusters_largest_first():
   weights = np.zeros((2, len(x)), np.float32)
   weights[0, :60] = 1.0  # class 0: the three clusters; class 1: the random rows
   weights[1, 60:] = 1.0
-  found, sizes = summary.class_kmeans(jnp.asarray(x), jnp.asarray(weights),
+  found, sizes = kmeans.class_kmeans(jnp.asarray(x), jnp.asarray(weights),
                                       jax.random.PRNGKey(0), num_centres=3)
   np.testing.assert_allclose(np.asarray(sizes)[0], [30, 20, 10])
   assert np.asarray(sizes)[1].sum() == 12
@@ -112,11 +113,11 @@ def test_sample_class_rows_draws_distinct_rows_of_the_class_and_pads():
   weights = np.zeros((2, 10), np.float32)
   weights[0, [1, 3, 5, 7, 9]] = 1.0
   weights[1, [0, 2]] = 1.0
-  rows, valid = summary.sample_class_rows(jnp.asarray(weights), jax.random.PRNGKey(1), 4)
+  rows, valid = kmeans.sample_class_rows(jnp.asarray(weights), jax.random.PRNGKey(1), 4)
   rows, valid = np.asarray(rows), np.asarray(valid)
   assert valid[0].all() and len(set(rows[0])) == 4 and set(rows[0]) <= {1, 3, 5, 7, 9}
   assert valid[1].tolist() == [True, True, False, False] and set(rows[1][:2]) == {0, 2}
-  rows, valid = summary.sample_class_rows(jnp.asarray(weights), jax.random.PRNGKey(1), 12)
+  rows, valid = kmeans.sample_class_rows(jnp.asarray(weights), jax.random.PRNGKey(1), 12)
   assert rows.shape == (2, 12) and np.asarray(valid).sum() == 7
 
 
@@ -124,7 +125,7 @@ def test_refine_on_sphere_lowers_the_loss_and_keeps_unit_norm():
   target = jnp.asarray(_unit(np.ones((1, D))), jnp.float32)
   v0 = jnp.asarray(_unit(np.random.default_rng(0).normal(size=(3, D))), jnp.float32)
   loss = lambda v: jnp.sum((v - target) ** 2)
-  v = summary.refine_on_sphere(v0, loss, num_steps=50, learning_rate=0.05)
+  v = kmeans.refine_on_sphere(v0, loss, num_steps=50, learning_rate=0.05)
   assert float(loss(v)) < 0.5 * float(loss(v0))
   np.testing.assert_allclose(np.linalg.norm(np.asarray(v), axis=-1), 1.0, atol=1e-5)
 
@@ -133,15 +134,15 @@ def test_a_memory_without_text_prototypes_counts_no_bytes_for_them():
   full, bare = seeds.init_memory(4, D), seeds.init_memory(4, D, text_dim=0)
   assert seeds.bytes_per_seed(full) - seeds.bytes_per_seed(bare) == 4 * D
   v = jnp.asarray(_unit(np.random.default_rng(0).normal(size=(3, D))), jnp.float32)
-  bare = seeds.add(bare, seeds.make_seeds(v, v[:, :0], jnp.array([2, 0, 2]), 0))
-  assert int(seeds.nbytes(bare)) == 3 * (4 * D + 13)
+  bare = seeds.add_seeds(bare, seeds.make_seeds(v, v[:, :0], jnp.array([2, 0, 2]), 0))
+  assert int(seeds.memory_nbytes(bare)) == 3 * (4 * D + 13)
   bank = jnp.asarray(np.arange(3 * D, dtype=np.float32).reshape(3, D))
   w = np.asarray(text_prototypes(bare, bank))
   np.testing.assert_array_equal(w[:3], np.asarray(bank)[[2, 0, 2]])
-  batch = seeds.sample(bare, jax.random.PRNGKey(0), 2)
+  batch = seeds.sample_seeds(bare, jax.random.PRNGKey(0), 2)
   assert batch.w.shape == (2, 0)
   with pytest.raises(ValueError, match='do not match'):
-    seeds.add(bare, seeds.make_seeds(v, v, jnp.array([0, 0, 0]), 0))
+    seeds.add_seeds(bare, seeds.make_seeds(v, v, jnp.array([0, 0, 0]), 0))
 
 
 def _multimodal_stream(seed=0):

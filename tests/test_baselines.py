@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from autoseed_jax import continual, parallel, tasks
-from autoseed_jax.adapters import VLAdapter, adapted, init_adapter
-from autoseed_jax.losses import class_logits
+from autoseed_jax import continual
+from autoseed_jax.core import parallel, tasks
+from autoseed_jax.core.adapters import VLAdapter, adapted, init_adapter
+from autoseed_jax.core.losses import class_logits
 from autoseed_jax.methods import base
 from autoseed_jax.methods.joint import rows_per_task
 from autoseed_jax.methods.er import (bytes_matching_seed_memory, init_buffer, memory_examples,
@@ -27,10 +28,10 @@ from autoseed_jax.methods.er import (bytes_matching_seed_memory, init_buffer, me
 from autoseed_jax.methods.ewc import ewc, fisher_diagonal
 from autoseed_jax.methods.hnet import hnet
 from autoseed_jax.methods.lwf import lwf
-from autoseed_jax.metrics import all_metrics
+from autoseed_jax.core.metrics import all_metrics
 from autoseed_jax.models import image_encoder, lit
-from autoseed_jax.profiling import count_compilations
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax.tools.profiling import count_compilations
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
 
 STEPS = 100

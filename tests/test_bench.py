@@ -1,4 +1,4 @@
-"""experiments/bench.py: the quick run has every section and recompiles nothing after task 1;
+"""experiments/bench (``python -m experiments.bench``): the quick run has every section and recompiles nothing after task 1;
 the peers comparison is skipped cleanly without the optional extra; the helpers that turn
 measurements into numbers (log-log exponent, replay bytes at equal accuracy) are right.
 
@@ -14,7 +14,9 @@ import sys
 
 import pytest
 
-from experiments import bench
+from experiments.bench import common
+from experiments.bench import memory as memory_lib
+from experiments.bench import peers as peers_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -26,7 +28,7 @@ def quick_run(tmp_path_factory):
   # Compilation dominates a --quick run on 2 cores; XLA's backend optimisation is not needed.
   env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0').strip()
   proc = subprocess.run(
-      [sys.executable, str(ROOT / 'experiments' / 'bench.py'), '--quick', '--out', str(out)],
+      [sys.executable, '-m', 'experiments.bench', '--quick', '--out', str(out)],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
   assert proc.returncode == 0, proc.stderr[-4000:]
   return json.loads(out.read_text()), out, proc.stdout
@@ -35,7 +37,7 @@ def quick_run(tmp_path_factory):
 def test_quick_run_has_every_section(quick_run):
   report, _, _ = quick_run
   assert report['mode'] == 'quick'
-  missing = [s for s in bench.SECTIONS if s not in report]
+  missing = [s for s in common.SECTIONS if s not in report]
   assert not missing, missing
 
 
@@ -58,15 +60,15 @@ def test_measurements_are_filled_in(quick_run):
     assert point['flops_source'] in ('xla_cost_analysis', 'analytic')
     assert point['fraction_of_matmul'] > 0
   meta = report['meta_update']
-  assert [p['inner_steps'] for p in meta['points']] == list(bench.QUICK.inner_steps)
+  assert [p['inner_steps'] for p in meta['points']] == list(common.QUICK.inner_steps)
   assert 0 < meta['seed_update_share']['median_fraction'] < 1
   embedding = report['embedding_extraction']
   for backbone in ('offline_lit_minilm', 'clip_vit_b32_random'):
     for kind in ('images', 'texts'):
       assert embedding[backbone][kind]['rows_per_s'] > 0
-  for sweep, key, values in (('classes', 'num_classes', bench.QUICK.growth_classes),
+  for sweep, key, values in (('classes', 'num_classes', common.QUICK.growth_classes),
                              ('memory_capacity', 'memory_capacity',
-                              bench.QUICK.growth_capacity)):
+                              common.QUICK.growth_capacity)):
     growth = report['cost_growth'][sweep]
     assert [p[key] for p in growth['points']] == list(values)
     assert math.isfinite(growth['exponent'])
@@ -77,7 +79,7 @@ def test_memory_and_peers_say_what_they_need(quick_run):
   assert report['memory']['status'] == 'needs results'
   assert '--memory-results' in report['memory']['message']
   peers = report['peers']
-  if bench.peers_unavailable() is not None:  # CI: the extra is not installed
+  if peers_lib.peers_unavailable() is not None:  # CI: the extra is not installed
     assert 'requirements-bench.txt' in peers['skipped']
   else:
     assert peers['implementations']['ours']['epoch_s_median'] > 0
@@ -96,9 +98,9 @@ def test_markdown_table_is_written_and_printed(quick_run):
 
 
 def test_log_log_exponent():
-  assert bench.log_log_exponent([10, 100, 1000], [2, 20, 200]) == pytest.approx(1.0)
-  assert bench.log_log_exponent([1e3, 1e4, 1e5], [5, 5, 5]) == pytest.approx(0.0, abs=1e-12)
-  assert bench.log_log_exponent([2, 4, 8], [1, 4, 16]) == pytest.approx(2.0)
+  assert common.log_log_exponent([10, 100, 1000], [2, 20, 200]) == pytest.approx(1.0)
+  assert common.log_log_exponent([1e3, 1e4, 1e5], [5, 5, 5]) == pytest.approx(0.0, abs=1e-12)
+  assert common.log_log_exponent([2, 4, 8], [1, 4, 16]) == pytest.approx(2.0)
 
 
 def test_replay_bytes_at_equal_accuracy():
@@ -106,11 +108,11 @@ def test_replay_bytes_at_equal_accuracy():
         {'memory_bytes': 10_000, 'final_avg_acc': 70.0},
         {'memory_bytes': 100_000, 'final_avg_acc': 65.0}]  # worse with more memory: noise
   # Halfway between 50% and 70% is halfway in log(bytes): sqrt(1e3 * 1e4).
-  assert bench.replay_bytes_at_accuracy(er, 60.0)['bytes'] == pytest.approx(10 ** 3.5)
-  assert bench.replay_bytes_at_accuracy(er, 70.0)['bytes'] == pytest.approx(10_000)
-  low = bench.replay_bytes_at_accuracy(er, 40.0)
+  assert memory_lib.replay_bytes_at_accuracy(er, 60.0)['bytes'] == pytest.approx(10 ** 3.5)
+  assert memory_lib.replay_bytes_at_accuracy(er, 70.0)['bytes'] == pytest.approx(10_000)
+  low = memory_lib.replay_bytes_at_accuracy(er, 40.0)
   assert low['bytes'] == 1_000 and low['bound'].startswith('at most')
-  high = bench.replay_bytes_at_accuracy(er, 80.0)
+  high = memory_lib.replay_bytes_at_accuracy(er, 80.0)
   assert high['bytes'] is None and 'at most 70.00%' in high['reason']
 
 
@@ -127,7 +129,7 @@ def test_memory_section_reads_runner_results(tmp_path):
   _results_json(small / 'results.json', {'autoseed': (24_000, 60.0), 'er': (1_000, 50.0),
                                          'finetune': (0, 20.0)})
   big = _results_json(tmp_path / 'big.json', {'er': (10_000, 70.0)})
-  section = bench.memory_section([str(small), str(big)])  # a workdir and a file
+  section = memory_lib.memory_section([str(small), str(big)])  # a workdir and a file
   assert section['status'] == 'ok'
   assert sorted(p['method'] for p in section['points']) == ['autoseed', 'er', 'er']
   (comparison,) = section['comparisons']
@@ -147,20 +149,20 @@ def test_memory_section_reads_the_memory_experiment_per_stream(tmp_path):
       row('a', 'er', '10x', 10_000, 70.0),
       # Stream b's ER reaches 60% with little memory; it must not count for stream a.
       row('b', 'er', '1x', 100, 90.0), row('b', 'autoseed', 'k=1', 5_000, 95.0)]}))
-  section = bench.memory_section([str(path)])
+  section = memory_lib.memory_section([str(path)])
   by_stream = {c['stream']: c for c in section['comparisons']}
   assert by_stream['a']['replay_bytes_at_equal_acc'] == pytest.approx(10 ** 3.5)
   assert by_stream['b']['replay_bytes_at_equal_acc'] is None  # ER at most 90% on b
 
 
 def test_memory_section_without_results_invents_nothing(tmp_path):
-  assert bench.memory_section([])['status'] == 'needs results'
+  assert memory_lib.memory_section([])['status'] == 'needs results'
   only_seeds = _results_json(tmp_path / 'r.json', {'autoseed': (24_000, 60.0)})
-  section = bench.memory_section([str(only_seeds)])
+  section = memory_lib.memory_section([str(only_seeds)])
   assert section['status'] == 'needs results' and 'comparisons' not in section
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    bench.memory_section([str(tmp_path / 'missing.json')])
+    memory_lib.memory_section([str(tmp_path / 'missing.json')])
   bad = tmp_path / 'bad.json'
   bad.write_text('[1, 2]')
   with pytest.raises(ValueError, match='neither a results.json'):
-    bench.memory_section([str(bad)])
+    memory_lib.memory_section([str(bad)])

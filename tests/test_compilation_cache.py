@@ -1,5 +1,5 @@
 """Compile once: where the persistent compilation cache lives, and a second process
-loading what the first compiled (autoseed_jax/compilation_cache.py)."""
+loading what the first compiled (autoseed_jax/tools/compilation_cache.py)."""
 
 import os
 import pathlib
@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from autoseed_jax import compilation_cache
+from autoseed_jax.tools import compilation_cache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROGRAM = '''
 import sys
 import jax, jax.numpy as jnp
 import autoseed_jax as asj
-from autoseed_jax import profiling
+from autoseed_jax.tools import profiling
 asj.configure_compilation_cache(sys.argv[1])
 with profiling.count_compilations() as compiles:
   jax.jit(lambda x: jnp.tanh(x) @ x.T)(jnp.ones((8, 8))).block_until_ready()

@@ -1,6 +1,6 @@
 """Using seeds, the generator and the consistency loss from a user's own train step.
 
-This runs the README's "compose with your own model" program itself (the README block is
+This runs the "compose with your own model" program of docs/LIBRARY.md itself (the block is
 the source): a user has their own Flax model and optax optimiser, and adds Auto-Seed
 VL2's seed replay and consistency term to their own jitted step through ``import
 autoseed_jax as asj``, without our engine. tests/helpers/check_install.py runs the same
@@ -15,11 +15,11 @@ import numpy as np
 from helpers.check_install import COMPOSE_RESULT, compose_example
 
 
-def test_readme_composition_program_trains_with_seed_replay_and_consistency():
+def test_library_page_composition_program_trains_with_seed_replay_and_consistency():
   namespace = {'__name__': '__main__'}
   printed = io.StringIO()
   with contextlib.redirect_stdout(printed):
-    exec(compile(compose_example(), 'README.md (compose)', 'exec'), namespace)  # pylint: disable=exec-used
+    exec(compile(compose_example(), 'docs/LIBRARY.md (compose)', 'exec'), namespace)  # pylint: disable=exec-used
   assert COMPOSE_RESULT.search(printed.getvalue()), printed.getvalue()
   consistencies = namespace['consistencies']
   assert len(consistencies) == 30

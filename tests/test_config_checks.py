@@ -7,8 +7,9 @@ import sys
 import ml_collections
 import pytest
 
-from autoseed_jax import config_checks, continual, runner, streams
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax.core import config_checks
+from autoseed_jax import continual, main, runner, streams
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs import demo, synthetic, vl_coco_flickr, vl_scenes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,12 +76,17 @@ def test_a_named_stream_refuses_the_synthetic_streams_fields():
   block = synthetic.get_config().stream
   block.name = 'animals-ci'
   with pytest.raises(ValueError, match=r"does not take the field\(s\) stream.classes_per_task.*"
-                     'experiments/configs/demo.py --config.stream.name=animals-ci'):
+                     'it takes backbone, data_dir'):
     streams.load_stream(block)
+  with pytest.raises(ValueError, match='experiments/configs/demo.py --config.stream.name='
+                     'animals-ci'):
+    main.check_stream_block(block)
   block = demo.get_config().stream
   block.name = 'synthetic'
-  with pytest.raises(ValueError, match='stream.backbone.*experiments/configs/synthetic.py'):
+  with pytest.raises(ValueError, match='stream.backbone.*it takes num_tasks'):
     streams.check_stream_config(block)
+  with pytest.raises(ValueError, match='stream.backbone.*experiments/configs/synthetic.py'):
+    main.check_stream_block(block)
 
 
 def test_vision_language_streams_take_their_own_fields_and_refuse_the_others():
@@ -94,7 +100,7 @@ def test_vision_language_streams_take_their_own_fields_and_refuse_the_others():
   block.name = 'vqa-v2'
   with pytest.raises(ValueError, match=r"stream.bank_images, stream.kind.*"
                      'experiments/configs/vl_coco_flickr.py:vqa-v2'):
-    streams.check_stream_config(block)
+    main.check_stream_block(block)
 
 
 @pytest.mark.parametrize('field, value, rule', [

@@ -4,9 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from autoseed_jax import continual, seeds
-from autoseed_jax.profiling import count_compilations
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax import continual
+from autoseed_jax.core import seeds
+from autoseed_jax.tools.profiling import count_compilations
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
 
 

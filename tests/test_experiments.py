@@ -1,7 +1,7 @@
-"""The experiment suite in its quick form, run as a user would through the one entry point
-(``python -m autoseed_jax.main --config experiments/configs/experiments.py:quick``), its
-own command line (experiments/run_experiments.py), and the README results section built
-from its files (experiments/update_readme.py).
+"""The experiment suite in its quick form, run as a user would through its entry point
+(``python -m experiments.paper --config experiments/configs/exp_all.py:quick``), one
+experiment config on the same run cache, and the results page built from its files
+(experiments/update_readme.py).
 
 The quick form runs every experiment on 10% of animals-ci with tiny steps and one seed;
 these tests check that each output file is written with the expected columns and numbers
@@ -20,7 +20,9 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import run_experiments, suite, update_readme
+from experiments import suite, update_readme
+from experiments.paper import configs as paper_configs
+from experiments.paper import seeds as paper_seeds
 from experiments.configs.exp_common import base_config
 
 METRIC_COLUMNS = [f'{m}_{s}' for m in ('final_avg_acc', 'avg_incremental_acc', 'forgetting',
@@ -42,10 +44,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope='module')
 def quick(tmp_path_factory):
-  """The quick suite through ``autoseed_jax.main``; (root, suite.json, stdout)."""
+  """The quick suite through ``experiments.paper``; (root, suite.json, stdout)."""
   root = tmp_path_factory.mktemp('experiments')
-  cmd = [sys.executable, '-m', 'autoseed_jax.main',
-         '--config', 'experiments/configs/experiments.py:quick',
+  cmd = [sys.executable, '-m', 'experiments.paper',
+         '--config', 'experiments/configs/exp_all.py:quick',
          '--workdir', str(root / 'results'), f'--config.cache_dir={root / "cache"}']
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -61,7 +63,7 @@ def read_csv(path):
   return header, rows
 
 
-@pytest.mark.parametrize('name', run_experiments.EXPERIMENTS)
+@pytest.mark.parametrize('name', paper_configs.EXPERIMENTS)
 def test_each_experiment_writes_json_csv_markdown_and_plots(quick, name):
   root, _, _ = quick
   directory = root / 'results' / name
@@ -90,8 +92,8 @@ def test_main_table_has_every_quick_method_and_er_matches_the_seed_memory(quick)
   root, _, _ = quick
   _, rows = read_csv(root / 'results' / 'main' / 'main.csv')
   methods = [r['method'] for r in rows]
-  assert methods == list(run_experiments.load_experiment_config(
-      run_experiments.CONFIG_DIR / 'exp_main.py', quick=True).methods)
+  assert methods == list(paper_configs.load_experiment_config(
+      paper_configs.CONFIG_DIR / 'exp_main.py', quick=True).methods)
   memory = {r['method']: float(r['memory_bytes_mean']) for r in rows}
   per_example = 4 * 384 + 4
   assert 0 < memory['autoseed'] - memory['er_1x'] < per_example  # same bytes, whole exemplars
@@ -105,9 +107,9 @@ def test_claims_and_suite_record(quick):
   assert all(c['verdict'] in ('holds', 'does not hold', 'partly', 'not measured')
              for c in claims)
   assert '| paper claim |' in (root / 'results' / 'claims.md').read_text()
-  assert info['quick'] and info['experiments'] == list(run_experiments.EXPERIMENTS)
-  assert info['command'].startswith('python -m autoseed_jax.main --config '
-                                    'experiments/configs/experiments.py:quick')
+  assert info['quick'] and info['experiments'] == list(paper_configs.EXPERIMENTS)
+  assert info['command'].startswith('python -m experiments.paper --config '
+                                    'experiments/configs/exp_all.py:quick')
   # Runs shared between experiments ran once: quick main has 5 runs, quick ablation adds
   # one switched row of each method, memory autoseed_plus at its budget's bytes and one
   # larger ER budget (ER at the budget is ER at the bytes autoseed held, already run);
@@ -117,7 +119,7 @@ def test_claims_and_suite_record(quick):
 
 def test_main_prints_each_table_and_the_claims(quick):
   root, info, stdout = quick
-  for name in run_experiments.EXPERIMENTS:
+  for name in paper_configs.EXPERIMENTS:
     record = json.loads((root / 'results' / name / f'{name}.json').read_text())
     assert record['tables'][0]['markdown'] in stdout, name
     assert re.search(rf'\n{name}: \d+ s; wrote \d+ files into '
@@ -126,12 +128,15 @@ def test_main_prints_each_table_and_the_claims(quick):
   assert f'({info["runs_executed"]} runs executed, 0 read from the cache)' in stdout
 
 
-def test_experiments_script_reads_the_runs_of_main_back_from_the_cache(quick, tmp_path):
-  """run_experiments.py's own command line on the same cache: fwt reuses main's runs."""
+def test_one_experiment_config_reads_the_runs_of_main_back_from_the_cache(quick, tmp_path):
+  """One experiment's config on the same cache: fwt reuses main's runs."""
   root, _, _ = quick
-  code = run_experiments.main(['--out', str(tmp_path), '--quick', '--cache', str(root / 'cache'),
-                               '--config', str(run_experiments.CONFIG_DIR / 'exp_fwt.py')])
-  assert code == 0
+  proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.paper', '--config',
+       'experiments/configs/exp_fwt.py:quick', '--workdir', str(tmp_path),
+       f'--config.cache_dir={root / "cache"}'], cwd=ROOT, capture_output=True, text=True,
+      timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
   saved = json.loads((tmp_path / 'suite.json').read_text())
   assert saved['experiments'] == ['fwt'] and saved['runs_executed'] == 0
   assert saved['runs_from_cache'] == 5  # the quick main table's five runs
@@ -151,7 +156,7 @@ def test_cached_runs_are_read_back_not_rerun(quick):
   assert record.metrics['final_avg_acc'] == pytest.approx(float(zeroshot['final_avg_acc']))
 
 
-def test_readme_section_is_rebuilt_from_the_files(quick, tmp_path):
+def test_results_page_and_readme_headline_are_rebuilt_from_the_files(quick, tmp_path):
   root, _, _ = quick
   readme = tmp_path / 'README.md'
   readme.write_text('# project\n\nintro\n')
@@ -159,14 +164,43 @@ def test_readme_section_is_rebuilt_from_the_files(quick, tmp_path):
   assert first.startswith('# project\n\nintro\n')
   assert first.count(update_readme.START) == 1 and first.rstrip().endswith(update_readme.END)
   claims = json.loads((root / 'results' / 'claims.json').read_text())
-  assert claims[0]['claim'] in first and '--quick' in first
-  main = json.loads((root / 'results' / 'main' / 'main.json').read_text())
-  assert main['tables'][0]['markdown'] in first
+  assert all(c['claim'] in first and f'**{c["verdict"]}**' in first for c in claims)
+  assert '--quick' in first and '**Which method to use:**' in first
   results_link = pathlib.Path(os.path.relpath(root / 'results', tmp_path)).as_posix()
-  assert f'({results_link}/main/{main["figures"][0]})' in first  # relative to the README
+  assert f'({results_link}/README.md)' in first  # the page, relative to the README
+  page = (root / 'results' / 'README.md').read_text()
+  main = json.loads((root / 'results' / 'main' / 'main.json').read_text())
+  assert main['tables'][0]['markdown'] in page and claims[0]['measured'] in page
+  assert f'(./main/{main["figures"][0]})' in page  # relative to the page
   readme.write_text(first + '\nafter the section\n')
   second = update_readme.update_readme(readme, root / 'results')
   assert second == first + '\nafter the section\n'  # replaced in place, text around kept
+
+
+def test_best_method_is_the_most_accurate_within_the_byte_budget():
+  def row(stream, method, acc, nbytes):
+    return {'stream': stream, 'method': method, 'final_avg_acc': {'mean': acc, 'std': 1.0},
+            'memory_bytes': {'mean': nbytes}}
+  main = {'summary': [
+      row('a', 'er_budget', 70.0, 1000), row('b', 'er_budget', 60.0, 1000),
+      row('a', 'joint', 90.0, 10 ** 6), row('b', 'joint', 90.0, 10 ** 6),
+      row('a', 'er_10x', 85.0, 10_000), row('b', 'er_10x', 85.0, 10_000),
+      row('a', 'seeds', 80.0, 990), row('b', 'seeds', 61.0, 990),
+      row('a', 'stats', 72.0, 0), row('b', 'stats', 75.0, 0),
+      row('v', 'seeds', 99.0, 0)], 'vl_tasks': {'v': []}}
+  best = update_readme.best_method(main)
+  assert best['method'] == 'seeds' and best['budget'] == 1000  # 70.5 on a and b
+  assert best['runner_up_method'] == 'stats' and set(best['streams']) == {'a', 'b'}
+
+
+def test_readme_is_short_and_answers_first():
+  """The README's first 40 lines hold the two commands, the claims' verdicts and the
+  method to use; the whole README is at most 200 lines."""
+  lines = (ROOT / 'README.md').read_text().splitlines()
+  assert len(lines) <= 200, len(lines)
+  first = '\n'.join(lines[:40])
+  for text in ('make demo', 'make test', '| paper claim |', '**Which method to use:**'):
+    assert text in first, text
 
 
 @pytest.mark.parametrize('text', [
@@ -179,7 +213,7 @@ def test_malformed_markers_are_refused(text):
 
 
 def test_missing_results_name_the_command(tmp_path):
-  with pytest.raises(FileNotFoundError, match='experiments/configs/experiments.py'):
+  with pytest.raises(FileNotFoundError, match='experiments/configs/exp_all.py'):
     update_readme.results_section(tmp_path / 'nothing', tmp_path)
 
 
@@ -189,7 +223,7 @@ def test_seed_statistics_of_seeds_at_the_class_means():
   y = np.repeat(np.arange(3), 50)
   x = means[y] + 0.1 * rng.normal(size=(150, 8))
   seeds = {'v': x.reshape(3, 50, 8).mean(axis=1), 'w': means, 'label': np.arange(3)}
-  stats = run_experiments.seed_statistics(seeds, x, y, class_text=means)
+  stats = paper_seeds.seed_statistics(seeds, x, y, class_text=means)
   np.testing.assert_allclose(stats['cosines'], 1.0, atol=1e-6)
   assert stats['relevant_dims'] == 2
   # Seeds at the class means vary only inside the span of the class means.

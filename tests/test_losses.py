@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from autoseed_jax import losses
+from autoseed_jax.core import losses
 
 B, C, D = 6, 5, 8
 

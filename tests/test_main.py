@@ -92,11 +92,14 @@ def test_demo_config_runs_on_real_images_and_writes_plots(tmp_path):
 
 def test_streams_carry_training_images_only_for_runs_that_replay_images(tmp_path):
   import ml_collections  # pylint: disable=import-outside-toplevel
+  from autoseed_jax import methods  # pylint: disable=import-outside-toplevel
   from autoseed_jax.streams import load_stream  # pylint: disable=import-outside-toplevel
   stream_config = ml_collections.ConfigDict(
       dict(name='animals-ci', train_fraction=0.05, cache_dir=str(tmp_path)))
-  with_images = load_stream(stream_config, ('finetune', 'dgr_pixel'))
-  without = load_stream(stream_config, ('finetune', 'autoseed'))
+  assert methods.needs_pixels(('finetune', 'dgr_pixel'))
+  assert not methods.needs_pixels(('finetune', 'autoseed'))
+  with_images = load_stream(stream_config, pixels=True)
+  without = load_stream(stream_config, pixels=False)
   assert with_images.tasks[0].train_pixels.shape[1:] == (32, 32, 1)
   assert without.tasks[0].train_pixels is None
   np.testing.assert_array_equal(with_images.tasks[0].train_x, without.tasks[0].train_x)

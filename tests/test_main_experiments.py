@@ -1,7 +1,8 @@
-"""The experiment configs through the one entry point: --help, the configs' documentation,
-and a bad experiment config stopping with one line and exit status 2 before any run.
+"""The experiment configs through their entry point ``python -m experiments.paper``: --help,
+the configs' documentation, a bad experiment config stopping with one line and exit
+status 2 before any run, and ``autoseed_jax.main`` refusing experiment configs.
 
-Running the quick suite through ``autoseed_jax.main`` is tests/test_experiments.py.
+Running the quick suite is tests/test_experiments.py.
 """
 
 import importlib
@@ -17,22 +18,21 @@ from experiments.configs import exp_common
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'experiments' / 'configs'
 EXPERIMENT_CONFIGS = ('exp_main', 'exp_ablation', 'exp_memory', 'exp_seeds', 'exp_fwt',
-                      'experiments')
+                      'exp_all')
 
 
-def run_main(*args, cwd=ROOT, env=None, workdir=None):
-  cmd = [sys.executable, '-m', 'autoseed_jax.main', *args]
+def run_paper(*args, cwd=ROOT, env=None, workdir=None, module='experiments.paper'):
+  cmd = [sys.executable, '-m', module, *args]
   if workdir is not None:
     cmd += ['--workdir', str(workdir)]
   return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_help_lists_the_flags_and_where_fields_are_documented():
-  proc = run_main('--help')  # the module docstring and the flags
+def test_help_lists_the_flags():
+  proc = run_paper('--help')  # the module docstring and the flags
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.startswith('The one entry point'), proc.stderr
-  for text in ('--config', '--workdir', 'experiments/configs/common.py', 'exp_main.py:quick',
-               'experiments.py', 'claims.json', 'results.json'):
+  assert proc.stdout.startswith("The paper suite's command line"), proc.stdout[:200]
+  for text in ('--config', '--workdir', '--claims_only', 'exp_*.py', ':quick'):
     assert text in proc.stdout, text
 
 
@@ -40,10 +40,10 @@ def test_help_lists_the_flags_and_where_fields_are_documented():
 def test_each_config_starts_with_its_main_command_and_documents_its_fields(name):
   path = CONFIGS / f'{name}.py'
   first = path.read_text().splitlines()[0]
-  assert first == (f'# COMMAND: python -m autoseed_jax.main --config '
+  assert first == (f'# COMMAND: python -m experiments.paper --config '
                    f'experiments/configs/{name}.py --workdir experiments/results')
   module = importlib.import_module(f'experiments.configs.{name}')
-  common = set(exp_common.experiment_config('main', None)) if name != 'experiments' else set()
+  common = set(exp_common.experiment_config('main', None)) if name != 'exp_all' else set()
   for arg in (None, 'quick'):
     fields = set(module.get_config(arg)) - common
     documented = module.__doc__ if fields else ''
@@ -67,12 +67,12 @@ def test_each_config_starts_with_its_main_command_and_documents_its_fields(name)
      'memory_budget=0 must be > 0'),
     (['experiments/configs/exp_memory.py:quick', "--config.seeds_per_class=(0,)"],
      'seeds_per_class=(0,) must be one or more values > 0'),
-    (['experiments/configs/experiments.py:quick', "--config.experiment_names=('main', 'x')"],
+    (['experiments/configs/exp_all.py:quick', "--config.experiment_names=('main', 'x')"],
      "unknown: ['x']"),
     (['experiments/configs/exp_main.py:quick', '--config.seeds=()'], 'give at least one'),
 ])
 def test_bad_experiment_config_is_one_line_and_exit_2(tmp_path, args, message):
-  proc = run_main('--config', *args, workdir=tmp_path / 'out')
+  proc = run_paper('--config', *args, workdir=tmp_path / 'out')
   assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
   assert message in proc.stderr, proc.stderr
   assert proc.stderr.startswith('error: ') and 'Traceback' not in proc.stderr
@@ -89,22 +89,27 @@ def library_only(tmp_path):
   return tmp_path, env
 
 
-def test_experiment_config_without_the_experiments_package_names_the_fix(tmp_path):
+def test_main_refuses_an_experiment_config_naming_its_command(tmp_path):
+  """The library's command line runs run configs only: an experiment config (even one of
+  your own, with the library installed alone) is refused in one line naming the suite's
+  command, before anything runs."""
   cwd, env = library_only(tmp_path)
   config = tmp_path / 'my_experiment.py'
   config.write_text('import ml_collections\n\ndef get_config():\n'
                     '  return ml_collections.ConfigDict(dict(experiment="main"))\n')
-  proc = run_main('--config', str(config), cwd=cwd, env=env, workdir=tmp_path / 'out')
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert "config.experiment='main' needs the `experiments` package" in proc.stderr
-  assert 'root of a clone of the repository' in proc.stderr
-  assert 'Traceback' not in proc.stderr
+  for where, path in (((cwd, env), config), ((ROOT, None), CONFIGS / 'exp_main.py:quick')):
+    proc = run_paper('--config', str(path), cwd=where[0], env=where[1],
+                     workdir=tmp_path / 'out', module='autoseed_jax.main')
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "config.experiment='main': this is an experiment config" in proc.stderr
+    assert 'python -m experiments.paper --config' in proc.stderr
+    assert 'Traceback' not in proc.stderr and not (tmp_path / 'out').exists()
 
 
 def test_config_that_imports_the_experiments_package_from_elsewhere_names_the_fix(tmp_path):
   cwd, env = library_only(tmp_path)
-  proc = run_main('--config', str(CONFIGS / 'exp_main.py:quick'), cwd=cwd, env=env,
-                  workdir=tmp_path / 'out')
+  proc = run_paper('--config', str(CONFIGS / 'exp_main.py:quick'), cwd=cwd, env=env,
+                   workdir=tmp_path / 'out', module='autoseed_jax.main')
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "No module named 'experiments'" in proc.stderr
   assert 'run the command from the root of the repository' in proc.stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import optax
 
-from autoseed_jax import meta
+from autoseed_jax.core import meta
 
 
 def _params(seed=0):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from autoseed_jax import metrics
+from autoseed_jax.core import metrics
 
 # R[i, j]: accuracy on task j after learning task i (3 tasks).
 R = np.array([[80., 30., 20.],

@@ -14,13 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import continual, parallel, streams
-from autoseed_jax.adapters import VLAdapter
+from autoseed_jax import continual, streams
+from autoseed_jax.core import parallel
+from autoseed_jax.core.adapters import VLAdapter
 from autoseed_jax.methods import base
 from autoseed_jax.methods.coop import coop, load_tower
 from autoseed_jax.methods.maple import maple, prompted_image, vision_prompts
 from autoseed_jax.models import clip, minilm
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.real_streams import real_stream_config
 from helpers.device_runs import learn_all_tasks
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from autoseed_jax import plots, report
+from autoseed_jax.report import plots
+from autoseed_jax import report
 
 
 def _results():

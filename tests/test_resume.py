@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import pytest
 
 from autoseed_jax import checkpoint, continual, runner
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

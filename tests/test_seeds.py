@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import seeds
+from autoseed_jax.core import seeds
 
 D = 4
 
@@ -31,7 +31,7 @@ def test_init_memory_is_empty_with_fixed_shapes():
   memory = seeds.init_memory(10, D)
   chex.assert_shape([memory.v, memory.w], (10, D))
   chex.assert_shape([memory.label, memory.task, memory.valid, memory.score], (10,))
-  assert int(memory.num_valid()) == 0 and int(seeds.nbytes(memory)) == 0
+  assert int(memory.num_valid()) == 0 and int(seeds.memory_nbytes(memory)) == 0
   with pytest.raises(ValueError, match='capacity must be positive'):
     seeds.init_memory(0, D)
 
@@ -40,7 +40,7 @@ def test_add_never_exceeds_capacity_and_keeps_best_per_class_balanced():
   memory = seeds.init_memory(6, D)
   # Class 0 has 6 candidates, class 1 has 2: balance gives class 1 both, class 0 four.
   batch = _batch([0, 0, 0, 0, 0, 0, 1, 1], [0.1, 0.9, 0.5, 0.3, 0.7, 0.2, 0.4, 0.6])
-  out = seeds.add(memory, batch)
+  out = seeds.add_seeds(memory, batch)
   assert int(out.num_valid()) == 6
   got = collections.Counter(lab for lab, _ in _contents(out))
   assert got == {0: 4, 1: 2}
@@ -52,9 +52,9 @@ def test_prune_balances_classes_within_one_and_keeps_highest_scores():
   rng = np.random.default_rng(0)
   labels = np.repeat(np.arange(5), [7, 3, 6, 6, 2])
   scores = rng.uniform(size=labels.size)
-  memory = seeds.add(seeds.init_memory(32, D), _batch(labels, scores))
+  memory = seeds.add_seeds(seeds.init_memory(32, D), _batch(labels, scores))
   for budget in [0, 1, 4, 9, 13, 17, 24, 40]:
-    pruned = seeds.prune(memory, budget)
+    pruned = seeds.prune_memory(memory, budget)
     contents = _contents(pruned)
     assert len(contents) == min(budget, labels.size)
     counts = collections.Counter(lab for lab, _ in contents)
@@ -70,39 +70,39 @@ def test_prune_balances_classes_within_one_and_keeps_highest_scores():
 
 
 def test_prune_packs_kept_seeds_first_and_clears_the_rest():
-  memory = seeds.add(seeds.init_memory(8, D), _batch([0, 1, 0, 1, 2], [5, 4, 3, 2, 1]))
-  pruned = seeds.prune(memory, 3)
+  memory = seeds.add_seeds(seeds.init_memory(8, D), _batch([0, 1, 0, 1, 2], [5, 4, 3, 2, 1]))
+  pruned = seeds.prune_memory(memory, 3)
   np.testing.assert_array_equal(np.asarray(pruned.valid), [1, 1, 1, 0, 0, 0, 0, 0])
   assert np.all(np.asarray(pruned.label)[3:] == -1)
   assert np.all(np.asarray(pruned.v)[3:] == 0)
 
 
 def test_sample_returns_only_valid_slots_without_repeats():
-  memory = seeds.add(seeds.init_memory(20, D), _batch(np.arange(7) % 3, np.arange(7)))
+  memory = seeds.add_seeds(seeds.init_memory(20, D), _batch(np.arange(7) % 3, np.arange(7)))
   valid_v = {tuple(np.round(row, 5)) for row in np.asarray(memory.v)[np.asarray(memory.valid)]}
   for i in range(20):
-    batch = seeds.sample(memory, jax.random.PRNGKey(i), 5)
+    batch = seeds.sample_seeds(memory, jax.random.PRNGKey(i), 5)
     rows = [tuple(np.round(r, 5)) for r in np.asarray(batch.v)[np.asarray(batch.valid)]]
     assert len(rows) == 5 and len(set(rows)) == 5 and set(rows) <= valid_v
-  big = seeds.sample(memory, jax.random.PRNGKey(0), 12)
+  big = seeds.sample_seeds(memory, jax.random.PRNGKey(0), 12)
   assert int(big.valid.sum()) == 7  # only 7 valid: the rest come back masked
   with pytest.raises(ValueError, match='exceeds the memory capacity'):
-    seeds.sample(memory, jax.random.PRNGKey(0), 21)
+    seeds.sample_seeds(memory, jax.random.PRNGKey(0), 21)
 
 
 def test_sample_covers_all_valid_seeds_uniformly():
-  memory = seeds.add(seeds.init_memory(10, D), _batch([0, 1, 2, 3], [1, 1, 1, 1]))
-  draws = jax.vmap(lambda k: seeds.sample(memory, k, 1).label[0])(
+  memory = seeds.add_seeds(seeds.init_memory(10, D), _batch([0, 1, 2, 3], [1, 1, 1, 1]))
+  draws = jax.vmap(lambda k: seeds.sample_seeds(memory, k, 1).label[0])(
       jax.random.split(jax.random.PRNGKey(0), 4000))
   freq = np.bincount(np.asarray(draws), minlength=4) / 4000
   np.testing.assert_allclose(freq, 0.25, atol=0.03)
 
 
 def test_nbytes_counts_valid_seeds_only():
-  memory = seeds.add(seeds.init_memory(10, D), _batch([0, 1, 2], [1, 2, 3]))
+  memory = seeds.add_seeds(seeds.init_memory(10, D), _batch([0, 1, 2], [1, 2, 3]))
   per_seed = 2 * D * 4 + 4 + 4 + 4 + 1  # v, w float32; label, task int32; score; valid
   assert seeds.bytes_per_seed(memory) == per_seed
-  assert int(seeds.nbytes(memory)) == 3 * per_seed
+  assert int(seeds.memory_nbytes(memory)) == 3 * per_seed
 
 
 def test_jitted_operations_compile_once_as_the_memory_fills():
@@ -119,4 +119,4 @@ def test_jitted_operations_compile_once_as_the_memory_fills():
 
 def test_add_rejects_a_dim_mismatch():
   with pytest.raises(ValueError, match="do not match the memory's v 5"):
-    seeds.add(seeds.init_memory(4, D + 1), _batch([0], [1.0]))
+    seeds.add_seeds(seeds.init_memory(4, D + 1), _batch([0], [1.0]))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from autoseed_jax import streams
+from autoseed_jax.streams import embed, images
 from autoseed_jax.data import builders
 from autoseed_jax.models import image_encoder, offline_backbone
 from helpers.backbones import CountingBackbone
@@ -32,7 +33,7 @@ def offline():
 
 @pytest.fixture(scope="module")
 def parts(data_dir):
-  return {name: streams.load_split_arrays(name, data_dir)
+  return {name: embed.load_split_arrays(name, data_dir)
           for name in ("animal_mnist", "sklearn_digits")}
 
 
@@ -75,13 +76,13 @@ def test_pretraining_split_partitions_and_ignores_record_order(parts):
   animals = parts["animal_mnist"]
   images = np.concatenate([animals["pretrain_x"], animals["train_x"]])
   labels = np.concatenate([animals["pretrain_y"], animals["train_y"]])
-  pre, rest = streams.pretraining_split(images, labels)
+  pre, rest = embed.pretraining_split(images, labels)
   assert np.intersect1d(pre, rest).size == 0
   assert pre.size + rest.size == len(labels)
   np.testing.assert_array_equal(pre, np.arange(800))  # exactly the images chosen above
 
   order = np.random.default_rng(1).permutation(len(labels))
-  shuffled_pre, _ = streams.pretraining_split(images[order], labels[order])
+  shuffled_pre, _ = embed.pretraining_split(images[order], labels[order])
   assert _content(images[order][shuffled_pre]) == _content(images[pre])
 
 
@@ -90,13 +91,13 @@ def test_duplicate_images_stay_on_one_side():
   images = rng.integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)
   images[20:] = images[:20]  # every image twice
   labels = np.zeros(40, int)
-  pre, rest = streams.pretraining_split(images, labels, fraction=0.25)
+  pre, rest = embed.pretraining_split(images, labels, fraction=0.25)
   assert pre.size == 10
   assert not _content(images[pre]) & _content(images[rest])
 
 
 def test_pretraining_data_is_what_the_committed_tower_saw(offline, data_dir):
-  data = streams.pretraining_data(data_dir)
+  data = embed.pretraining_data(data_dir)
   described = offline.metadata["training_data"]
   assert [len(x) for x in data["images"]] == [800, 143]
   assert data["datasets"] == described["datasets"]
@@ -224,7 +225,7 @@ def test_pixel_streams_carry_the_images_that_were_embedded(offline, data_dir, ca
 
 def test_dev_test_split_holds_out_a_fifth_of_every_class():
   y = np.repeat(np.arange(3), [10, 20, 7])
-  train, test = streams.dev_test_split(y, np.random.default_rng(0))
+  train, test = images.dev_test_split(y, np.random.default_rng(0))
   assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
   assert np.bincount(y[test]).tolist() == [2, 4, 1]
 
@@ -233,7 +234,7 @@ def test_dev_streams_use_stream_train_images_only(animals_ci, offline, data_dir,
   stream = streams.get_stream("animals-ci-dev", backbone=offline, data_dir=data_dir,
                               cache_dir=cache_dir)
   assert [stream.task_classes(t) for t in range(5)] == [
-      sorted(streams.ANIMALS_DEV_CLASS_ORDER[i:i + 2]) for i in range(0, 10, 2)]
+      sorted(images.ANIMALS_DEV_CLASS_ORDER[i:i + 2]) for i in range(0, 10, 2)]
   train = {row.tobytes() for t in stream.tasks for x, n in ((t.train_x, t.train_count),
                                                             (t.val_x, t.val_count))
            for row in _rows(x, n)}

@@ -12,6 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from autoseed_jax import streams
+from autoseed_jax.streams import embed
 from autoseed_jax.data import builders, sources
 from autoseed_jax.models import offline_backbone
 from helpers.backbones import CountingBackbone
@@ -199,21 +200,21 @@ def test_fixed_size_backbone_gets_images_resized(tmp_path):
   assert np.asarray(stream.tasks[0].train_x).shape[1] == 16
   image = np.zeros((32, 32, 3), np.uint8)
   image[:, 16:] = 200
-  encode, tag = streams.image_encode_fn(backbone, (32, 32, 3))
+  encode, tag = embed.image_encode_fn(backbone, (32, 32, 3))
   assert tag == "-bicubic40"
   assert encode(image[None]).shape == (1, 16)
   np.testing.assert_array_equal(backbone.seen_shapes[-1], (1, 40, 40, 3))
-  assert streams.image_encode_fn(FixedSizeBackbone(32), (32, 32, 3))[1] == ""
+  assert embed.image_encode_fn(FixedSizeBackbone(32), (32, 32, 3))[1] == ""
 
 
 def test_grayscale_images_reach_an_rgb_backbone_as_three_equal_channels():
   backbone = FixedSizeBackbone(32)
-  encode, tag = streams.image_encode_fn(backbone, (32, 32, 1))
+  encode, tag = embed.image_encode_fn(backbone, (32, 32, 1))
   assert tag == "-rgb"
   gray = np.arange(2 * 32 * 32, dtype=np.uint8).reshape(2, 32, 32, 1)
   assert encode(gray).shape == (2, 16)
   assert backbone.seen_shapes[-1] == (2, 32, 32, 3)
-  encode, tag = streams.image_encode_fn(FixedSizeBackbone(40), (32, 32, 1))
+  encode, tag = embed.image_encode_fn(FixedSizeBackbone(40), (32, 32, 1))
   assert tag == "-rgb-bicubic40"
 
 
@@ -226,7 +227,7 @@ def test_pixels_with_offline_backbone_are_the_gray_tower_grid(offline, tmp_path)
   pixels = _rows(task.train_pixels, task.train_count)
   assert pixels.shape[1:] == (32, 32, 1)
   rows = np.flatnonzero(np.isin(train_y, np.asarray(task.classes)))
-  grid = streams.tower_input_grid(train_x[rows])
+  grid = embed.tower_input_grid(train_x[rows])
   # each replayed image is the grayscale grid of one of the task's training images, and
   # its embedding is that image's embedding
   matches = [np.flatnonzero((grid == p).all(axis=(1, 2, 3))) for p in pixels]
@@ -263,7 +264,7 @@ def test_load_stream_builds_cifar100(backbone, dim, tmp_path):
       name="cifar100-10", backbone=backbone, data_dir=str(tmp_path / "tfds"),
       cache_dir=str(tmp_path / "cache"), seed=0, val_fraction=0.05, train_fraction=1.0))
   with mock_cifar100():
-    stream = streams.load_stream(config, ("finetune",))
+    stream = streams.load_stream(config)
   assert stream.name == "cifar100-10" and len(stream.tasks) == 10
   assert stream.tasks[0].train_pixels is None
   assert np.asarray(stream.test.x).shape[2] == np.asarray(stream.tasks[0].train_x).shape[1] == dim

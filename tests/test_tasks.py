@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from autoseed_jax.tasks import build_stream
+from autoseed_jax.core.tasks import build_stream
 
 D = 8
 

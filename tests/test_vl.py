@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import checkpoint, continual, runner, vl_metrics, vl_streams, vl_tasks
+from autoseed_jax import checkpoint, continual, runner
+from autoseed_jax.core import kind_metrics, task_kinds
+from autoseed_jax.streams import vision_language
 from autoseed_jax.data import scenes, vl_sources
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example
@@ -33,7 +35,7 @@ def test_recall_at_k_against_a_hand_worked_gallery():
                     [0.0, 0.0, 0.0, 0.8]])    # image 2: own caption ranks first
   owner = jnp.array([0, 0, 1, 2])
   ok_i, ok_t = jnp.ones(3, bool), jnp.ones(4, bool)
-  recalls = np.asarray(vl_metrics.image_text_recalls(sims, owner, ok_i, ok_t, ks=(1, 2, 4)))
+  recalls = np.asarray(kind_metrics.image_text_recalls(sims, owner, ok_i, ok_t, ks=(1, 2, 4)))
   # image->text ranks 1, 3, 0 -> R@1 1/3, R@2 2/3, R@4 1.
   np.testing.assert_allclose(recalls[:3], [100 / 3, 200 / 3, 100], rtol=1e-6)
   # text->image: caption 0 -> image 0 first (0.9 vs 0.2, 0); caption 1 -> image 1 (0.3)
@@ -43,7 +45,7 @@ def test_recall_at_k_against_a_hand_worked_gallery():
   # A padded caption is neither a candidate nor a query: without caption 3, image 0 ranks
   # first, image 1 third and image 2 has no positive left (not counted); captions 0-2 keep
   # their ranks 0, 1, 1.
-  padded = vl_metrics.image_text_recalls(sims, owner, ok_i, jnp.array([1, 1, 1, 0], bool),
+  padded = kind_metrics.image_text_recalls(sims, owner, ok_i, jnp.array([1, 1, 1, 0], bool),
                                          ks=(1,))
   np.testing.assert_allclose(np.asarray(padded), [50, 100 / 3], rtol=1e-6)
 
@@ -51,12 +53,12 @@ def test_recall_at_k_against_a_hand_worked_gallery():
 def test_bleu4_against_a_hand_worked_sentence():
   # 5/6 unigrams, 3/5 bigrams, 1/4 trigrams, 0/3 four-grams (smoothed to 1/(2*3)), BP = 1.
   expected = 100 * (5 / 6 * 3 / 5 * 1 / 4 * 1 / 6) ** 0.25
-  got = vl_metrics.corpus_bleu4(['the cat sat on the mat'], [['the cat is on the mat']])
+  got = kind_metrics.corpus_bleu4(['the cat sat on the mat'], [['the cat is on the mat']])
   assert got == pytest.approx(expected, rel=1e-6)
-  assert vl_metrics.corpus_bleu4(['A cat, a dog.'], [['a cat, a dog.', 'other']]) == pytest.approx(
+  assert kind_metrics.corpus_bleu4(['A cat, a dog.'], [['a cat, a dog.', 'other']]) == pytest.approx(
       100.0)
   with pytest.raises(ValueError, match='at least one reference'):
-    vl_metrics.corpus_bleu4(['x'], [[]])
+    kind_metrics.corpus_bleu4(['x'], [[]])
 
 
 def test_vqa_accuracy_credits_three_agreeing_humans_in_full():
@@ -65,9 +67,9 @@ def test_vqa_accuracy_credits_three_agreeing_humans_in_full():
                        [7, -1, -1, -1, -1, -1, -1, -1, -1, -1],  # one human, exact
                        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]])   # wrong -> 0
   pred = jnp.array([5, 5, 7, 5])
-  got = vl_metrics.vqa_accuracy(pred, answers, jnp.ones(4, bool))
+  got = kind_metrics.vqa_accuracy(pred, answers, jnp.ones(4, bool))
   assert float(got) == pytest.approx(100 * (1 + 2 / 3 + 1 + 0) / 4, rel=1e-6)
-  masked = vl_metrics.vqa_accuracy(pred, answers, jnp.array([1, 1, 0, 0], bool))
+  masked = kind_metrics.vqa_accuracy(pred, answers, jnp.array([1, 1, 0, 0], bool))
   assert float(masked) == pytest.approx(100 * (1 + 2 / 3) / 2, rel=1e-6)
 
 
@@ -81,13 +83,13 @@ def test_kmeans_groups_recover_separated_clusters_and_never_exceed_distinct_text
   truth = rng.integers(0, 3, 90)
   text = centres[truth] + 0.05 * rng.normal(size=(90, 8))
   text /= np.linalg.norm(text, axis=1, keepdims=True)
-  labels, means = vl_tasks.kmeans_groups(text, 3, seed=0)
+  labels, means = task_kinds.kmeans_groups(text, 3, seed=0)
   for g in range(3):  # each found group is one true cluster
     assert len(set(truth[labels == g])) == 1
   np.testing.assert_allclose(np.linalg.norm(means, axis=1), 1.0, rtol=1e-5)
   assert np.max(np.abs(np.sort(means @ centres.T, axis=0)[-1] - 1)) < 0.01
   duplicates = np.repeat(centres[:2], 10, axis=0)  # only 2 distinct texts
-  labels, means = vl_tasks.kmeans_groups(duplicates, 5, seed=0)
+  labels, means = task_kinds.kmeans_groups(duplicates, 5, seed=0)
   assert means.shape[0] == 2 and set(labels) == {0, 1}
 
 
@@ -122,17 +124,17 @@ def test_every_kind_shares_one_layout_and_groups_follow_the_bank(stream):
 
 def test_bad_vl_input_is_named():
   bank = np.eye(4, dtype=np.float32)
-  split = vl_tasks.BankSplit(np.eye(4, dtype=np.float32), np.array([0, 1, 2, 3]))
+  split = task_kinds.BankSplit(np.eye(4, dtype=np.float32), np.array([0, 1, 2, 3]))
   with pytest.raises(ValueError, match='but this kind scores VQA answers'):
-    vl_tasks.build_vl_stream('x', [vl_tasks.VLTask('t', 'vqa', split, split)], bank_text=bank,
+    task_kinds.build_vl_stream('x', [task_kinds.VLTask('t', 'vqa', split, split)], bank_text=bank,
                              bank_names='abcd', bank_family=[0, 0, 1, 1])
   with pytest.raises(ValueError, match="kind 'ranking'"):
-    vl_tasks.build_vl_stream('x', [vl_tasks.VLTask('t', 'ranking', split, split)],
+    task_kinds.build_vl_stream('x', [task_kinds.VLTask('t', 'ranking', split, split)],
                              bank_text=bank, bank_names='abcd', bank_family=[0] * 4)
-  pairs = vl_tasks.PairSplit(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32),
+  pairs = task_kinds.PairSplit(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32),
                              np.array([0, 1, 2, 3]), list('abcd'))
   with pytest.raises(ValueError, match='needs its fixed caption bank'):
-    vl_tasks.build_vl_stream('x', [vl_tasks.VLTask('t', 'captioning', pairs, pairs)],
+    task_kinds.build_vl_stream('x', [task_kinds.VLTask('t', 'captioning', pairs, pairs)],
                              bank_text=np.zeros((0, 4)), bank_names=(), bank_family=())
 
 
@@ -168,7 +170,7 @@ def test_scene_captions_and_answers_agree_with_the_scene():
 
 def test_scene_objects_of_pretraining_and_of_the_stream_are_disjoint():
   def digests(part):
-    return {hash(image.tobytes()) for pool in vl_streams.object_pools(part) for image in pool}
+    return {hash(image.tobytes()) for pool in vision_language.object_pools(part) for image in pool}
 
   pretrain, train, test = digests('pretrain'), digests('train'), digests('test')
   assert len(pretrain) > 500 and len(train) > 5000 and len(test) > 1500
@@ -176,7 +178,7 @@ def test_scene_objects_of_pretraining_and_of_the_stream_are_disjoint():
 
 
 def test_scene_stream_zero_shot_retrieval_is_far_above_chance(tmp_path):
-  stream = vl_streams.scene_stream(cache_dir=tmp_path, train_scenes=40, test_scenes=30)
+  stream = vision_language.scene_stream(cache_dir=tmp_path, train_scenes=40, test_scenes=30)
   assert stream.vl.kinds == ('retrieval', 'captioning', 'vqa', 'vqa')
   assert stream.test.count.tolist()[:2] == [30, 30]
   result = continual.run_sequence(small_vl_config('zeroshot'), stream)
@@ -320,7 +322,7 @@ def test_coco_flickr_stream_from_caption_data(monkeypatch, tmp_path):
     return _mock_caption_data(12 if split != 'test' else 6, hash((name, split)) % 100)
 
   monkeypatch.setattr(vl_sources, 'load_caption_dataset', load)
-  stream = vl_streams.coco_flickr_stream(_FakeBackbone(), cache_dir=tmp_path,
+  stream = vision_language.coco_flickr_stream(_FakeBackbone(), cache_dir=tmp_path,
                                          max_train_images=12, bank_images=4)
   assert [c[:2] for c in calls] == [('coco_captions', 'train+restval'), ('coco_captions', 'test'),
                                     ('flickr30k', 'train'), ('flickr30k', 'test')]
@@ -345,7 +347,7 @@ def test_vqa_v2_stream_splits_by_answer_type_and_scores_human_answers(monkeypatc
                               np.arange(24, dtype=np.int32) % 6, humans, answers, ['t'] * 24)
 
   monkeypatch.setattr(vl_sources, 'load_vqa', load)
-  stream = vl_streams.vqa_v2_stream(_FakeBackbone(), cache_dir=tmp_path, num_answers=6)
+  stream = vision_language.vqa_v2_stream(_FakeBackbone(), cache_dir=tmp_path, num_answers=6)
   assert stream.vl.task_names == ('vqa-yes/no', 'vqa-number', 'vqa-other')
   assert stream.test.answers.shape[-1] == 10
   assert list(stream.test.count) == [8, 8, 8]

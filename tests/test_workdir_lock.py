@@ -1,5 +1,5 @@
 """One run per workdir: a second run is refused naming the first; a dead run's lock is
-taken over with a warning (autoseed_jax/workdir_lock.py)."""
+taken over with a warning (autoseed_jax/tools/workdir_lock.py)."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from autoseed_jax import workdir_lock
+from autoseed_jax.tools import workdir_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,13 +48,13 @@ def test_holding_is_reentrant_within_a_process_and_warns_on_a_dead_holder(tmp_pa
 
 
 def test_an_experiment_suite_refuses_a_busy_workdir(tmp_path):
-  from experiments import run_experiments  # pylint: disable=import-outside-toplevel
-  config = run_experiments.load_experiment_config(
+  from experiments.paper import configs, driver  # pylint: disable=import-outside-toplevel
+  config = configs.load_experiment_config(
       pathlib.Path(ROOT) / 'experiments' / 'configs' / 'exp_seeds.py', quick=True)
   other = workdir_lock._acquire(str(tmp_path), warn=pytest.fail)  # another run's lock
   try:
     with pytest.raises(workdir_lock.WorkdirBusyError, match=f'pid {os.getpid()} on host'):
-      run_experiments.run_configs([config], tmp_path, cache_dir=None, log=pytest.fail)
+      driver.run_configs([config], tmp_path, cache_dir=None, log=pytest.fail)
   finally:
     workdir_lock._release(other)
   assert sorted(p.name for p in tmp_path.iterdir()) == [workdir_lock.LOCK_FILE]  # no run

@@ -1,6 +1,6 @@
 """Scenes composed from real object images, with template captions and CLEVR-style questions.
 
-The offline vision-language data (``autoseed_jax.vl_streams``, stream ``vl-scenes``) are
+The offline vision-language data (``autoseed_jax.streams.vision_language``, stream ``vl-scenes``) are
 48x48 grayscale canvases holding two or three real objects side by side: Animal-MNIST
 silhouettes (PyPI ``animal-mnist``) and scikit-learn's handwritten digits, each resized to
 16x16 (bicubic) and placed in one of three horizontal slots (left, middle, right: columns

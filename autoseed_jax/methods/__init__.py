@@ -9,7 +9,7 @@ from autoseed_jax.methods.autoseed import autoseed, validate as validate_autosee
 from autoseed_jax.methods.autoseed_plus import autoseed_plus, validate as validate_autoseed_plus
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
 from autoseed_jax.methods.coop import coop, validate as validate_coop
-from autoseed_jax.methods.dgr import dgr, dgr_pixel, validate as validate_dgr
+from autoseed_jax.methods.dgr import PIXEL_METHODS, dgr, dgr_pixel, validate as validate_dgr
 from autoseed_jax.methods.er import er, validate as validate_er
 from autoseed_jax.methods.ewc import ewc, validate as validate_ewc
 from autoseed_jax.methods.hnet import hnet, validate as validate_hnet
@@ -66,6 +66,12 @@ def validate_config(config) -> None:
   _check_name(config.method)
   if config.method in VALIDATORS:
     VALIDATORS[config.method](config)
+
+
+def needs_pixels(method_names) -> bool:
+  """Whether any of ``method_names`` replays the tasks' training images (``dgr_pixel``),
+  so that its stream must carry them (``streams.load_stream(..., pixels=True)``)."""
+  return any(name in PIXEL_METHODS for name in method_names)
 
 
 def get_method(name: str, context: Context) -> Method:

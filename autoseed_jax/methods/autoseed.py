@@ -15,13 +15,13 @@ Ablations (config): ``consistency_weight=0``; ``seed_source`` = ``random`` (no g
 v = normalize(e_c + σε), w = e_c) or ``generator_no_meta`` (G_φ at its initialisation);
 ``prune=False`` (no redundancy filter, memory large enough for k seeds of every class).
 
-Vision-language streams (``autoseed_jax.vl_tasks``, docs/VL_TASKS.md): the seed update
+Vision-language streams (``autoseed_jax.core.task_kinds``, docs/VL_TASKS.md): the seed update
 runs per *seed group* instead of per class -- a classification task's classes, or the
-k-means clusters of another task's text embeddings (``vl_tasks.seed_groups``), whose means
+k-means clusters of another task's text embeddings (``task_kinds.seed_groups``), whose means
 are e_c and μ_T. Seeds of a cluster carry its group id (>= the bank size C) as their
 label: they take part in replay through the in-batch InfoNCE term only (the CE term is
 for seeds labelled by a class). Every task loss above is the task kind's
-(``vl_engine.batch_loss``); the task-gradient conditions use the task's first
+(``kind_losses.batch_loss``); the task-gradient conditions use the task's first
 ``vl_condition_rows`` (default 512) training rows, whose order is random, so that
 InfoNCE over them stays small; a candidate's gradient-alignment score uses its replay loss
 within the batch of all candidates, the others' embeddings held fixed (a lone pair has no
@@ -42,9 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from autoseed_jax import losses, meta, parallel, seeds, selection, vl_engine, vl_tasks
-from autoseed_jax.config_checks import check_fields
-from autoseed_jax.generator import SeedGenerator, generate, init_generator, random_seeds
+from autoseed_jax.core import kind_losses, losses, meta, parallel, seeds, selection, task_kinds
+from autoseed_jax.core.config_checks import check_fields
+from autoseed_jax.core.generator import (SeedGenerator, generate_seeds, init_generator,
+                                         random_seeds)
 from autoseed_jax.methods.base import Context, Method
 
 SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
@@ -76,7 +77,7 @@ class Variant:
       None adds nothing.
     scores: ``(v, w, slot, ok, aux) -> [S]`` candidate scores that replace gradient
       alignment (higher is kept first); None: METHOD §4.3d's scores.
-    kinds: the task kinds (``vl_tasks.KINDS``) the variant runs; refusal: why it does
+    kinds: the task kinds (``task_kinds.KINDS``) the variant runs; refusal: why it does
       not run the others (``Method.refusal``).
   """
 
@@ -87,14 +88,14 @@ class Variant:
   prepare: Callable | None = None
   outer_terms: Callable | None = None
   scores: Callable | None = None
-  kinds: tuple[str, ...] = vl_tasks.KINDS
+  kinds: tuple[str, ...] = task_kinds.KINDS
   refusal: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
 class SeedUpdateData:
   """The task-t arrays of a seed update (METHOD §4.3), rows per seed slot of the task: its
-  classes, or on a vision-language task its seed groups (``vl_tasks.seed_groups``).
+  classes, or on a vision-language task its seed groups (``task_kinds.seed_groups``).
 
   Attributes:
     labels: [n] the label a slot's seeds carry (class id, or cluster id >= the bank size).
@@ -117,7 +118,7 @@ class SeedUpdateData:
 
 def seed_update_data(task) -> SeedUpdateData:
   """The per-slot arrays of ``task`` (a ``tasks.Task``) that a seed update uses."""
-  groups, group_text, train_group, val_group = vl_tasks.seed_groups(task)
+  groups, group_text, train_group, val_group = task_kinds.seed_groups(task)
   in_train = jnp.arange(task.train_x.shape[0]) < task.train_count
   in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
   train_w = ((train_group[None] == groups[:, None]) & in_train[None]).astype(jnp.float32)
@@ -163,11 +164,11 @@ def task_rows_loss(context: Context, params, bank, seen, rows, weights, normaliz
                    kinds=None) -> jax.Array:
   """The task's loss on ``rows`` = (x [N, d], text [N, d] or None, y [N]) with example
   weights [N]: the weighted classification loss, or on a vision-language stream the loss
-  of the task's kind (``vl_engine.batch_loss``; ``kinds`` the task's)."""
+  of the task's kind (``kind_losses.batch_loss``; ``kinds`` the task's)."""
   x, text, y = rows
   if context.vl is None:
     return context.weighted_task_loss(params, bank, seen, x, y, weights, normalizer)
-  return vl_engine.batch_loss(context.embed, params, bank=bank, seen=seen,
+  return kind_losses.batch_loss(context.embed, params, bank=bank, seen=seen,
                               bank_family=context.vl.bank_family, kinds=kinds, x=x,
                               text=text, y=y, weights=weights, normalizer=normalizer)
 
@@ -316,7 +317,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
   def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
     del x, y, text
-    batch = seeds.sample(state.memory, key, seed_batch_size)
+    batch = seeds.sample_seeds(state.memory, key, seed_batch_size)
     batch = batch.replace(w=text_prototypes(batch, state.class_bank))
     v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
     class_emb = context.embed(params, text_z=state.class_bank)[1]
@@ -382,7 +383,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                             sigma=config.random_seed_sigma)
       else:
         noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
-        v, w = generate(generator, gen_params, key, condition=condition,
+        v, w = generate_seeds(generator, gen_params, key, condition=condition,
                         class_text=class_text, num_per_class=per_class,
                         noise_dim=config.noise_dim, noise=noise,
                         visual_base=data.image_means if variant.image_mean_base else None)
@@ -461,7 +462,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
     new = seeds.make_seeds(v, w if variant.text_prototypes else v[:, :0], label, task.index,
                            score=score, valid=keep)
-    memory = seeds.prune(seeds.add(state.memory, new), budget)
+    memory = seeds.prune_memory(seeds.add_seeds(state.memory, new), budget)
     kept = jnp.maximum(jnp.sum(keep), 1)
     info.update(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
                 mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,
@@ -474,4 +475,4 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                 consolidate=consolidate, consolidate_name='seed update',
                 constants=(sketch_matrix if config.sketch_cache
                            and config.seed_source != 'random' else None),
-                memory_bytes=lambda state: int(parallel.to_host(seeds.nbytes(state.memory))))
+                memory_bytes=lambda state: int(parallel.to_host(seeds.memory_nbytes(state.memory))))

@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from autoseed_jax import losses, seeds, summary
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kmeans, losses, seeds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import RULES as AUTOSEED_RULES, Variant, autoseed
 from autoseed_jax.methods.base import Context, Method
 
@@ -216,7 +216,7 @@ def class_mmd(v, slot, ok, real_x, real_ok, *, bandwidths) -> jax.Array:
 def real_rows(key, data, num: int):
   """(real_x [n, P, d], real_ok [n, P]): up to ``num`` random training rows of each class
   of a ``SeedUpdateData``."""
-  rows, ok = summary.sample_class_rows(data.train_weights, key, num)
+  rows, ok = kmeans.sample_class_rows(data.train_weights, key, num)
   return data.train_x[rows], ok & data.class_ok[:, None]
 
 
@@ -249,7 +249,7 @@ def autoseed_plus(context: Context) -> Method:
     real_x, real_ok = real_rows(k_rows, data, int(s['mmd_points']))
     centres = None
     if s['plus_centre_weight'] > 0:
-      centres = summary.class_kmeans(data.train_x, data.train_weights, k_means,
+      centres = kmeans.class_kmeans(data.train_x, data.train_weights, k_means,
                                      num_centres=plan.candidates)[0]
     return real_x, real_ok, centres
 

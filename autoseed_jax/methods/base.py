@@ -21,7 +21,7 @@ the metrics. A method only says what differs:
   models);
 * ``memory_bytes(state) -> int``: bytes held in its replay memory.
 
-Task kinds (``autoseed_jax.vl_tasks``, docs/VL_TASKS.md): ``kinds`` lists the kinds a
+Task kinds (``autoseed_jax.core.task_kinds``, docs/VL_TASKS.md): ``kinds`` lists the kinds a
 method runs; on a stream with another kind the engine refuses it (``MethodRefused``, a
 ValueError naming the kind and ``refusal``, the reason). On a vision-language stream the
 engine calls ``extra_loss(..., text=[B, d])`` with the batch's paired text embeddings and
@@ -51,10 +51,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from autoseed_jax import losses
-from autoseed_jax.adapters import VLAdapter, adapted
-from autoseed_jax.parallel import Parallelism
-from autoseed_jax.vl_tasks import KINDS
+from autoseed_jax.core import losses
+from autoseed_jax.core.adapters import VLAdapter, adapted
+from autoseed_jax.core.parallel import Parallelism
+from autoseed_jax.core.task_kinds import KINDS
 
 
 class MethodRefused(ValueError):

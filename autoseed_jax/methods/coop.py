@@ -52,8 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoseed_jax.config_checks import check_fields
-from autoseed_jax.losses import l2_normalize
+from autoseed_jax.core.config_checks import check_fields
+from autoseed_jax.core.losses import l2_normalize
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the random context initialisation.

@@ -49,9 +49,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from autoseed_jax import vl_tasks
-from autoseed_jax.losses import class_logits, l2_normalize
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import task_kinds
+from autoseed_jax.core.losses import class_logits, l2_normalize
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.models import image_encoder
 
@@ -313,7 +313,7 @@ def make_dgr(context: Context, *, space: str) -> Method:
 
   if space == 'embedding':
     return Method(name='dgr', init_state=init_state, extra_loss=extra_loss,
-                  consolidate=consolidate, kinds=vl_tasks.KINDS)
+                  consolidate=consolidate, kinds=task_kinds.KINDS)
   return Method(name='dgr_pixel', init_state=init_state, extra_loss=extra_loss,
                 consolidate=consolidate,
                 refusal='it generates images alone, and the task\'s rows are (image, text) '

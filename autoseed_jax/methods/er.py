@@ -20,11 +20,11 @@ seeds, ``bytes_matching_seed_memory``), so ER runs at the same bytes as the seed
 fine-tuning exactly: the replay term and the buffer insertion are left out of the compiled
 program.
 
-Vision-language streams (``autoseed_jax.vl_tasks``): an exemplar is a whole row of any
+Vision-language streams (``autoseed_jax.core.task_kinds``): an exemplar is a whole row of any
 task kind -- the query embedding, its paired text embedding (a retrieval / captioning
 row's caption; a classification / VQA row needs only its label), its label and its kind
 -- and the replay term is the kinds' task loss on the drawn rows
-(``vl_engine.batch_loss``; pair rows are InfoNCE negatives of each other). Memory counts
+(``kind_losses.batch_loss``; pair rows are InfoNCE negatives of each other). Memory counts
 ``4 d + 4`` bytes for a classification / VQA exemplar and ``8 d + 4`` for a retrieval /
 captioning one (``bytes_per_pair_example``); the buffer size M is the byte budget over
 the larger of the two, so the bytes held never exceed the budget.
@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoseed_jax import seeds, vl_engine, vl_tasks
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kind_losses, seeds, task_kinds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the reservoir's randomness.
@@ -186,7 +186,7 @@ def er(context: Context) -> Method:
     del x, y, text
     if vl is not None:
       rows = sample_rows(state.extras, key, s['er_batch_size'])
-      replay = vl_engine.batch_loss(
+      replay = kind_losses.batch_loss(
           context.embed, params, bank=state.class_bank, seen=state.seen,
           bank_family=vl.bank_family, kinds=rows['kind'], x=rows['x'], text=rows['text'],
           y=rows['y'], weights=rows['valid'].astype(jnp.float32))
@@ -212,14 +212,14 @@ def er(context: Context) -> Method:
     valid = np.asarray(state.extras['valid'])
     if vl is None:
       return int(valid.sum()) * per_example
-    pair = np.asarray(vl_engine.is_pair(np.asarray(state.extras['kind'])))
+    pair = np.asarray(kind_losses.is_pair(np.asarray(state.extras['kind'])))
     return int((valid & ~pair).sum()) * per_example + int(
         (valid & pair).sum()) * bytes_per_pair_example(dim)
 
   if capacity == 0:  # no memory: exactly sequential fine-tuning
-    return Method(name='er', init_state=init_state, kinds=vl_tasks.KINDS)
+    return Method(name='er', init_state=init_state, kinds=task_kinds.KINDS)
   return Method(name='er', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate, memory_bytes=memory_bytes, kinds=vl_tasks.KINDS)
+                consolidate=consolidate, memory_bytes=memory_bytes, kinds=task_kinds.KINDS)
 
 
 def task_rows_extra(task) -> dict:

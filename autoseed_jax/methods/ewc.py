@@ -23,7 +23,7 @@ stream (experiments/configs/synthetic.py; final average accuracy 38.6% at 1e6, 5
 1e7, 86.3% at 1e8, 84.2% at 1e9); on animals-ci (real_streams settings) it gives 51.6%,
 51.9%, 52.4% at 1e7, 1e8, 1e9. Tune it per stream.
 
-Vision-language streams: ℓ is the task kind's loss of one row (``vl_engine.row_losses``);
+Vision-language streams: ℓ is the task kind's loss of one row (``kind_losses.row_losses``);
 a retrieval / captioning row's in-batch InfoNCE takes the other rows of its chunk of
 ``ewc_fisher_batch`` rows as negatives, and its gradient is taken through its own
 embeddings (and the bank's), the other rows' embeddings held fixed
@@ -36,9 +36,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax import parallel, vl_engine, vl_tasks
-from autoseed_jax.adapters import init_adapter
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kind_losses, parallel, task_kinds
+from autoseed_jax.core.adapters import init_adapter
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 
@@ -172,7 +172,7 @@ def ewc(context: Context) -> Method:
                                     task.train_count, chunk=s['ewc_fisher_batch'],
                                     parallelism=context.parallelism, axis_name=axis_name)
     else:
-      label_mask = vl_engine.row_label_mask(seen, context.vl.bank_family, task.kind)
+      label_mask = kind_losses.row_label_mask(seen, context.vl.bank_family, task.kind)
 
       def row_loss(params, rows, valid, i):
         """Row i's loss; the other rows of its chunk enter through their embeddings under
@@ -181,7 +181,7 @@ def ewc(context: Context) -> Method:
         others = jax.lax.stop_gradient(context.embed(params, x, text)[:2])
         img, txt, scale = context.embed(params, x[i][None], text[i][None])
         class_emb = context.embed(params, text_z=bank)[1]
-        return vl_engine.row_losses(others[0].at[i].set(img[0]), others[1].at[i].set(txt[0]),
+        return kind_losses.row_losses(others[0].at[i].set(img[0]), others[1].at[i].set(txt[0]),
                                     class_emb, scale, y, task.kind, label_mask, valid)[i]
 
       weights = (jnp.arange(task.train_x.shape[0]) < task.train_count).astype(jnp.float32)
@@ -197,4 +197,4 @@ def ewc(context: Context) -> Method:
     return state.replace(extras={'fisher': fisher, 'anchor': state.params}), info
 
   return Method(name='ewc', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate, kinds=vl_tasks.KINDS)
+                consolidate=consolidate, kinds=task_kinds.KINDS)

@@ -53,10 +53,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from autoseed_jax import vl_tasks
-from autoseed_jax.adapters import adapted, init_adapter
-from autoseed_jax.losses import class_logits
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import task_kinds
+from autoseed_jax.core.adapters import adapted, init_adapter
+from autoseed_jax.core.losses import class_logits
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the hypernetwork's initialisation.
@@ -217,6 +217,6 @@ def hnet(context: Context) -> Method:
       init_params=init_params, adapter_params=adapter_params,
       eval_logits=(entropy_task_inference if s['hnet_task_inference'] == 'entropy'
                    else None),
-      kinds=vl_tasks.KINDS if s['hnet_task_inference'] == 'latest' else ('classification',),
+      kinds=task_kinds.KINDS if s['hnet_task_inference'] == 'latest' else ('classification',),
       refusal='its entropy task inference needs class predictions; use '
               'hnet_task_inference=\'latest\'')

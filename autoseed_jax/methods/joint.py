@@ -22,7 +22,7 @@ The buffer size needs N: the engine passes it as ``context.train_rows``; a ``Con
 built by hand without it (0) must set the config field ``joint_buffer_rows`` instead.
 
 Vision-language streams: the buffer also keeps each row's paired text and kind, and the
-old rows' term is the kinds' task loss (``vl_engine.batch_loss``; see ``er``'s module doc);
+old rows' term is the kinds' task loss (``kind_losses.batch_loss``; see ``er``'s module doc);
 memory counts ``8 d + 4`` bytes for a retrieval / captioning row.
 """
 
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 
 import numpy as np
 
-from autoseed_jax import vl_engine, vl_tasks
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kind_losses, task_kinds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example, task_rows_extra
 
@@ -113,7 +113,7 @@ def joint(context: Context) -> Method:
       old = context.weighted_task_loss(params, state.class_bank, state.seen, buffer['x'][idx],
                                        buffer['y'][idx], weights)
     else:
-      old = vl_engine.batch_loss(
+      old = kind_losses.batch_loss(
           context.embed, params, bank=state.class_bank, seen=state.seen,
           bank_family=vl.bank_family, kinds=buffer['kind'][idx], x=buffer['x'][idx],
           text=buffer['text'][idx], y=buffer['y'][idx], weights=weights)
@@ -133,9 +133,9 @@ def joint(context: Context) -> Method:
     count = int(state.extras['count'])
     if vl is None:
       return count * bytes_per_example(context.dim)
-    pair = np.asarray(vl_engine.is_pair(np.asarray(state.extras['kind'])[:count]))
+    pair = np.asarray(kind_losses.is_pair(np.asarray(state.extras['kind'])[:count]))
     return (int((~pair).sum()) * bytes_per_example(context.dim)
             + int(pair.sum()) * bytes_per_pair_example(context.dim))
 
   return Method(name='joint', init_state=init_state, extra_loss=extra_loss,
-                consolidate=consolidate, memory_bytes=memory_bytes, kinds=vl_tasks.KINDS)
+                consolidate=consolidate, memory_bytes=memory_bytes, kinds=task_kinds.KINDS)

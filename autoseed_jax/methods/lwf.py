@@ -23,8 +23,8 @@ import jax
 
 import jax.numpy as jnp
 
-from autoseed_jax import losses, vl_tasks
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import losses, task_kinds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 
 
@@ -86,4 +86,4 @@ def lwf(context: Context) -> Method:
       kd = kd + terms['pair_distillation']
     return s['lwf_weight'] * kd, terms
 
-  return Method(name='lwf', extra_loss=extra_loss, kinds=vl_tasks.KINDS)
+  return Method(name='lwf', extra_loss=extra_loss, kinds=task_kinds.KINDS)

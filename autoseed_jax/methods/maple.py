@@ -62,8 +62,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax.losses import l2_normalize
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core.losses import l2_normalize
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.base import Context, Method
 from autoseed_jax.methods.coop import (CONTEXT_INIT_STD, PROMPT_REFUSAL, ClassPrompts,
                                        PromptTower, build_class_prompts, check_class_bank,

@@ -2,10 +2,10 @@
 
 ``kmeans_seeds``: after online adaptation on task t, each class c of the task is summarised
 by the centres of a spherical k-means of its real training embeddings
-(``summary.class_kmeans``, k-means++ start, ``summary_kmeans_iterations`` Lloyd steps); each
+(``kmeans.class_kmeans``, k-means++ start, ``summary_kmeans_iterations`` Lloyd steps); each
 centre is a seed v (score: the rows nearest it, so a class that must give up seeds keeps its
 largest clusters). ``refined_seeds``: the same centres, then ``summary_refine_steps`` Adam
-steps on the unit sphere (``summary.refine_on_sphere``) of
+steps on the unit sphere (``kmeans.refine_on_sphere``) of
 
     λ_mmd · MMD²_RBF(class's seeds, its real rows) + CE(h_I(v), W_seen; c) under θ_t,
 
@@ -24,8 +24,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax import losses, seeds, summary
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import kmeans, losses, seeds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import Variant, autoseed, seed_update_data
 from autoseed_jax.methods.autoseed_plus import (class_mmd, memory_plan, real_rows,
                                                 seed_method_config, settings as plus_settings,
@@ -91,7 +91,7 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
     k_means, k_rows = jax.random.split(key)
     data = seed_update_data(task)
     n_cls = task.classes.shape[0]
-    centres, sizes = summary.class_kmeans(
+    centres, sizes = kmeans.class_kmeans(
         data.train_x, data.train_weights, k_means, num_centres=plan.per_new_class,
         iterations=int(s['summary_kmeans_iterations']))
     slot = jnp.repeat(jnp.arange(n_cls), plan.per_new_class)
@@ -111,12 +111,12 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
             v, slot, ok, real_x, real_ok, bandwidths=bandwidths)
 
       info['refine_loss_first'] = refine_loss(v)
-      v = summary.refine_on_sphere(v, refine_loss, num_steps=int(s['summary_refine_steps']),
+      v = kmeans.refine_on_sphere(v, refine_loss, num_steps=int(s['summary_refine_steps']),
                                    learning_rate=float(s['summary_refine_learning_rate']))
       info['refine_loss_last'] = refine_loss(v)
     w = data.class_text[slot] if plan.text_prototypes else v[:, :0]
     new = seeds.make_seeds(v, w, label, task.index, score=sizes, valid=ok)
-    memory = seeds.prune(seeds.add(state.memory, new), plan.budget)
+    memory = seeds.prune_memory(seeds.add_seeds(state.memory, new), plan.budget)
     info.update(seeds_added=jnp.sum(ok), memory_size=memory.num_valid())
     return state.replace(memory=memory), info
 

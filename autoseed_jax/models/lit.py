@@ -6,7 +6,7 @@ class in the pretraining data:
 
     loss = CE(softmax_c(exp(log τ) · f_I(x) · e_cᵀ), label(x)),   e_c = f_T(prompt(c)) frozen
 
-(`autoseed_jax.losses.task_loss` over the full class bank). With labelled data this is the
+(`autoseed_jax.core.losses.task_loss` over the full class bank). With labelled data this is the
 same target as in-batch InfoNCE with label-aware positives, but every step sees all the
 negatives (20 classes) instead of the classes that happen to be in the batch, and it does not
 need a text-to-image term (the text side is locked). The tower's embeddings land next to the
@@ -34,7 +34,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from autoseed_jax import losses
+from autoseed_jax.core import losses
 from autoseed_jax.models import image_encoder
 
 PARAMS_SUBDIR = "params"

@@ -3,7 +3,7 @@
 No pretrained image weights exist offline, so the image tower (`image_encoder.ImageTower`,
 about 140k parameters) was trained with `lit.py` against the locked all-MiniLM-L6-v2 text
 tower on a pretraining split of the training images that the continual streams never see
-(`autoseed_jax.streams.pretraining_split`). Its checkpoint ships inside the package in
+(`autoseed_jax.streams.embed.pretraining_split`). Its checkpoint ships inside the package in
 `assets/lit_tower/` (`params/`: orbax; `config.json`: tower config, training config, training
 data). Rebuild it with `python experiments/pretrain_lit.py`.
 

@@ -14,7 +14,7 @@ once; each step draws ``batch_size`` scenes and one of each scene's captions, an
 tower and a temperature on symmetric in-batch InfoNCE between the scene embeddings and the
 frozen caption embeddings, with identical caption strings counted as positives
 (``losses.info_nce`` with labels). The pretraining scenes are composed from the object
-images of the pretraining split (``streams.pretraining_split``) that no stream uses
+images of the pretraining split (``streams.embed.pretraining_split``) that no stream uses
 (``experiments/pretrain_scene_lit.py``). The checkpoint ships in ``assets/scene_tower/``
 (same layout as the class-level tower, ``lit.save_checkpoint``).
 
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from autoseed_jax import losses
+from autoseed_jax.core import losses
 from autoseed_jax.data import scenes
 from autoseed_jax.models import backbone, image_encoder, lit
 

@@ -69,13 +69,13 @@ def method_config() -> ml_collections.ConfigDict:
   c.vl_condition_rows = 512       # vision-language tasks: training rows (a random subset)
                                   # the task-gradient conditions use (methods/autoseed.py)
 
-  # Devices (autoseed_jax/parallel.py).
+  # Devices (autoseed_jax/core/parallel.py).
   c.parallel = 'jit'              # 'jit' (NamedSharding over a data mesh) | 'pmap'
   c.num_devices = 0               # data-parallel devices; 0 = every device
   c.distributed = False           # call jax.distributed.initialize (multi-host runs)
 
   # Compiled programs are kept on disk and loaded by later runs instead of compiled again
-  # (autoseed_jax/compilation_cache.py). Unset: $AUTOSEED_COMPILATION_CACHE_DIR or
+  # (autoseed_jax/tools/compilation_cache.py). Unset: $AUTOSEED_COMPILATION_CACHE_DIR or
   # ~/.cache/autoseed_jax/jax_compilation_cache; 'none' turns the cache off.
   c.compilation_cache_dir = ml_collections.config_dict.placeholder(str)
 

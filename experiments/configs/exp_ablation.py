@@ -1,4 +1,4 @@
-# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_ablation.py --workdir experiments/results
+# COMMAND: python -m experiments.paper --config experiments/configs/exp_ablation.py --workdir experiments/results
 """Ablation (METHOD §5): the five rows of the paper's table and one row of ours (no anchor
 loss), and the switches of autoseed_plus (docs/autoseed_plus.md), on both streams, 3 seeds.
 

@@ -2,8 +2,8 @@
 
 Every experiment config is run by the one entry point; ``:quick`` selects the smoke form:
 
-  python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir DIR
-  python -m autoseed_jax.main --config experiments/configs/exp_main.py:quick --workdir DIR
+  python -m experiments.paper --config experiments/configs/exp_main.py --workdir DIR
+  python -m experiments.paper --config experiments/configs/exp_main.py:quick --workdir DIR
 
 Fields every experiment config has (``experiment_config``); each exp_*.py adds its own:
 
@@ -19,7 +19,7 @@ Fields every experiment config has (``experiment_config``); each exp_*.py adds i
                   resumes it. Relative to the current directory; 'none': memory only.
   compilation_cache_dir  compiled XLA programs are kept here for later runs (unset:
                   $AUTOSEED_COMPILATION_CACHE_DIR or ~/.cache/autoseed_jax/
-                  jax_compilation_cache; 'none': off; autoseed_jax/compilation_cache.py)
+                  jax_compilation_cache; 'none': off; autoseed_jax/tools/compilation_cache.py)
 
 Every method of every experiment runs with ``real_stream_config()`` (the real-stream
 settings chosen on animals-ci), so all methods share the optimisation settings: 100 AdamW

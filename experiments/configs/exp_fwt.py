@@ -1,4 +1,4 @@
-# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_fwt.py --workdir experiments/results
+# COMMAND: python -m experiments.paper --config experiments/configs/exp_fwt.py --workdir experiments/results
 """Forward transfer per task (METHOD §6): accuracy on task t before training on it,
 R[t-1, t], minus the initial model's b_t, for every method of the main table (its runs are
 reused from the run cache). The paper reports FWT = +4.1 for Auto-Seed VL2, about 0 for

@@ -1,6 +1,6 @@
-# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_main.py --workdir experiments/results
+# COMMAND: python -m experiments.paper --config experiments/configs/exp_main.py --workdir experiments/results
 """Main table (METHOD §6-§7): every method on both embedded real streams and the offline
-vision-language stream (vl-scenes: retrieval, captioning, VQA; autoseed_jax/vl_streams.py),
+vision-language stream (vl-scenes: retrieval, captioning, VQA; autoseed_jax/streams/vision_language.py),
 3 seeds; on vl-scenes also each task's final primary score and R@1/5/10.
 
 Mean ± std over seeds of final average accuracy, average incremental accuracy,

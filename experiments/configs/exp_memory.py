@@ -1,4 +1,4 @@
-# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_memory.py --workdir experiments/results
+# COMMAND: python -m experiments.paper --config experiments/configs/exp_memory.py --workdir experiments/results
 """Memory vs accuracy: the seed methods and ER-VLM across memory budgets (bytes on the x axis).
 
 Auto-Seed VL2 keeps k seeds per class (``seeds_per_class``) with a budget of K = k x (the

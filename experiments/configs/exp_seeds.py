@@ -1,4 +1,4 @@
-# COMMAND: python -m autoseed_jax.main --config experiments/configs/exp_seeds.py --workdir experiments/results
+# COMMAND: python -m experiments.paper --config experiments/configs/exp_seeds.py --workdir experiments/results
 """Seed analysis: how close the final seed memory is to the real data (METHOD §5-§6).
 
 For the main table's Auto-Seed VL2 runs (same streams, seeds and config; reused from the

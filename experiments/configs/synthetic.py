@@ -2,7 +2,7 @@
 """Auto-Seed VL2 beside zero-shot and sequential fine-tuning on synthetic embeddings.
 
 The small synthetic class-incremental embedding benchmark
-(autoseed_jax/synthetic.py: 5 tasks x 2 classes, d=64): no backbone, no images, a few
+(autoseed_jax/streams/synthetic.py: 5 tasks x 2 classes, d=64): no backbone, no images, a few
 seconds per method; the fastest way to see the whole method run. Fields not set here
 come from common.py.
 """
@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Methods run one after the other on the same stream, each from a fresh state.
   config.methods = ('zeroshot', 'finetune', 'autoseed')
   config.stream = ml_collections.ConfigDict(dict(
-      name='synthetic',       # the stream builder (see autoseed_jax/synthetic.py)
+      name='synthetic',       # the stream builder (see autoseed_jax/streams/synthetic.py)
       num_tasks=5,            # tasks in sequence
       classes_per_task=2,     # new classes per task
       dim=64,                 # embedding dim d

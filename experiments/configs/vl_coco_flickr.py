@@ -4,7 +4,7 @@
 Each dataset is one retrieval-captioning task: (image, caption) pairs trained with
 symmetric InfoNCE; R[i, j] = BLEU-4 of the best caption of the task's fixed caption bank
 (the captions of its first `bank_images` training images) against the test image's
-references; R@1/5/10 image->text and text->image beside it (autoseed_jax/vl_streams.py,
+references; R@1/5/10 image->text and text->image beside it (autoseed_jax/streams/vision_language.py,
 coco_flickr_stream). Prepare the data once (docs/vl_datasets.md: the TFDS coco_captions
 dataset or Karpathy's JSON with the COCO 2014 images, and Flickr30k's images with its
 Karpathy JSON) and point `stream.data_dir` at it; bring your own OpenCLIP/OpenAI CLIP

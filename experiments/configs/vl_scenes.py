@@ -1,7 +1,7 @@
 # COMMAND: python -m autoseed_jax.main --config experiments/configs/vl_scenes.py --workdir runs/vl
 """Vision-language continual learning offline: the `vl-scenes` stream (retrieval ->
 captioning -> VQA -> relational VQA on scenes of real animal silhouettes and digits; see
-autoseed_jax/vl_streams.py and docs/VL_TASKS.md), with zero-shot, sequential fine-tuning,
+autoseed_jax/streams/vision_language.py and docs/VL_TASKS.md), with zero-shot, sequential fine-tuning,
 ER-VLM and Auto-Seed VL2.
 
 Prints per method the matrix R[i, j] of primary scores (mean recall for retrieval, BLEU-4

@@ -1,4 +1,4 @@
-"""Installs the checkout with pip into a fresh virtual environment and runs the README's
+"""Installs the checkout with pip into a fresh virtual environment and runs docs/LIBRARY.md's
 "compose with your own model" program from outside the checkout, offline.
 
   python tests/helpers/check_install.py [--keep DIR]
@@ -15,7 +15,7 @@ Steps (each failure exits 1 naming the step):
   4. from a directory outside the checkout, with no PYTHONPATH: imports the installed
      package (it must come from the new environment), loads the packaged assets (the
      offline backbone's LiT checkpoint, with MiniLM, and the CLIP BPE vocabulary) and
-     runs the README's composition program, which must print its result line.
+     runs docs/LIBRARY.md's composition program, which must print its result line.
 
 Prints ``install check passed`` at the end. Used by tests/test_packaging.py.
 """
@@ -57,19 +57,22 @@ print('assets loaded from', installed.parent)
 '''
 
 
-def readme_python_block(containing: str, readme: pathlib.Path = ROOT / 'README.md') -> str:
-  """The one ```python block of the README that contains ``containing``."""
-  blocks = re.findall(r'```python\n(.*?)```', readme.read_text(), re.S)
+LIBRARY_PAGE = ROOT / 'docs' / 'LIBRARY.md'
+
+
+def docs_python_block(containing: str, page: pathlib.Path = LIBRARY_PAGE) -> str:
+  """The one ```python block of the docs page that contains ``containing``."""
+  blocks = re.findall(r'```python\n(.*?)```', page.read_text(), re.S)
   found = [b for b in blocks if containing in b]
   if len(found) != 1:
-    raise ValueError(f'{readme} has {len(found)} python blocks containing {containing!r}, '
+    raise ValueError(f'{page} has {len(found)} python blocks containing {containing!r}, '
                      'expected one.')
   return found[0]
 
 
 def compose_example() -> str:
-  """The README's "compose with your own model" program."""
-  return readme_python_block(COMPOSE_MARKER)
+  """docs/LIBRARY.md's "compose with your own model" program."""
+  return docs_python_block(COMPOSE_MARKER)
 
 
 def copy_source(dest: pathlib.Path) -> None:
@@ -128,7 +131,7 @@ def check_install(scratch: pathlib.Path) -> None:
   print(run('load the packaged assets', [python, '-c', ASSETS_CHECK], cwd=outside,
             env=env).stdout.strip())
   (outside / 'compose_example.py').write_text(compose_example())
-  result = run("run the README's composition program", [python, 'compose_example.py'],
+  result = run("run docs/LIBRARY.md's composition program", [python, 'compose_example.py'],
                cwd=outside, env=env).stdout
   if not COMPOSE_RESULT.search(result):
     sys.exit(f'install check failed: the composition program printed {result!r}')

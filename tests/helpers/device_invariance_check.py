@@ -19,7 +19,7 @@ import jax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from autoseed_jax import continual  # noqa: E402
-from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
+from autoseed_jax.streams.synthetic import make_synthetic_stream  # noqa: E402
 from experiments.configs.common import method_config  # noqa: E402
 
 NUM_SEEDS = 24

@@ -8,7 +8,7 @@ import sys
 
 import jax
 
-from autoseed_jax.profiling import count_compilations
+from autoseed_jax.tools.profiling import count_compilations
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from autoseed_jax import vl_tasks
+from autoseed_jax.core import task_kinds
 
 WORDS = ('cat', 'dog', 'zebra', 'bird', 'horse')
 
@@ -27,27 +27,27 @@ def mock_vl_stream(*, dim: int = 16, seed: int = 0, images: int = 40, per_image:
     cap = _unit(img[owner] + 0.3 * rng.normal(size=(n * per_image, dim)))
     captions = [f'a {WORDS[i % 5]} and a {WORDS[(i // 5 + k) % 5]} .'
                 for i, k in zip(owner, np.tile(np.arange(per_image), n))]
-    return vl_tasks.PairSplit(img, cap, owner, captions)
+    return task_kinds.PairSplit(img, cap, owner, captions)
 
   def labelled(n, labels):
     y = rng.choice(labels, n)
-    return vl_tasks.BankSplit(_unit(bank[y] + 0.5 * rng.normal(size=(n, dim))), y)
+    return task_kinds.BankSplit(_unit(bank[y] + 0.5 * rng.normal(size=(n, dim))), y)
 
   caption_train = pairs(images)
   bank_captions = sorted(set(caption_train.captions))
   every = {
-      'retrieval': lambda: vl_tasks.VLTask('ret', 'retrieval', pairs(images),
+      'retrieval': lambda: task_kinds.VLTask('ret', 'retrieval', pairs(images),
                                            pairs(images // 4)),
-      'captioning': lambda: vl_tasks.VLTask(
+      'captioning': lambda: task_kinds.VLTask(
           'cap', 'captioning', caption_train, pairs(images // 4), bank_captions=bank_captions,
           bank_x=_unit(rng.normal(size=(len(bank_captions), dim)))),
-      'classification': lambda: vl_tasks.VLTask('cls', 'classification',
+      'classification': lambda: task_kinds.VLTask('cls', 'classification',
                                                 labelled(60, [0, 1, 2]), labelled(20, [0, 1, 2])),
-      'vqa': lambda: vl_tasks.VLTask('vqa', 'vqa', labelled(60, [3, 4, 5]),
+      'vqa': lambda: task_kinds.VLTask('vqa', 'vqa', labelled(60, [3, 4, 5]),
                                      labelled(20, [3, 4, 5])),
   }
   tasks = [every[kind]() for kind in kinds]
-  return vl_tasks.build_vl_stream('mock-vl', tasks, bank_text=bank,
+  return task_kinds.build_vl_stream('mock-vl', tasks, bank_text=bank,
                                   bank_names=[f'entry {i}' for i in range(6)],
                                   bank_family=[0, 0, 0, 1, 1, 1], clusters=clusters,
                                   pad_multiple=pad_multiple)

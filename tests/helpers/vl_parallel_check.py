@@ -12,7 +12,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from autoseed_jax import continual, parallel  # noqa: E402
+from autoseed_jax import continual
+from autoseed_jax.core import parallel  # noqa: E402
 from vl_mock import mock_vl_stream, small_vl_config  # noqa: E402
 
 
