@@ -69,7 +69,7 @@ class ContinualState:
     initial_acc: [T] float32, b_j: accuracy of the initial model, percent.
     tasks_done: [] int32, tasks learned so far.
     step: [] int32, online-adaptation steps taken so far over the whole run.
-    task_metrics: [T, T, K] float32 secondary metrics (``vl_tasks.METRIC_NAMES``) after
+    task_metrics: [T, T, K] float32 secondary metrics (``task_kinds.METRIC_NAMES``) after
       task i on task j, NaN where a kind has none (vision-language streams; else None).
     initial_task_metrics: [T, K] the initial model's (vision-language streams; else None).
   """

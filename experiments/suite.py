@@ -108,7 +108,7 @@ class RunRecord:
     error: the traceback when the run raised, else None.
     seeds: the final seed memory's valid seeds {'v', 'w', 'label', 'task'} (Auto-Seed).
     task_metrics: vision-language streams: every task's secondary metrics after the last
-      task, [T][K] (``vl_tasks.METRIC_NAMES``, None where a kind has none).
+      task, [T][K] (``task_kinds.METRIC_NAMES``, None where a kind has none).
     refused: the method cannot run a task kind of the stream (``error`` says why).
   """
 

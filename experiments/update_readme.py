@@ -172,7 +172,10 @@ def headline(results_dir: str | os.PathLike, readme_dir: str | os.PathLike) -> s
   out += [f'| {str(c["claim"]).replace("|", "/")} | {c["paper"]} | **{c["verdict"]}** |'
           for c in claims]
   best = best_method(_read_json(results / 'main' / 'main.json'))
-  if best is not None:
+  if best is None:
+    out += [f'\n**Which method to use:** not measured: the main table has no `{BUDGET_LABEL}` '
+            'row (ER-VLM at the seed byte budget) to set the budget.']
+  else:
     cells = '; '.join(f'{stream} {_stat(row["final_avg_acc"])}'
                       for stream, row in best['streams'].items())
     line = (f'\n**Which method to use:** `{best["method"]}`, the best final average accuracy '

@@ -2,7 +2,7 @@
 table, and the paper's two vision-language claims (docs/VL_TASKS.md).
 
 * ``task_summary`` -- per method, mean ± std over seeds of every task's secondary metrics
-  after the last task (``vl_tasks.METRIC_NAMES``);
+  after the last task (``task_kinds.METRIC_NAMES``);
 * ``vl_table`` -- Markdown: per method the final primary score of every task, retrieval
   R@1/5/10 both ways, or why the method was refused;
 * ``vl_claims`` -- "BLEU-4 on C->F particularly striking" (holds here when Auto-Seed VL2's

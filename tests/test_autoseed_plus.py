@@ -305,17 +305,19 @@ def test_eight_devices_match_one_device(eight_devices, method, form):
 
 
 def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
-  """experiments/tune_plus.py's choices (experiments/tuning/) are what the methods use."""
+  """experiments/tune_plus.py's choices (experiments/tuning/, every stage of its ORDER)
+  are what the methods use."""
   import json  # pylint: disable=import-outside-toplevel
   import pathlib  # pylint: disable=import-outside-toplevel
   from autoseed_jax.methods.autoseed_plus import defaults as plus_defaults
   from autoseed_jax.methods.summary_seeds import defaults as summary_defaults
+  from experiments import tune_plus  # pylint: disable=import-outside-toplevel
+  from experiments.configs.real_streams import real_stream_config  # pylint: disable=import-outside-toplevel
   tuning = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'tuning'
-  chosen = {}
-  for stage in ('replay', 'generator', 'generator_base', 'meta_steps', 'inner_clip', 'refine'):
+  for stage in tune_plus.ORDER:  # every stage ran, on the development streams only
     record = json.loads((tuning / f'{stage}.json').read_text())
     assert set(record['streams']) == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev'}
-    chosen.update(record['chosen'])
-  from experiments.configs.real_streams import real_stream_config  # pylint: disable=import-outside-toplevel
+  chosen = tune_plus.chosen_settings(tuning)
+  assert chosen
   used = {**real_stream_config().to_dict(), **plus_defaults(), **summary_defaults()}
   assert {name: used[name] for name in chosen} == chosen

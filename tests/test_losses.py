@@ -183,3 +183,20 @@ def test_fully_masked_batch_gives_zero_loss_and_zero_gradient():
                                     class_mask=x['class_mask'], mask=none)
   assert float(fn(x['img'])) == 0.0
   np.testing.assert_array_equal(jax.grad(fn)(jnp.asarray(x['img'])), 0.0)
+
+
+def test_info_nce_row_is_that_row_of_info_nce_rows():
+  rng = np.random.default_rng(3)
+  b, d = 7, 5
+  img = jnp.asarray(rng.normal(size=(b, d)), jnp.float32)
+  txt = jnp.asarray(rng.normal(size=(b, d)), jnp.float32)
+  labels = jnp.asarray([0, 1, 0, 2, 1, 3, 0])
+  mask = jnp.asarray([True, True, True, False, True, True, True])
+  for kwargs in (dict(), dict(labels=labels), dict(mask=mask, labels=labels), dict(mask=mask)):
+    rows = losses.info_nce_rows(img, txt, 3.0, **kwargs)
+    valid = np.asarray(kwargs.get('mask', np.ones(b, bool)))
+    for i in np.flatnonzero(valid):
+      np.testing.assert_allclose(losses.info_nce_row(i, img, txt, 3.0, **kwargs), rows[i],
+                                 rtol=1e-5)
+      np.testing.assert_allclose(jax.jit(losses.info_nce_row)(i, img, txt, 3.0, **kwargs),
+                                 rows[i], rtol=1e-5)

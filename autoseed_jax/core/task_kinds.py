@@ -122,23 +122,11 @@ class VLInfo:
   references: tuple[tuple[tuple[str, ...], ...], ...]
   num_groups: int
 
-  @property
-  def kind_ids(self) -> tuple[int, ...]:
-    return tuple(KINDS.index(k) for k in self.kinds)
-
-  @property
-  def has_pairs(self) -> bool:
-    return any(KINDS.index(k) in PAIR_KINDS for k in self.kinds)
-
 
 def kind_id(kind: str, what: str) -> int:
   if kind not in KINDS:
     raise ValueError(f'{what}: kind {kind!r}; choose one of {KINDS}.')
   return KINDS.index(kind)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def kmeans_groups(text: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +140,7 @@ def kmeans_groups(text: np.ndarray, clusters: int, seed: int) -> tuple[np.ndarra
   fit = KMeans(n_clusters=m, n_init=4, random_state=seed).fit(text.astype(np.float64))
   labels = fit.labels_.astype(np.int32)
   means = np.stack([text[labels == g].mean(axis=0) for g in range(m)])
-  return labels, _unit(means).astype(np.float32)
+  return labels, tasks_lib.unit_rows(means).astype(np.float32)
 
 
 def _check(x, what: str, dim: int) -> np.ndarray:
@@ -187,10 +175,6 @@ def _check_bank_labels(y, what: str, family: np.ndarray, want: int) -> np.ndarra
     raise ValueError(f'{what}: label {int(y[wrong[0]])} is a {FAMILIES[family[y[wrong[0]]]]}, '
                      f'but this kind scores {FAMILIES[want]}s.')
   return y.astype(np.int32)
-
-
-def _pad(a, n, fill=0):
-  return tasks_lib._pad(np.asarray(a), n, fill)  # pylint: disable=protected-access
 
 
 def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray,
@@ -291,7 +275,7 @@ def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray
       if kind == CLASSIFICATION:
         group, group_ids, means = y, classes, bank_text[classes]
       else:
-        labels, means = kmeans_groups(_unit(bank_text[y]), clusters, seed)
+        labels, means = kmeans_groups(tasks_lib.unit_rows(bank_text[y]), clusters, seed)
         group, group_ids = labels + next_group, np.arange(len(means)) + next_group
         next_group += len(means)
       tr, va = tasks_lib.split_validation(y, val_fraction, rng)
@@ -317,35 +301,35 @@ def build_vl_stream(name: str, tasks: Sequence[VLTask], *, bank_text: np.ndarray
   humans = max(p['answers'].shape[1] for p in parts)
   packed = []
   for t, p in enumerate(parts):
-    classes = _pad(p['classes'], n_cls, -1)
-    groups = _pad(p['group_ids'], n_groups, -1)
+    classes = tasks_lib.pad_rows(p['classes'], n_cls, -1)
+    groups = tasks_lib.pad_rows(p['group_ids'], n_groups, -1)
     packed.append(tasks_lib.Task(
         index=np.int32(t), classes=classes,
         class_text=bank_text[np.maximum(classes, 0)] * (classes >= 0)[:, None],
-        train_x=_pad(p['x'], n_tr), train_y=_pad(p['y'], n_tr),
+        train_x=tasks_lib.pad_rows(p['x'], n_tr), train_y=tasks_lib.pad_rows(p['y'], n_tr),
         train_count=np.int32(p['x'].shape[0]),
-        val_x=_pad(p['vx'], n_va), val_y=_pad(p['vy'], n_va), val_count=np.int32(p['vx'].shape[0]),
-        kind=np.int32(p['kind']), train_text=_pad(p['text'], n_tr),
-        val_text=_pad(p['vtext'], n_va), train_group=_pad(p['group'], n_tr, -1),
-        val_group=_pad(p['vgroup'], n_va, -1), groups=groups,
-        group_text=_pad(p['group_text'].astype(np.float32), n_groups)))
+        val_x=tasks_lib.pad_rows(p['vx'], n_va), val_y=tasks_lib.pad_rows(p['vy'], n_va), val_count=np.int32(p['vx'].shape[0]),
+        kind=np.int32(p['kind']), train_text=tasks_lib.pad_rows(p['text'], n_tr),
+        val_text=tasks_lib.pad_rows(p['vtext'], n_va), train_group=tasks_lib.pad_rows(p['group'], n_tr, -1),
+        val_group=tasks_lib.pad_rows(p['vgroup'], n_va, -1), groups=groups,
+        group_text=tasks_lib.pad_rows(p['group_text'].astype(np.float32), n_groups)))
   class_mask = np.zeros((len(parts), num_bank), bool)
   for t, p in enumerate(parts):
     class_mask[t, p['classes']] = True
   test = tasks_lib.EvalSet(
-      x=np.stack([_pad(p['tx'], n_te) for p in parts]),
-      y=np.stack([_pad(p['ty'], n_te, -1) for p in parts]),
+      x=np.stack([tasks_lib.pad_rows(p['tx'], n_te) for p in parts]),
+      y=np.stack([tasks_lib.pad_rows(p['ty'], n_te, -1) for p in parts]),
       count=np.array([p['tx'].shape[0] for p in parts], np.int32),
       class_mask=class_mask, class_text=bank_text,
       kind=np.array([p['kind'] for p in parts], np.int32), bank_family=family,
-      text=np.stack([_pad(p['ttext'], n_tt) for p in parts]),
-      text_image=np.stack([_pad(p['timage'], n_tt, -1) for p in parts]),
+      text=np.stack([tasks_lib.pad_rows(p['ttext'], n_tt) for p in parts]),
+      text_image=np.stack([tasks_lib.pad_rows(p['timage'], n_tt, -1) for p in parts]),
       text_count=np.array([p['ttext'].shape[0] for p in parts], np.int32),
-      bank=np.stack([_pad(p.get('bank', np.zeros((0, dim), np.float32)), n_bank)
+      bank=np.stack([tasks_lib.pad_rows(p.get('bank', np.zeros((0, dim), np.float32)), n_bank)
                      for p in parts]),
       bank_count=np.array([p.get('bank', np.zeros((0, dim))).shape[0] for p in parts],
                           np.int32),
-      answers=np.stack([_pad(np.pad(p['answers'], ((0, 0), (0, humans - p['answers'].shape[1])),
+      answers=np.stack([tasks_lib.pad_rows(np.pad(p['answers'], ((0, 0), (0, humans - p['answers'].shape[1])),
                                     constant_values=-1), n_te, -1) for p in parts]),
   )
   info = VLInfo(

@@ -46,7 +46,7 @@ class Task:
 
   Vision-language streams (``autoseed_jax.core.task_kinds``, docs/VL_TASKS.md) fill the fields
   below; a class-incremental stream leaves them None (no leaves):
-    kind: [] int32, the task kind (``vl_tasks.KINDS``).
+    kind: [] int32, the task kind (``task_kinds.KINDS``).
     train_text / val_text: [N, d] / [Nv, d], each row's paired text embedding (its
       caption, or the bank text of its label).
     train_group / val_group: [N] / [Nv] int32, each row's seed group (its class, or its
@@ -119,7 +119,7 @@ class TaskStream:
   test: EvalSet
   class_names: tuple[str, ...]
   description: str = ''
-  vl: object | None = None  # vl_tasks.VLInfo of a vision-language stream, else None
+  vl: object | None = None  # task_kinds.VLInfo of a vision-language stream, else None
 
   @property
   def num_tasks(self) -> int:
@@ -132,10 +132,6 @@ class TaskStream:
   @property
   def dim(self) -> int:
     return int(self.test.class_text.shape[1])
-
-  @property
-  def max_classes_per_task(self) -> int:
-    return int(self.tasks[0].classes.shape[0])
 
   def task_classes(self, t: int) -> list[int]:
     return [int(c) for c in np.asarray(self.tasks[t].classes) if c >= 0]
@@ -211,10 +207,18 @@ def split_validation(y: np.ndarray, fraction: float, rng: np.random.Generator):
   return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
 
 
-def _pad(a: np.ndarray, n: int, fill=0):
+def pad_rows(a: np.ndarray, n: int, fill=0) -> np.ndarray:
+  """a: [m, ...] -> [n, ...] (n >= m): the rows of ``a``, then ``fill``."""
+  a = np.asarray(a)
   out = np.full((n,) + a.shape[1:], fill, a.dtype)
   out[:a.shape[0]] = a
   return out
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+  """x: [..., d] -> each row divided by its L2 norm (rows of norm < 1e-12 by 1e-12), in
+  NumPy (``losses.l2_normalize`` is the jit-able form)."""
+  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -299,21 +303,21 @@ def build_stream(name: str, *, train: Sequence[tuple[np.ndarray, np.ndarray]],
   n_te = padded(max(p[5].shape[0] for p in parts))
   tasks = []
   for t, (classes, x, y, vx, vy, _, _) in enumerate(parts):
-    padded_classes = _pad(classes.astype(np.int32), n_cls, -1)
+    padded_classes = pad_rows(classes.astype(np.int32), n_cls, -1)
     tasks.append(Task(
         index=np.int32(t),
         classes=padded_classes,
         class_text=class_text[np.maximum(padded_classes, 0)] * (padded_classes >= 0)[:, None],
-        train_x=_pad(x, n_tr), train_y=_pad(y, n_tr), train_count=np.int32(x.shape[0]),
-        val_x=_pad(vx, n_va), val_y=_pad(vy, n_va), val_count=np.int32(vx.shape[0]),
-        train_pixels=_pad(pixel_parts[t], n_tr) if pixel_parts else None,
+        train_x=pad_rows(x, n_tr), train_y=pad_rows(y, n_tr), train_count=np.int32(x.shape[0]),
+        val_x=pad_rows(vx, n_va), val_y=pad_rows(vy, n_va), val_count=np.int32(vx.shape[0]),
+        train_pixels=pad_rows(pixel_parts[t], n_tr) if pixel_parts else None,
     ))
   class_mask = np.zeros((len(parts), num_classes), bool)
   for t, p in enumerate(parts):
     class_mask[t, p[0]] = True
   test_set = EvalSet(
-      x=np.stack([_pad(p[5], n_te) for p in parts]),
-      y=np.stack([_pad(p[6], n_te) for p in parts]),
+      x=np.stack([pad_rows(p[5], n_te) for p in parts]),
+      y=np.stack([pad_rows(p[6], n_te) for p in parts]),
       count=np.array([p[5].shape[0] for p in parts], np.int32),
       class_mask=class_mask,
       class_text=class_text,

@@ -307,11 +307,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     logits = losses.class_logits(img, class_emb, scale, class_mask)[0]
     ce = -jax.nn.log_softmax(logits)[jnp.clip(label[i], 0, num_bank - 1)]
     images, texts = others[0].at[i].set(img[0]), others[1].at[i].set(txt[0])
-    positive = (label == label[i]) & valid
-    nce = 0.0
-    for scores in (scale * texts @ img[0], scale * images @ txt[0]):  # i -> t, t -> i
-      log_p = jax.nn.log_softmax(jnp.where(valid, scores, losses.NEG_INF))
-      nce += -jnp.sum(jnp.where(positive, log_p, 0.0)) / jnp.maximum(jnp.sum(positive), 1) / 2
+    nce = losses.info_nce_row(i, images, texts, scale, mask=valid, labels=label)
     return jnp.where(ce_mask[i], ce, 0.0) + config.replay_infonce_weight * nce
 
   def extra_loss(params, state, x, y, key, text=None):
@@ -344,99 +340,98 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     return meta.sketch_blocks(params, jax.random.fold_in(key, _SKETCH_TAG),
                               config.sketch_dim)
 
-  def consolidate(state, task, *, constants=None, axis_name=None):
-    """The seed update of METHOD §4.3 for ``task``; returns (state, info).
-
-    ``constants``: R from ``sketch_matrix`` when ``sketch_cache`` is on (else None: R is
-    drawn inside the update). Under pmap (``axis_name``) the meta-update is data-parallel over the held-out set
-    (each device scores its rows of D_t^val); the rest is computed on every device.
-    """
-    key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
-    k_meta, k_gen = jax.random.split(key)
-    sketch_key = jax.random.fold_in(state.key, _SKETCH_TAG)
+  def task_inputs(state, task):
+    """The task-t arrays every step of the seed update reads: (data, aux for the variant,
+    the task's loss on rows ``(params, rows, weights, normalizer=None) -> scalar``, the
+    training rows, the D_t^val rows)."""
     data = seed_update_data(task)
-    n_cls = data.labels.shape[0]
-    class_ok, class_text = data.class_ok, data.class_text
-    in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-    train_w, val_w = data.train_weights, data.val_weights
-    bank, seen = state.class_bank, state.seen
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     aux = data if variant.prepare is None else variant.prepare(
         jax.random.fold_in(key, _VARIANT_TAG), data)
 
     def task_loss_on(params, rows, weights, normalizer=None):
-      return task_rows_loss(context, params, bank, seen, rows, weights, normalizer,
-                            kinds=task.kind)
+      return task_rows_loss(context, params, state.class_bank, state.seen, rows, weights,
+                            normalizer, kinds=task.kind)
 
     train_rows = (task.train_x, task.train_text, task.train_y)
     val_rows = (task.val_x, task.val_text, task.val_y)
-    condition_rows, condition_w = train_rows, train_w
-    if vl is not None:  # a random subset of rows keeps in-batch InfoNCE small
-      r = min(int(task.train_x.shape[0]), config.get('vl_condition_rows',
-                                                     DEFAULT_VL_CONDITION_ROWS))
-      condition_rows = tuple(a[:r] for a in train_rows)
-      condition_w = train_w[:, :r]
+    return data, aux, task_loss_on, train_rows, val_rows
 
-    def make_candidates(gen_params, key, per_class, condition):
-      """[n_cls * per_class] flat candidates (v, w, slot, label, ok)."""
-      if config.seed_source == 'random':
-        v, w = random_seeds(key, class_text, num_per_class=per_class,
-                            sigma=config.random_seed_sigma)
-      else:
-        noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
-        v, w = generate_seeds(generator, gen_params, key, condition=condition,
-                        class_text=class_text, num_per_class=per_class,
-                        noise_dim=config.noise_dim, noise=noise,
-                        visual_base=data.image_means if variant.image_mean_base else None)
-      slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
-      w = w.reshape(-1, dim) if variant.text_prototypes else class_text[slot]
-      return v.reshape(-1, dim), w, slot, data.labels[slot], class_ok[slot]
+  def make_candidates(data, gen_params, key, per_class, condition):
+    """[n_cls * per_class] flat candidates (v, w, slot, label, ok) of the task's slots."""
+    n_cls = data.labels.shape[0]
+    if config.seed_source == 'random':
+      v, w = random_seeds(key, data.class_text, num_per_class=per_class,
+                          sigma=config.random_seed_sigma)
+    else:
+      noise = None if variant.noise is None else variant.noise(key, n_cls, per_class)
+      v, w = generate_seeds(generator, gen_params, key, condition=condition,
+                            class_text=data.class_text, num_per_class=per_class,
+                            noise_dim=config.noise_dim, noise=noise,
+                            visual_base=data.image_means if variant.image_mean_base else None)
+    slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
+    w = w.reshape(-1, dim) if variant.text_prototypes else data.class_text[slot]
+    return v.reshape(-1, dim), w, slot, data.labels[slot], data.class_ok[slot]
 
-    # (a) task-gradient conditions u_c under θ_t (the random source needs none).
-    condition = None
-    if config.seed_source != 'random':
-      condition = meta.task_gradient_condition(
-          lambda p, wts: task_loss_on(p, condition_rows, wts),
-          state.params, condition_w, sketch_key=sketch_key, sketch_dim=config.sketch_dim,
-          blocks=constants)
+  def task_gradient_conditions(state, data, task_loss_on, train_rows, constants):
+    """METHOD §4.3a: u_c [n_cls, m], the sketched gradient of each slot's task loss under
+    θ_t (None for the random seed source, which needs none). On a vision-language stream
+    a prefix of the (randomly ordered) training rows keeps in-batch InfoNCE small."""
+    if config.seed_source == 'random':
+      return None
+    rows, weights = train_rows, data.train_weights
+    if vl is not None:
+      r = min(int(train_rows[0].shape[0]), config.get('vl_condition_rows',
+                                                      DEFAULT_VL_CONDITION_ROWS))
+      rows, weights = tuple(a[:r] for a in train_rows), weights[:, :r]
+    return meta.task_gradient_condition(
+        lambda p, wts: task_loss_on(p, rows, wts), state.params, weights,
+        sketch_key=jax.random.fold_in(state.key, _SKETCH_TAG), sketch_dim=config.sketch_dim,
+        blocks=constants)
 
-    # (c) meta-update of φ through an unrolled inner loop from θ_{t-1}.
-    gen_params, gen_opt_state = state.gen_params, state.gen_opt_state
-    info = {}
-    if config.seed_source == 'generator' and config.meta_steps > 0:
-      # This device's rows of D_t^val (all of them under jit, where XLA splits the work).
-      # In-batch InfoNCE needs all rows at once: on VL streams under pmap every device
-      # computes the whole loss and contributes its 1/shards share.
-      shards = 1 if axis_name is None else context.parallelism.num_shards
-      local = vl is None or axis_name is None
-      val_part = ((task.val_x, task.val_text, task.val_y, in_val) if not local else
-                  tuple(a if a is None else parallel.shard_rows(a, context.parallelism,
-                                                                axis_name)
-                        for a in (task.val_x, task.val_text, task.val_y, in_val)))
-      val_in = val_part[3]
+  def meta_update_generator(state, task, data, aux, condition, key, axis_name):
+    """METHOD §4.3c: M Adam steps on φ of the outer loss, differentiated through the
+    unrolled inner loop from θ_{t-1}; returns (φ, its optimiser state, info). Under pmap
+    (``axis_name``) it is data-parallel over D_t^val (each device scores its rows); in-batch
+    InfoNCE needs all rows at once, so on vision-language streams every device computes
+    the whole loss and contributes its 1/shards share."""
+    if config.seed_source != 'generator' or config.meta_steps == 0:
+      return state.gen_params, state.gen_opt_state, {}
+    in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+    shards = 1 if axis_name is None else context.parallelism.num_shards
+    local = vl is None or axis_name is None
+    val_part = ((task.val_x, task.val_text, task.val_y, in_val) if not local else
+                tuple(a if a is None else parallel.shard_rows(a, context.parallelism,
+                                                              axis_name)
+                      for a in (task.val_x, task.val_text, task.val_y, in_val)))
 
-      def outer_loss(phi, key):
-        v, w, slot, label, ok = make_candidates(phi, key, config.meta_seeds_per_class,
-                                                condition)
-        terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
-                                 val_rows=val_part[:3], val_mask=val_in,
-                                 val_count=task.val_count, kinds=task.kind)
-        teach = terms['teach'] if local else terms['teach'] / shards
-        seed_terms = (terms['classified'] + config.align_weight * terms['align']
-                      + config.anchor_weight * terms['anchor'])
-        if variant.outer_terms is not None:
-          seed_terms = seed_terms + variant.outer_terms(v, w, slot, ok, aux)
-        return teach + seed_terms / shards  # shares that sum to the global loss
+    def outer_loss(phi, key):
+      v, w, slot, label, ok = make_candidates(data, phi, key, config.meta_seeds_per_class,
+                                              condition)
+      terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
+                               val_rows=val_part[:3], val_mask=val_part[3],
+                               val_count=task.val_count, kinds=task.kind)
+      teach = terms['teach'] if local else terms['teach'] / shards
+      seed_terms = (terms['classified'] + config.align_weight * terms['align']
+                    + config.anchor_weight * terms['anchor'])
+      if variant.outer_terms is not None:
+        seed_terms = seed_terms + variant.outer_terms(v, w, slot, ok, aux)
+      return teach + seed_terms / shards  # shares that sum to the global loss
 
-      gen_params, gen_opt_state, meta_losses = meta.meta_update(
-          outer_loss, gen_params, gen_opt_state, k_meta, optimizer=gen_optimizer,
-          num_steps=config.meta_steps, axis_name=axis_name)
-      info['meta_loss_first'] = meta_losses[0]
-      info['meta_loss_last'] = meta_losses[-1]
+    gen_params, gen_opt_state, meta_losses = meta.meta_update(
+        outer_loss, state.gen_params, state.gen_opt_state, key, optimizer=gen_optimizer,
+        num_steps=config.meta_steps, axis_name=axis_name)
+    return gen_params, gen_opt_state, {'meta_loss_first': meta_losses[0],
+                                       'meta_loss_last': meta_losses[-1]}
 
-    # (d) generate candidates, score by gradient alignment, keep the best k per class.
-    v, w, slot, label, ok = make_candidates(gen_params, k_gen, config.candidates_per_class,
-                                            condition)
-
+  def choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params, condition,
+                   key):
+    """METHOD §4.3d: k_gen candidates per slot, scored by gradient alignment (or the
+    variant's scores), the best k non-redundant kept, added to the memory and pruned to
+    the budget; returns (memory, info)."""
+    bank, seen = state.class_bank, state.seen
+    v, w, slot, label, ok = make_candidates(data, gen_params, key,
+                                            config.candidates_per_class, condition)
     if variant.scores is None:
       if vl is None:
         def one_seed_loss(params, s):
@@ -451,12 +446,12 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
           return seed_row_loss(params, bank, seen, v, w, label, ok, others, i)
         seed_inputs = jnp.arange(v.shape[0])
       val_grads = jax.vmap(lambda wts: selection.flat_grad(
-          task_loss_on, state.params, val_rows, wts))(val_w)
+          task_loss_on, state.params, val_rows, wts))(data.val_weights)
       score = selection.gradient_alignment_scores(
           one_seed_loss, state.params, seed_inputs, slot, val_grads)
     else:
       score = variant.scores(v, w, slot, ok, aux)
-    shape = (n_cls, config.candidates_per_class)
+    shape = (data.labels.shape[0], config.candidates_per_class)
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
@@ -464,11 +459,28 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                            score=score, valid=keep)
     memory = seeds.prune_memory(seeds.add_seeds(state.memory, new), budget)
     kept = jnp.maximum(jnp.sum(keep), 1)
-    info.update(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
-                mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,
-                seed_text_cosine=jnp.sum(jnp.where(keep, jnp.sum(v * w, -1), 0)) / kept)
+    return memory, dict(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
+                        mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,
+                        seed_text_cosine=jnp.sum(jnp.where(keep, jnp.sum(v * w, -1), 0)) / kept)
+
+  def consolidate(state, task, *, constants=None, axis_name=None):
+    """The seed update of METHOD §4.3 for ``task``: (a) conditions, (c) meta-update of φ,
+    (d) generate, score, select and prune; returns (state, info).
+
+    ``constants``: R from ``sketch_matrix`` when ``sketch_cache`` is on (else None: R is
+    drawn inside the update). ``axis_name``: see ``meta_update_generator``; the rest is
+    computed on every device.
+    """
+    key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
+    k_meta, k_gen = jax.random.split(key)
+    data, aux, task_loss_on, train_rows, val_rows = task_inputs(state, task)
+    condition = task_gradient_conditions(state, data, task_loss_on, train_rows, constants)
+    gen_params, gen_opt_state, info = meta_update_generator(state, task, data, aux,
+                                                            condition, k_meta, axis_name)
+    memory, choice = choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params,
+                                  condition, k_gen)
     return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
-                         memory=memory), info
+                         memory=memory), {**info, **choice}
 
   return Method(name=variant.name, init_state=init_state, extra_loss=extra_loss,
                 kinds=variant.kinds, refusal=variant.refusal,

@@ -80,7 +80,7 @@ class Context:
   parallelism: Parallelism
   class_names: tuple[str, ...] = ()
   train_rows: int = 0  # N, the padded training rows of every task of the stream
-  vl: Any = None  # vl_tasks.VLInfo of a vision-language stream, else None
+  vl: Any = None  # task_kinds.VLInfo of a vision-language stream, else None
 
   def embed(self, params, image_z=None, text_z=None):
     """(h_I(image_z) or None, h_T(text_z) or None, logit_scale) under ``params``."""

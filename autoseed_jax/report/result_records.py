@@ -33,7 +33,7 @@ def _nested(array) -> list:
 def result_record(result) -> dict:
   """A JSON-ready dict of a ``continual.RunResult`` (NaN metrics become null). On a
   vision-language stream it also holds ``task_metrics`` [T][T][K] and
-  ``initial_task_metrics`` [T][K] (``vl_tasks.METRIC_NAMES``; null where a kind has none)."""
+  ``initial_task_metrics`` [T][K] (``task_kinds.METRIC_NAMES``; null where a kind has none)."""
   record = {
       'acc_matrix': np.round(result.acc_matrix, 4).tolist(),
       'initial_acc': np.round(result.initial_acc, 4).tolist(),
@@ -57,7 +57,7 @@ def stream_tasks(stream) -> list[dict] | None:
 
 
 def format_task_metrics(task_metrics, tasks: list[dict], *, row: int = -1) -> str:
-  """The secondary metrics (``vl_tasks.METRIC_NAMES``) of every task after learning task
+  """The secondary metrics (``task_kinds.METRIC_NAMES``) of every task after learning task
   ``row`` (default: the last), one line per task; '-' where a kind has none."""
   from autoseed_jax.core.task_kinds import METRIC_NAMES  # pylint: disable=import-outside-toplevel
   values = task_metrics[row]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from autoseed_jax.core.config_checks import check_fields
-from autoseed_jax.core.tasks import TaskStream, build_stream
+from autoseed_jax.core.tasks import TaskStream, build_stream, unit_rows
 
 # The stream's numeric arguments (config.stream fields) and the values they take.
 RULES = (
@@ -36,9 +36,6 @@ RULES = (
     ('val_fraction', 'in [0, 1)', 'share of the training data held out as D_t^val'),
 )
 
-
-def _unit(x):
-  return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def make_synthetic_stream(*, num_tasks: int = 5, classes_per_task: int = 2, dim: int = 64,
@@ -62,14 +59,14 @@ def make_synthetic_stream(*, num_tasks: int = 5, classes_per_task: int = 2, dim:
   check_fields(locals(), RULES)  # the arguments: nothing else is defined yet
   rng = np.random.default_rng(seed)
   num_classes = num_tasks * classes_per_task
-  text = _unit(rng.normal(size=(num_classes, dim)))
-  gap_dir = _unit(rng.normal(size=(dim,)))
-  specific = _unit(rng.normal(size=(num_classes, dim)))
-  centres = _unit(gap * gap_dir + text_alignment * text + class_specific * specific)
+  text = unit_rows(rng.normal(size=(num_classes, dim)))
+  gap_dir = unit_rows(rng.normal(size=(dim,)))
+  specific = unit_rows(rng.normal(size=(num_classes, dim)))
+  centres = unit_rows(gap * gap_dir + text_alignment * text + class_specific * specific)
 
   def sample(c, n):
     eps = rng.normal(size=(n, dim)) / np.sqrt(dim)
-    return _unit(centres[c] + noise * eps).astype(np.float32)
+    return unit_rows(centres[c] + noise * eps).astype(np.float32)
 
   order = rng.permutation(num_classes)
   train, test = [], []

@@ -44,7 +44,7 @@ from autoseed_jax.core import task_kinds
 from autoseed_jax.data import embedding_cache, scenes
 from autoseed_jax.streams import embed
 from autoseed_jax.streams.spec import StreamSpec
-from autoseed_jax.core.tasks import TaskStream
+from autoseed_jax.core.tasks import TaskStream, unit_rows
 
 VL_SCENES = 'vl-scenes'
 
@@ -113,9 +113,6 @@ def pretraining_scenes(num: int, *, seed: int = 0, data_dir=None) -> dict:
   return {'images': images, 'scene_captions': table, 'caption_texts': texts}
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
 
 class _Embedder:
   """Scenes and texts through a backbone and the embedding cache."""
@@ -153,7 +150,7 @@ def _scene_split(spec: SceneTaskSpec, num: int, part: str, rng, embedder: _Embed
            for q in scenes.questions(scene, spec.question_types, rng)]
   owner = np.asarray([i for i, _ in asked])
   question_x = embedder.texts([q.text for _, q in asked])
-  query = _unit(_unit(image_x[owner]) + _unit(question_x)).astype(np.float32)
+  query = unit_rows(unit_rows(image_x[owner]) + unit_rows(question_x)).astype(np.float32)
   return task_kinds.BankSplit(query, np.asarray([answer_ids[q.answer] for _, q in asked]))
 
 
@@ -313,7 +310,7 @@ def vqa_v2_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0
   ``num_answers`` most frequent consensus answers of the training questions (family 1).
   Training keeps the questions whose consensus answer is in the bank; the test split is
   VQA's ``val`` (its test answers are not public), scored with the human answers
-  (``vl_metrics.vqa_accuracy``), leaving out questions none of whose human answers is in
+  (``kind_metrics.vqa_accuracy``), leaving out questions none of whose human answers is in
   the bank (every method would score 0 on them).
   """
   del pixels
@@ -333,8 +330,8 @@ def vqa_v2_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0
   for split, data in (('train', train), ('test', test)):
     image_x = embed_image_sequence(embedder, data.images, data.image_ids, dataset=VQA_V2,
                                    split=split)
-    query = _unit(_unit(image_x[np.asarray(data.question_image)])
-                  + _unit(embedder.texts(data.questions))).astype(np.float32)
+    query = unit_rows(unit_rows(image_x[np.asarray(data.question_image)])
+                  + unit_rows(embedder.texts(data.questions))).astype(np.float32)
     splits[split] = (data, query)
   built = []
   for answer_type in VQA_ANSWER_TYPES:

@@ -17,7 +17,7 @@ whole Karpathy test split), bank_images, clusters. Every method that runs image-
 is listed (coop, maple and dgr_pixel are refused on them; see docs/VL_TASKS.md).
 
 `--config experiments/configs/vl_coco_flickr.py:vqa-v2` runs VQA v2 instead (three VQA tasks
-by answer type; vl_streams.vqa_v2_stream): stream fields max_train_questions,
+by answer type; streams.vision_language.vqa_v2_stream): stream fields max_train_questions,
 max_test_questions, num_answers, clusters; the data as docs/vl_datasets.md prepares it.
 """
 

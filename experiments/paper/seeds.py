@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 
+from autoseed_jax.core.tasks import unit_rows
 from autoseed_jax.report import plots
 from experiments.paper.common import run_variant, write_experiment
 from experiments.suite import fmt, markdown_table, mean_std, Suite
@@ -25,9 +26,6 @@ def real_embeddings(stream, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"class_mean_split={split!r}: use 'test' or 'train'.")
   return np.concatenate(x), np.concatenate(y)
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def seed_statistics(seeds: dict, real_x: np.ndarray, real_y: np.ndarray,
@@ -51,10 +49,10 @@ def seed_statistics(seeds: dict, real_x: np.ndarray, real_y: np.ndarray,
   means = np.stack([real_x[real_y == c].mean(axis=0) for c in classes])
   row = {c: i for i, c in enumerate(classes)}
   v, labels = np.asarray(seeds['v']), np.asarray(seeds['label'])
-  cosines = np.sum(_unit(v) * _unit(means[[row[int(c)] for c in labels]]), axis=-1)
-  real_cos = np.sum(_unit(real_x) * _unit(means[[row[int(c)] for c in real_y]]), axis=-1)
-  text_cos = np.sum(_unit(class_text[classes]) * _unit(means), axis=-1)
-  seed_text_cos = np.sum(_unit(v) * _unit(np.asarray(seeds['w'])), axis=-1)
+  cosines = np.sum(unit_rows(v) * unit_rows(means[[row[int(c)] for c in labels]]), axis=-1)
+  real_cos = np.sum(unit_rows(real_x) * unit_rows(means[[row[int(c)] for c in real_y]]), axis=-1)
+  text_cos = np.sum(unit_rows(class_text[classes]) * unit_rows(means), axis=-1)
+  seed_text_cos = np.sum(unit_rows(v) * unit_rows(np.asarray(seeds['w'])), axis=-1)
   rank = len(classes) - 1
   directions = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)[2][:rank]
   dim = real_x.shape[1]
