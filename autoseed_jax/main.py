@@ -54,9 +54,14 @@ runs instead of compiled again (``autoseed_jax.compilation_cache``: the config f
 ``none`` turns it off). The last line a run prints counts the programs compiled and
 loaded.
 
-Bad input (an unknown config field, a wrong type, an invalid value) stops with one line
-naming the problem and the fix and exit status 2; an unusable or busy workdir, a failed
-save or a NaN loss with exit status 1. ``--help`` lists the flags and exits 0.
+Bad input (an unknown config field, a wrong type, an invalid value, data that is
+missing, incomplete or damaged) stops with one line naming the problem and the fix and
+exit status 2; an unusable or busy workdir, a NaN loss, or a file that cannot be written
+or read (no space left, no permission, a read-only file system, a file where a directory
+should be: checkpoints, results, logs, plots, the embedding cache, the data directory;
+``autoseed_jax.disk_errors``) with exit status 1: the checkpoints written before stay
+intact and rerunning the same command, with space, resumes. ``--help`` lists the flags
+and exits 0.
 """
 
 from __future__ import annotations
@@ -69,8 +74,8 @@ from ml_collections import config_flags
 
 import jax
 
-from autoseed_jax import (cli, compilation_cache, parallel, profiling, report, reporting,
-                          runner, streams, workdir_lock)
+from autoseed_jax import (cli, compilation_cache, disk_errors, parallel, profiling, report,
+                          reporting, runner, streams, workdir_lock)
 from autoseed_jax.checkpoint import CheckpointError
 
 
@@ -172,8 +177,12 @@ def run_cli(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   except (runner.WorkdirError, workdir_lock.WorkdirBusyError, runner.NonFiniteLossError,
-          CheckpointError) as e:
+          CheckpointError, disk_errors.DiskError) as e:
     print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:  # a write or read no message above names: still one line
+    path = e.filename or 'a file'
+    print(f'error: {disk_errors.describe(path, "reading or writing", e)}', file=sys.stderr)
     sys.exit(1)
 
 

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from autoseed_jax import disk_errors  # noqa: E402
+
 # Up to this many tasks, a task axis has a tick at every task.
 TICK_EVERY_TASK_UP_TO = 12
 
@@ -116,7 +118,11 @@ def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarr
 
 
 def _save(fig, path: str) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=110, bbox_inches='tight')
-  plt.close(fig)
+  """Writes ``fig`` to ``path``; a failed write raises ``disk_errors.DiskError``."""
+  try:
+    with disk_errors.writing(path, 'writing the plot'):
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      fig.savefig(path, dpi=110, bbox_inches='tight')
+  finally:
+    plt.close(fig)
   return path

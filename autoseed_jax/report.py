@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from autoseed_jax import cli, plots, reporting
+from autoseed_jax import cli, disk_errors, plots, reporting
 
 
 def load_results(workdir: str) -> dict:
@@ -134,7 +134,7 @@ def write_report(workdir: str, results: dict, *, stream=None, seed_inputs=None,
                                          os.path.join(workdir, 'seed_projection.png'),
                                          class_names=inputs.class_names))
   md_path = os.path.join(workdir, 'results.md')
-  with open(md_path, 'w') as f:
+  with disk_errors.writing(md_path, 'writing'), open(md_path, 'w') as f:
     f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
     if results.get('tasks'):
       f.write('\n' + task_metrics_markdown(results) + '\n')
@@ -153,8 +153,12 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(reporting.format_metrics_table(results['methods']))
-  for path in write_report(workdir, results):
-    print(f'wrote {path}')
+  try:
+    for path in write_report(workdir, results):
+      print(f'wrote {path}')
+  except disk_errors.DiskError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == '__main__':
