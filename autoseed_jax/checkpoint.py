@@ -12,7 +12,11 @@ saved position and tells apart "adaptation of task t complete" (``tasks_done = t
 by an atomic rename, once completely written, so a crash mid-save leaves the earlier
 checkpoints as they were). Each checkpoint also stores a SHA-256 digest of the state;
 restoring checks it, so a truncated or bit-flipped checkpoint is detected, moved aside
-into ``<directory>.corrupt/`` and the previous one is used.
+into ``<directory>.corrupt/`` and the previous one is used. A save that fails (no space
+left, no permission) raises ``CheckpointError`` with one line naming the directory, the
+checkpoints left intact and the fix (``disk_errors``); the tracebacks orbax's writer
+threads log meanwhile are dropped. A checkpoint that cannot be read for lack of
+permission is not set aside but reported the same way.
 
 ``run_signature`` / ``signature_differences`` describe what a checkpoint belongs to (the
 config and the stream's shapes and contents), so that a run never resumes from another
