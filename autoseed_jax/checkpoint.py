@@ -12,7 +12,11 @@ saved position and tells apart "adaptation of task t complete" (``tasks_done = t
 by an atomic rename, once completely written, so a crash mid-save leaves the earlier
 checkpoints as they were). Each checkpoint also stores a SHA-256 digest of the state;
 restoring checks it, so a truncated or bit-flipped checkpoint is detected, moved aside
-into ``<directory>.corrupt/`` and the previous one is used.
+into ``<directory>.corrupt/`` and the previous one is used. A save that fails (no space
+left, no permission) raises ``CheckpointError`` with one line naming the directory, the
+checkpoints left intact and the fix (``disk_errors``); the tracebacks orbax's writer
+threads log meanwhile are dropped. A checkpoint that cannot be read for lack of
+permission is not set aside but reported the same way.
 
 ``run_signature`` / ``signature_differences`` describe what a checkpoint belongs to (the
 config and the stream's shapes and contents), so that a run never resumes from another
@@ -21,11 +25,14 @@ run's checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable
 
@@ -35,6 +42,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from autoseed_jax.core.parallel import to_host
+from autoseed_jax.tools import disk_errors
 
 # Orbax writes checkpoint <id> into '<id>.orbax-checkpoint-tmp-<time>' and renames it
 # once complete; a directory with this marker was left by a save that never finished.
@@ -53,6 +61,58 @@ RESUMABLE_FIELDS = ('methods', 'checkpoint_every_steps', 'checkpoints_to_keep',
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be written (disk full, read-only directory, ...)."""
+
+
+class _FailedSaveNoise(logging.Filter):
+  """Drops what orbax's writer threads log at ERROR (with tracebacks) when a save fails,
+  and asyncio's "Future/Task exception was never retrieved" for their futures: the
+  failure reaches the caller as one ``CheckpointError`` line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno < logging.ERROR:
+      return True
+    from_orbax = f'{os.sep}orbax{os.sep}' in record.pathname
+    unretrieved = record.getMessage().startswith(('Future exception was never retrieved',
+                                                  'Task exception was never retrieved'))
+    return not (from_orbax or unretrieved)
+
+
+_FAILED_SAVE_NOISE = _FailedSaveNoise()
+# What TensorStore's threads hand to sys.unraisablehook after a failed save, when orbax's
+# event loop is gone: nothing the one-line error has not said.
+_AFTER_FAILED_SAVE = ('Event loop is closed', 'cannot schedule new futures after')
+
+
+def _is_failed_save_noise(error: BaseException | None) -> bool:
+  if error is None:
+    return False
+  if isinstance(error, RuntimeError) and str(error).startswith(_AFTER_FAILED_SAVE):
+    return True
+  return disk_errors.problem(error) is not None
+
+
+@contextlib.contextmanager
+def _quiet_failed_saves():
+  """While saving, orbax's logged errors and what TensorStore's threads report to
+  ``sys.unraisablehook`` about a failed write are dropped; after a failed save they stay
+  dropped (the writers' threads and futures finish later, some at exit)."""
+  absl_logger = logging.getLogger('absl')
+  absl_logger.addFilter(_FAILED_SAVE_NOISE)
+  previous_hook = sys.unraisablehook
+
+  def unraisable_hook(unraisable):
+    if not _is_failed_save_noise(unraisable.exc_value):
+      previous_hook(unraisable)
+
+  sys.unraisablehook = unraisable_hook
+  try:
+    yield
+  except Exception:
+    logging.getLogger('asyncio').addFilter(_FAILED_SAVE_NOISE)
+    raise  # the filter and the hook stay
+  absl_logger.removeFilter(_FAILED_SAVE_NOISE)
+  if sys.unraisablehook is unraisable_hook:
+    sys.unraisablehook = previous_hook
 
 
 def host_int(x) -> int:
@@ -121,12 +181,9 @@ class CheckpointStore:
       raise ValueError(f'invalid config: checkpoints_to_keep={keep} must be >= 1.')
     self.directory = os.path.abspath(directory)
     self.keep = keep
-    try:
+    with disk_errors.writing(self.directory, 'creating the checkpoint directory',
+                             error_type=CheckpointError):
       self._manager = self._open()
-    except OSError as e:
-      raise CheckpointError(
-          f'cannot create the checkpoint directory {self.directory}: {e}. '
-          'Choose a writable --workdir.') from e
 
   def _open(self) -> ocp.CheckpointManager:
     """A manager of ``directory``, after removing what unfinished saves left there
@@ -159,14 +216,15 @@ class CheckpointStore:
     meta = {'format': FORMAT_VERSION, 'tasks_done': host_int(state.tasks_done),
             'step': host_int(state.step), 'digest': state_digest(state), **info}
     try:
-      self._manager.save(ckpt_id, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(_without_empty(state)), meta=ocp.args.JsonSave(meta)))
-      self._manager.wait_until_finished()
+      with _quiet_failed_saves():
+        self._manager.save(ckpt_id, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(_without_empty(state)),
+            meta=ocp.args.JsonSave(meta)))
+        self._manager.wait_until_finished()
     except Exception as e:  # orbax surfaces OS errors from its writer threads as-is or wrapped
-      raise CheckpointError(
-          f'could not save checkpoint {ckpt_id} to {self.directory}: '
-          f'{type(e).__name__}: {e}. {self._intact()}; free disk space or make the '
-          'directory writable, then rerun the same command to resume.') from e
+      raise disk_errors.disk_error(
+          self.directory, f'saving checkpoint {ckpt_id} into', e,
+          note=f'{self._intact()}.', error_type=CheckpointError) from e
     return ckpt_id
 
   def _intact(self) -> str:
@@ -202,6 +260,10 @@ class CheckpointStore:
         if checkpoint_id(state) != ckpt_id:
           raise ValueError(f'it holds the state of checkpoint {checkpoint_id(state)}')
       except Exception as e:  # any failure to read back means: do not trust this one
+        if disk_errors.problem(e) == disk_errors.NO_PERMISSION:  # intact, but not ours to read
+          raise disk_errors.disk_error(
+              os.path.join(self.directory, str(ckpt_id)), 'reading checkpoint', e,
+              note='Nothing was changed.', error_type=CheckpointError) from e
         moved = self._set_aside(ckpt_id)
         cause = ' '.join(f'{type(e).__name__}: {e}'.split())[:300]
         warn(f'warning: checkpoint {ckpt_id} in {self.directory} is unreadable ({cause}); '
@@ -215,9 +277,11 @@ class CheckpointStore:
     """Moves a bad step directory out of the manager's sight; returns where it went."""
     destination = os.path.join(f'{self.directory}.corrupt',
                                f'{ckpt_id}-{time.strftime("%Y%m%d-%H%M%S")}')
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    os.replace(os.path.join(self.directory, str(ckpt_id)), destination)
-    self._manager = self._open()
+    with disk_errors.writing(destination, f'setting unreadable checkpoint {ckpt_id} aside to',
+                             error_type=CheckpointError):
+      os.makedirs(os.path.dirname(destination), exist_ok=True)
+      os.replace(os.path.join(self.directory, str(ckpt_id)), destination)
+      self._manager = self._open()
     return destination
 
   def close(self) -> None:

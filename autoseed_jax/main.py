@@ -23,7 +23,7 @@ from autoseed_jax import methods, report, runner, streams
 from autoseed_jax.checkpoint import CheckpointError
 from autoseed_jax.core import parallel
 from autoseed_jax.report import result_records
-from autoseed_jax.tools import cli, compilation_cache, profiling, workdir_lock
+from autoseed_jax.tools import cli, compilation_cache, disk_errors, profiling, workdir_lock
 
 
 def define_flags() -> None:
@@ -129,8 +129,12 @@ def run_cli(argv, program: Callable[[list[str]], None] | None = None):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   except (runner.WorkdirError, workdir_lock.WorkdirBusyError, runner.NonFiniteLossError,
-          CheckpointError) as e:
+          CheckpointError, disk_errors.DiskError) as e:
     print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:  # a write or read no message above names: still one line
+    path = e.filename or 'a file'
+    print(f'error: {disk_errors.describe(path, "reading or writing", e)}', file=sys.stderr)
     sys.exit(1)
 
 

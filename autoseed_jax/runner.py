@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 
 from autoseed_jax.report import result_records
-from autoseed_jax.tools import workdir_lock
+from autoseed_jax.tools import disk_errors, workdir_lock
 from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
 from autoseed_jax.continual import (Learner, RunResult, build_learner, make_result,
@@ -385,12 +385,9 @@ def _is_writer() -> bool:
 def _write_json(path: str, value) -> None:
   if not _is_writer():
     return
-  try:
+  with disk_errors.writing(path, 'writing', error_type=WorkdirError):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     result_records.write_json(path, value)
-  except OSError as e:
-    raise WorkdirError(f'cannot write {path}: {e}. Free disk space or make the workdir '
-                       'writable, then rerun the same command to resume.') from e
 
 
 def _has_progress(paths: WorkdirPaths, method: str) -> bool:
@@ -444,13 +441,10 @@ def metrics_logger(log_file, method: str) -> Callable[[dict], None]:
   a failed write (disk full) raises WorkdirError."""
 
   def log(record: dict) -> None:
-    try:
+    with disk_errors.writing(log_file.name, 'appending to', error_type=WorkdirError,
+                             note='Checkpoints saved so far are intact.'):
       log_file.write(json.dumps({'method': method, **record}) + '\n')
       log_file.flush()
-    except OSError as e:
-      raise WorkdirError(f'cannot append to {log_file.name}: {e}. Checkpoints saved so far '
-                         'are intact; free disk space and rerun the same command to '
-                         'resume.') from e
 
   return log
 
@@ -460,15 +454,13 @@ def _open_log(path: str):
   (other processes of a multi-process run log nowhere)."""
   if not _is_writer():
     return open(os.devnull, 'a')
-  try:
+  with disk_errors.writing(path, 'opening for appending', error_type=WorkdirError):
     log_file = open(path, 'a+')
     if log_file.tell() > 0:
       log_file.seek(log_file.tell() - 1)
       if log_file.read(1) != '\n':
         log_file.write('\n')
     return log_file
-  except OSError as e:
-    raise WorkdirError(f'cannot open {path} for appending: {e}.') from e
 
 
 def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: str, *,
@@ -521,10 +513,13 @@ def _run_workdir(config, stream, paths: WorkdirPaths, *, stop, out) -> dict[str,
         record = result_records.result_record(result)
         if result.state.memory is not None and _is_writer():
           memory = to_host(result.state.memory)
-          np.savez(paths.seeds(method), v=memory.v[memory.valid], w=memory.w[memory.valid],
-                   label=memory.label[memory.valid], task=memory.task[memory.valid])
+          with disk_errors.writing(paths.seeds(method), 'writing', error_type=WorkdirError):
+            np.savez(paths.seeds(method), v=memory.v[memory.valid],
+                     w=memory.w[memory.valid], label=memory.label[memory.valid],
+                     task=memory.task[memory.valid])
           if stream.vl is None and not os.path.exists(paths.test_embeddings):
-            _save_test_embeddings(paths.test_embeddings, stream)
+            with disk_errors.writing(paths.test_embeddings, 'writing', error_type=WorkdirError):
+              _save_test_embeddings(paths.test_embeddings, stream)
         _write_json(paths.result(method), record)
       out(result_records.format_matrix(record['acc_matrix'], record['initial_acc']))
       if 'task_metrics' in record:

@@ -376,7 +376,7 @@ def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]],
   ax.set_xlabel('tasks learned')
   ax.set_ylabel('accuracy on tasks seen so far (%)')
   ax.set_ylim(0, 100)
-  ax.set_xticks(np.arange(1, len(next(iter(curves.values()))[0]) + 1))
+  plots.set_task_ticks(ax, max(len(mean) for mean, _ in curves.values()))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, ncol=2)
   ax.set_title(title)

@@ -80,6 +80,12 @@ def test_demo_config_runs_on_real_images_and_writes_plots(tmp_path):
   proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'animals-ci' in proc.stdout and 'synthetic' not in proc.stdout
+  # The first run builds the animals into the fresh data dir and says so in one line,
+  # without TFDS's download messages (nothing is downloaded) or its warnings.
+  assert (f'building animal_mnist from the installed package animal-mnist into '
+          f'{tmp_path}/data/animal_mnist/1.0.0: 10,000 images') in proc.stdout
+  for noise in ('Downloading', 'Unknown size', 'Variant folder', 'Generating splits'):
+    assert noise not in proc.stdout + proc.stderr, noise
   results = json.load(open(tmp_path / 'run/results.json'))
   assert len(results['methods']['autoseed']['acc_matrix']) == 5
   assert len(results['methods']['autoseed_plus']['acc_matrix']) == 5

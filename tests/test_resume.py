@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import pytest
 from autoseed_jax import checkpoint, continual, runner
 from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
+from helpers import disks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 40  # steps per task on the command line: 2 chunks of 20, a checkpoint after each
@@ -90,15 +92,24 @@ def without_seconds(results):
 
 
 @pytest.fixture(scope='module')
-def cli(tmp_path_factory):
-  """An uninterrupted run, and on another workdir: Ctrl-C in autoseed's first task,
-  SIGKILL in its second task, then the same command once more to the end."""
-  base = tmp_path_factory.mktemp('cli')
+def reference(tmp_path_factory):
+  """An uninterrupted run: {'dir', 'env', 'result': (rc, stdout, stderr)}."""
   env = dict(os.environ, JAX_PLATFORMS='cpu')  # one device: bit-identical reruns
   env.pop('XLA_FLAGS', None)
-  runs = {'reference_dir': base / 'reference', 'work': base / 'work', 'env': env}
-  runs['reference'] = finish(start(runs['reference_dir'], env, 'run'))
-  assert runs['reference'][0] == 0, runs['reference'][2][-3000:]
+  directory = tmp_path_factory.mktemp('cli') / 'reference'
+  result = finish(start(directory, env, 'run'))
+  assert result[0] == 0, result[2][-3000:]
+  return {'dir': directory, 'env': env, 'result': result}
+
+
+@pytest.fixture(scope='module')
+def cli(reference, tmp_path_factory):
+  """Beside the uninterrupted run, on another workdir: Ctrl-C in autoseed's first task,
+  SIGKILL in its second task, then the same command once more to the end."""
+  base = tmp_path_factory.mktemp('cli')
+  env = reference['env']
+  runs = {'reference_dir': reference['dir'], 'work': base / 'work', 'env': env,
+          'reference': reference['result']}
   work = runs['work']
 
   in_task = lambda task: lambda: any(  # a checkpoint inside autoseed's task ``task``
@@ -155,6 +166,49 @@ def test_sigkill_mid_task_then_rerun_gives_bit_identical_results(cli):
     assert checkpoint_ids(cli['work'], method)[-1] == last
     assert (checkpoint_meta(cli['work'], method, last)['digest']
             == checkpoint_meta(cli['reference_dir'], method, last)['digest'])
+
+
+@pytest.mark.skipif(not disks.small_disks_work(),
+                    reason='needs a user namespace that may mount a tmpfs (unshare -rm)')
+def test_a_full_disk_is_one_line_and_the_rerun_with_space_resumes_bit_identical(
+    reference, tmp_path):
+  """The workdir on a real 900 KB file system (a tmpfs): it fills up during autoseed's
+  checkpoints; the disk then grows and the same command resumes."""
+  disk, out = tmp_path / 'disk', tmp_path / 'out'
+  disk.mkdir()
+  out.mkdir()
+  command = ' '.join(shlex.quote(a) for a in [
+      sys.executable, '-m', 'autoseed_jax.main',
+      '--config', os.path.join(ROOT, 'experiments/configs/synthetic.py'),
+      '--workdir', str(disk / 'run'), *CLI_ARGS])
+  proc = disks.on_small_disk(disk, '900k', f"""
+{command} > {out}/full.out 2> {out}/full.err; echo $? > {out}/full.rc
+cp -r {disk}/run {out}/after_failure
+grow 64m
+{command} > {out}/rerun.out 2> {out}/rerun.err; echo $? > {out}/rerun.rc
+cp -r {disk}/run {out}/rerun
+""", env=reference['env'], cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  err = (out / 'full.err').read_text()
+  assert (out / 'full.rc').read_text().strip() == '1', err[-3000:]
+  assert len(err.splitlines()) == 1 and 'Traceback' not in err, err[-3000:]
+  match = re.fullmatch(
+      rf'error: saving checkpoint (\d+) into {disk}/run/methods/(\w+)/checkpoints failed: '
+      r'no space left on the device \([\d.]+ KB free\)\. The checkpoints \[([\d, ]+)\] are '
+      r'intact\. Fix: free disk space there .*, then rerun the same command: it resumes '
+      r'from the last checkpoint\.\n', err)
+  assert match, err
+  method, intact = match[2], [int(i) for i in match[3].split(', ')]
+  assert checkpoint_ids(out / 'after_failure', method) == intact  # nothing half-written
+  rerun_err = (out / 'rerun.err').read_text()
+  assert (out / 'rerun.rc').read_text().strip() == '0', rerun_err[-3000:]
+  assert f'resuming from checkpoint {intact[-1]} ' in (out / 'rerun.out').read_text()
+  resumed = json.load(open(out / 'rerun' / 'results.json'))
+  assert without_seconds(resumed) == without_seconds(
+      json.load(open(reference['dir'] / 'results.json')))
+  for method, last in (('zeroshot', 3), ('autoseed', 3 * (STEPS + 1))):
+    assert (checkpoint_meta(out / 'rerun', method, last)['digest']
+            == checkpoint_meta(reference['dir'], method, last)['digest'])
 
 
 def test_metrics_log_reads_back_as_the_uninterrupted_run(cli):
@@ -336,8 +390,9 @@ def test_a_failed_save_keeps_earlier_checkpoints_and_the_rerun_resumes(
   with pytest.raises(checkpoint.CheckpointError) as error:
     run(small, directory)
   message = str(error.value)
-  assert f'could not save checkpoint 41 to {directory}' in message
-  assert 'No space left on device' in message and 'checkpoints [20, 21, 31] are intact' in message
+  assert f'saving checkpoint 41 into {directory} failed: no space left on the device' in message
+  assert 'checkpoints [20, 21, 31] are intact' in message and '\n' not in message
+  assert 'Fix: free disk space there' in message and 'rerun the same command' in message
   monkeypatch.undo()
   resumed, lines = run(small, directory)
   assert any(line.startswith('resuming from checkpoint 31 ') for line in lines), lines
@@ -372,7 +427,8 @@ def test_an_unwritable_workdir_is_reported_before_anything_runs(tmp_path, monkey
 def test_a_full_disk_while_logging_is_a_clear_error(small, tmp_path):
   full = open('/dev/full', 'a')
   store = checkpoint.CheckpointStore(str(tmp_path / 'ckpt'))
-  with pytest.raises(runner.WorkdirError, match='cannot append to /dev/full: .*No space left'):
+  with pytest.raises(runner.WorkdirError,
+                     match='appending to /dev/full failed: no space left on the device'):
     runner.run_method(small.config, small.stream, small.learner, store,
                       log=runner.metrics_logger(full, 'finetune'), out=lambda line: None)
   with contextlib.suppress(OSError):

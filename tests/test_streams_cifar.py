@@ -15,7 +15,7 @@ from autoseed_jax import streams
 from autoseed_jax.streams import embed
 from autoseed_jax.data import builders, sources
 from autoseed_jax.models import offline_backbone
-from helpers.backbones import CountingBackbone
+from helpers.backbones import CountingBackbone, FixedSizeBackbone
 
 CLIP_FIXTURE = (pathlib.Path(__file__).parent / "fixtures" / "clip_tiny"
                 / "open_clip_model.safetensors")
@@ -60,33 +60,6 @@ def _as_data_source(builder, split, **unused):
 def mock_cifar100():
   return tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
                                 as_data_source_fn=_as_data_source)
-
-
-class FixedSizeBackbone:
-  """A backbone that only takes image_size x image_size RGB images (like CLIP): a fixed
-  random projection of the pixels, and of a hash of each text; records the image shapes."""
-
-  def __init__(self, image_size: int, embed_dim: int = 16):
-    self.image_size = image_size
-    self.embed_dim = embed_dim
-    self.fingerprint = f"fixed-size-test-backbone/{image_size}"
-    self.seen_shapes = []
-    self._projection = np.random.default_rng(0).normal(
-        size=(image_size * image_size * 3, embed_dim)).astype(np.float32)
-
-  def encode_image(self, images):
-    images = np.asarray(images)
-    if images.shape[1:] != (self.image_size, self.image_size, 3):
-      raise ValueError(f"got images of shape {images.shape}")
-    self.seen_shapes.append(images.shape)
-    features = (images.reshape(len(images), -1) / 255.0 - 0.5) @ self._projection
-    return features / np.linalg.norm(features, axis=1, keepdims=True)
-
-  def encode_text(self, texts):
-    rows = [np.random.default_rng(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16))
-            .normal(size=self.embed_dim) for t in texts]
-    rows = np.asarray(rows, np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 @pytest.fixture(scope="module")

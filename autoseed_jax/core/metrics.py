@@ -4,6 +4,14 @@
 ``b[j]`` is the score of the initial model on task j. All functions take NumPy or JAX
 arrays and return a Python float; a metric that is undefined for the given T (e.g.
 forgetting with a single task) is NaN.
+
+Forgetting follows the field's convention (Mammoth ``utils/metrics.py``, L2P): only the
+rows after task j was learned count, l = j .. T-1 (the last row included). The entries
+R[l, j] with l < j are the model's scores on a task it has not learned yet; a CLIP
+model scores well there zero-shot, and counting them would report forgetting of
+accuracy the method never learned. ``forgetting_all_rows`` keeps the quantity this
+project reported before (every row l = 0 .. T-2) under its own name, for comparison
+with older numbers; no table reports it.
 """
 
 from __future__ import annotations
@@ -32,8 +40,27 @@ def average_incremental_accuracy(acc_matrix) -> float:
 
 
 def forgetting(acc_matrix) -> float:
-  """mean_{j<T} (max_{l<T} R[l, j] − R[T, j]) (Chaudhry et al. 2018): how far each earlier
-  task fell from its best score before the last step. NaN when T = 1."""
+  """Mammoth/L2P forgetting: mean_{j=0..T-2} (max_{l=j..T-1} R[l, j] − R[T-1, j]).
+
+  For each task j but the last, its best score from the step it was learned (row j) to
+  the end (row T-1, included), minus its final score; every term is >= 0. Rows l < j
+  (the task not yet learned) do not count. NaN when T = 1.
+  """
+  r = _check(acc_matrix)
+  t = r.shape[0]
+  if t < 2:
+    return float('nan')
+  after_learning = np.tril(np.ones((t, t), bool))  # [l, j]: l >= j
+  best = np.where(after_learning, r, -np.inf).max(axis=0)  # [T] best from row j on
+  return float(np.mean(best[:-1] - r[-1, :-1]))
+
+
+def forgetting_all_rows(acc_matrix) -> float:
+  """mean_{j=0..T-2} (max_{l=0..T-2} R[l, j] − R[T-1, j]): the forgetting this project
+  reported before issue 22, over every row but the last, including rows before task j
+  was learned (so zero-shot accuracy on a future task counts as something to forget).
+  Kept for comparison with older numbers; ``forgetting`` is the field's convention.
+  NaN when T = 1."""
   r = _check(acc_matrix)
   t = r.shape[0]
   if t < 2:

@@ -15,15 +15,23 @@ TensorFlow is needed:
   80/20 split with seed 0 (duplicate groups kept together as above): 1,438 train, 359 test.
 
 Every example is ``{"image": uint8 [H, W, 1], "label": ClassLabel, "id": "<dataset>/<index>"}``
-where ``<index>`` is the position in the package's own array. Build with ``prepare(name)``.
+where ``<index>`` is the position in the package's own array. Build with ``prepare(name)``:
+the first time it prints one line (``building animal_mnist from the installed package
+animal-mnist into DIR: 10,000 images``) instead of TFDS's download messages and progress
+bars (nothing is downloaded). A data directory that is a file or cannot be read, and a
+build that fails for lack of space or permission, raise ``disk_errors.DiskError``: one
+line naming the path and the fix (``AUTOSEED_DATA_DIR``).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import errno
 import gzip
 import hashlib
 import importlib.util
+import logging
 import os
 import pathlib
 import pickle
@@ -31,6 +39,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
+
+from autoseed_jax.tools import disk_errors
 
 ANIMAL_MNIST_CLASS_NAMES = (
     "bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra",
@@ -61,6 +72,44 @@ def default_data_dir() -> pathlib.Path:
   if from_env:
     return pathlib.Path(from_env).expanduser()
   return pathlib.Path.home() / ".cache" / "autoseed_jax" / "tfds"
+
+
+class _NoVariantFolderWarning(logging.Filter):
+  """Drops TFDS's "Variant folder ... has no dataset_info.json" warning: it is how TFDS
+  finds a dataset not prepared yet, which we build or report ourselves."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Variant folder")
+
+
+_NO_VARIANT_FOLDER_WARNING = _NoVariantFolderWarning()
+
+
+@contextlib.contextmanager
+def no_variant_folder_warning():
+  """While active, TFDS's warning about a dataset folder that is not prepared is dropped."""
+  absl_logger = logging.getLogger("absl")
+  absl_logger.addFilter(_NO_VARIANT_FOLDER_WARNING)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(_NO_VARIANT_FOLDER_WARNING)
+
+
+def check_data_dir(data_dir: str | os.PathLike) -> pathlib.Path:
+  """``data_dir`` as a path, after checking that it can serve as a data directory: it,
+  or the nearest folder above it that exists, is a directory, and it can be listed.
+  Raises ``disk_errors.DiskError`` (one line: the path and the fix) otherwise."""
+  path = pathlib.Path(data_dir).expanduser()
+  with disk_errors.writing(path, "using the data directory", where=disk_errors.Where.DATA):
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+      existing = existing.parent
+    if not existing.is_dir():
+      raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing))
+    if existing == path:
+      os.listdir(path)  # PermissionError when it cannot be read
+  return path
 
 
 def stratified_split_indices(
@@ -199,10 +248,21 @@ class _EmbeddedImageClassification(tfds.core.GeneratorBasedBuilder, skip_registr
   PROMPT_TEMPLATE: str = ""
   IMAGE_SHAPE: tuple[int, int, int] = (0, 0, 1)
   DESCRIPTION: str = ""
+  SOURCE: str = ""  # where the images come from, for the line printed while building
+  NUM_IMAGES: int = 0  # train and test together
   # No download URLs, hence no checksums file. TFDS 4.9.10 derives the checksums path from
   # `code_path`, which for builders in a package needs the `importlib_resources` backport
   # (declared only for Python < 3.9, so not installed); None skips that lookup.
   code_path = None
+
+  def _log_download_bytes(self) -> None:
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." here; nothing is
+    # downloaded, so say what happens instead.
+    print(f"building {self.name} from {self.SOURCE} into {self.data_dir}: "
+          f"{self.NUM_IMAGES:,} images (once; later runs read them from there)", flush=True)
+
+  def _log_download_done(self) -> None:
+    pass  # TFDS's "downloaded and prepared to ..." would repeat the line above
 
   @abc.abstractmethod
   def _load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +307,8 @@ class AnimalMnist(_EmbeddedImageClassification):
   CLASS_NAMES = ANIMAL_MNIST_CLASS_NAMES
   PROMPT_TEMPLATE = ANIMAL_MNIST_PROMPT_TEMPLATE
   IMAGE_SHAPE = (28, 28, 1)
+  SOURCE = "the installed package animal-mnist"
+  NUM_IMAGES = 10_000
   DESCRIPTION = (
       "Animal-MNIST (PyPI animal-mnist 0.4, MIT): 10,000 real 28x28 animal silhouettes, 1,000 "
       "per class. Split: stratified 80/20, seed 0, identical images kept in one split."
@@ -262,6 +324,8 @@ class SklearnDigits(_EmbeddedImageClassification):
   CLASS_NAMES = SKLEARN_DIGITS_CLASS_NAMES
   PROMPT_TEMPLATE = SKLEARN_DIGITS_PROMPT_TEMPLATE
   IMAGE_SHAPE = (8, 8, 1)
+  SOURCE = "scikit-learn's load_digits"
+  NUM_IMAGES = 1_797
   DESCRIPTION = (
       "scikit-learn load_digits: 1,797 real 8x8 handwritten digits scaled from 0..16 to "
       "0..255. Split: stratified 80/20, seed 0, identical images kept in one split."
@@ -278,26 +342,50 @@ EMBEDDED_BUILDERS: dict[str, type[_EmbeddedImageClassification]] = {
 
 
 def embedded_builder(name: str, data_dir: str | os.PathLike | None = None):
-  """The (not necessarily built) TFDS builder of an embedded dataset, in array_record format."""
+  """The (not necessarily built) TFDS builder of an embedded dataset, in array_record format.
+
+  Raises ``disk_errors.DiskError`` when ``data_dir`` is a file or cannot be read.
+  """
   if name not in EMBEDDED_BUILDERS:
     raise ValueError(
         f"Unknown embedded dataset {name!r}; known: {sorted(EMBEDDED_BUILDERS)}."
     )
-  data_dir = default_data_dir() if data_dir is None else pathlib.Path(data_dir)
+  data_dir = check_data_dir(default_data_dir() if data_dir is None else data_dir)
   return EMBEDDED_BUILDERS[name](data_dir=os.fspath(data_dir), file_format="array_record")
+
+
+def is_built(builder) -> bool:
+  """Whether ``builder``'s dataset is prepared: its version folder holds
+  ``dataset_info.json`` (what ``builder.is_prepared()`` checks, without the warning it
+  logs about a folder that is not there yet)."""
+  return (pathlib.Path(os.fspath(builder.data_dir)) / "dataset_info.json").is_file()
 
 
 def prepare(name: str, data_dir: str | os.PathLike | None = None):
   """Builds embedded dataset ``name`` into ``data_dir`` once; later calls reuse it.
 
   Nothing is downloaded: the examples come from installed packages. data_dir defaults to
-  ``default_data_dir()``. Returns the prepared ``tfds.core.DatasetBuilder``.
+  ``default_data_dir()``. The build prints one line (what is built, from where, into
+  where, how many images) and no progress bars. Returns the prepared
+  ``tfds.core.DatasetBuilder``. Raises ``disk_errors.DiskError`` (one line: the path and
+  the fix) when ``data_dir`` is a file or unreadable, or the build cannot be written.
   """
   builder = embedded_builder(name, data_dir)
-  if not builder.is_prepared():
+  if is_built(builder):
+    return builder
+  progress_bars = getattr(tqdm_utils, "_active", True)
+  tfds.display_progress_bar(False)
+  try:
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             download_mode=tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
         )
     )
+  except Exception as error:  # TFDS passes OS errors on as they are, or wrapped
+    if disk_errors.problem(error) is None:
+      raise
+    raise disk_errors.disk_error(builder.data_dir, f"building {name} into", error,
+                                 where=disk_errors.Where.DATA) from error
+  finally:
+    tfds.display_progress_bar(progress_bars)
   return builder

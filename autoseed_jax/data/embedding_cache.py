@@ -6,20 +6,27 @@ shape, dtype and sha256 of the array bytes. The key is the sha256 of (backbone f
 dataset, split, sha256 of the inputs), so a new backbone, other images or other prompts miss the
 cache. Files are written to a temporary file in the cache directory and moved into place with
 ``os.replace`` (the array first, the sidecar last), so an interrupted write never yields an
-entry that loads; an entry whose array does not match its sidecar is recomputed.
+entry that loads; an entry cut short or not matching its sidecar is recomputed after a
+one-line warning. A cache directory that is a file, an entry that cannot be read for lack
+of permission, and a write that fails (no space left, no permission) raise
+``disk_errors.DiskError``: one line naming the path and the fix (``AUTOSEED_CACHE_DIR``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import pathlib
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from autoseed_jax.tools import disk_errors
 
 CACHE_DIR_ENV = "AUTOSEED_CACHE_DIR"
 
@@ -76,26 +83,46 @@ def _write_atomically(path: pathlib.Path, write: Callable) -> None:
 
 def _load_entry(array_path: pathlib.Path, sidecar_path: pathlib.Path, key: str,
                 num_items: int) -> np.ndarray | None:
-  """The cached array, or None when missing, unreadable or not matching its sidecar."""
+  """The cached array, or None when missing, cut short or not matching its sidecar (a
+  warning line says so when a file of the entry is there). Raises DiskError when the
+  entry cannot be read for lack of permission."""
   try:
+    if not array_path.exists() and not sidecar_path.exists():
+      return None
     sidecar = json.loads(sidecar_path.read_text())
     array = np.load(array_path, allow_pickle=False)
-  except (OSError, ValueError, EOFError):
-    return None
-  if (
-      sidecar.get("key") != key
-      or list(array.shape) != sidecar.get("shape")
-      or array.dtype.str != sidecar.get("dtype")
-      or array.shape[:1] != (num_items,)
-      or array_digest(array) != sidecar.get("sha256")
-  ):
-    return None
-  return array
+    if not isinstance(sidecar, dict):
+      raise ValueError("the sidecar is not a JSON object")
+  except OSError as error:
+    if disk_errors.problem(error) is not None:
+      raise disk_errors.disk_error(array_path, "reading the embedding cache entry", error,
+                                   where=disk_errors.Where.CACHE) from error
+    reason = error
+  except (ValueError, EOFError) as error:
+    reason = error
+  else:
+    if (
+        sidecar.get("key") == key
+        and list(array.shape) == sidecar.get("shape")
+        and array.dtype.str == sidecar.get("dtype")
+        and array.shape[:1] == (num_items,)
+        and array_digest(array) == sidecar.get("sha256")
+    ):
+      return array
+    reason = "its array does not match its sidecar"
+  print(f"warning: the embedding cache entry {array_path} is incomplete or damaged "
+        f"({disk_errors.one_line(reason, 160)}); computing it again.", file=sys.stderr,
+        flush=True)
+  return None
 
 
 def _cached(encode: Callable[[], np.ndarray], *, num_items: int, key: str, dataset: str,
             split: str, fingerprint: str, cache_dir) -> np.ndarray:
   cache_dir = default_cache_dir() if cache_dir is None else pathlib.Path(cache_dir)
+  with disk_errors.writing(cache_dir, "reading the embedding cache directory",
+                           where=disk_errors.Where.CACHE):
+    if cache_dir.exists() and not cache_dir.is_dir():
+      raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(cache_dir))
   array_path, sidecar_path = _entry_paths(cache_dir, dataset, split, key)
   cached = _load_entry(array_path, sidecar_path, key, num_items)
   if cached is not None:
@@ -105,14 +132,17 @@ def _cached(encode: Callable[[], np.ndarray], *, num_items: int, key: str, datas
     raise ValueError(
         f"encode_fn must return [N, d] with N = {num_items}; got shape {embeddings.shape}."
     )
-  cache_dir.mkdir(parents=True, exist_ok=True)
   sidecar = {
       "key": key, "fingerprint": fingerprint, "dataset": dataset, "split": split,
       "shape": list(embeddings.shape), "dtype": embeddings.dtype.str,
       "sha256": array_digest(embeddings),
   }
-  _write_atomically(array_path, lambda handle: np.save(handle, embeddings, allow_pickle=False))
-  _write_atomically(sidecar_path, lambda handle: handle.write(json.dumps(sidecar).encode()))
+  with disk_errors.writing(array_path, "writing the embedding cache entry",
+                           where=disk_errors.Where.CACHE):
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomically(array_path,
+                      lambda handle: np.save(handle, embeddings, allow_pickle=False))
+    _write_atomically(sidecar_path, lambda handle: handle.write(json.dumps(sidecar).encode()))
   return embeddings
 
 

@@ -25,6 +25,7 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from autoseed_jax.tools import disk_errors
 from autoseed_jax.data import builders
 
 DEFAULT_PROMPT_TEMPLATE = "a photo of a {}."
@@ -191,16 +192,37 @@ def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None
         f"Dataset {name!r} ({spec.tfds_name}) is not shipped with autoseed_jax: pass the "
         "data_dir it was prepared in. " + how_to_prepare(spec.tfds_name, "DATA_DIR")
     )
-  data_dir = os.fspath(data_dir)
+  data_dir = os.fspath(builders.check_data_dir(data_dir))
   try:
-    return tfds.data_source(
-        spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
-    )
+    with builders.no_variant_folder_warning():  # not prepared: the error below says how
+      return tfds.data_source(
+          spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
+      )
   except (AssertionError, FileNotFoundError, NotImplementedError, ValueError) as error:
     diagnosed = _diagnose_unreadable(spec.tfds_name, data_dir, error)
     if diagnosed is error:
       raise
     raise diagnosed from error
+
+
+def _unreadable_records(name: str, split: str, source, data_dir, error: Exception):
+  """The one-line error for records of a prepared dataset that cannot be read: a
+  DiskError (no permission, ...) or a ValueError saying the files are incomplete or
+  damaged and how to rebuild them."""
+  version_dir = os.fspath(getattr(source.dataset_info, "data_dir", data_dir))
+  if disk_errors.problem(error) is not None:
+    return disk_errors.disk_error(version_dir, f"reading {name}/{split} from", error,
+                                  where=disk_errors.Where.DATA)
+  if name in builders.EMBEDDED_BUILDERS:
+    rebuild = (f"remove {version_dir}; the next run builds it again from the installed "
+               "package")
+  else:
+    rebuild = "rebuild it. " + how_to_prepare(TFDS_DATASETS[name].tfds_name,
+                                              os.fspath(data_dir))
+  return ValueError(
+      f"cannot read {name}/{split} from {version_dir} "
+      f"({disk_errors.one_line(f'{type(error).__name__}: {error}', 200)}): the prepared "
+      f"files are incomplete or damaged. Fix: {rebuild}")
 
 
 def class_names_of(source, label_key: str = "label") -> list[str]:
@@ -249,14 +271,17 @@ def load_arrays(
   source = data_source(name, split, data_dir)
   image_key, label_key = _image_key(name), _label_key(name)
   images, labels = [], []
-  # Batched reads (grain hands each chunk to the source's batched __getitems__).
-  for chunk in grain.MapDataset.source(source).batch(_READ_CHUNK, batch_fn=list):
-    for record in chunk:
-      image = np.asarray(record[image_key], dtype=np.uint8)
-      if image.ndim == 2:
-        image = image[..., None]
-      images.append(image if image_size is None else resize_center_crop(image, image_size))
-      labels.append(int(record[label_key]))
+  try:
+    # Batched reads (grain hands each chunk to the source's batched __getitems__).
+    for chunk in grain.MapDataset.source(source).batch(_READ_CHUNK, batch_fn=list):
+      for record in chunk:
+        image = np.asarray(record[image_key], dtype=np.uint8)
+        if image.ndim == 2:
+          image = image[..., None]
+        images.append(image if image_size is None else resize_center_crop(image, image_size))
+        labels.append(int(record[label_key]))
+  except (RuntimeError, OSError, ValueError, KeyError) as error:
+    raise _unreadable_records(name, split, source, data_dir, error) from error
   shapes = {image.shape for image in images}
   if len(shapes) > 1:
     raise ValueError(

@@ -19,6 +19,7 @@ import numpy as np
 
 from autoseed_jax.core.task_kinds import METRIC_NAMES
 from autoseed_jax.report import plots, result_records
+from autoseed_jax.tools import disk_errors
 
 
 def load_results(workdir: str) -> dict:
@@ -108,7 +109,7 @@ def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
                                          os.path.join(workdir, 'seed_projection.png'),
                                          class_names=inputs.class_names))
   md_path = os.path.join(workdir, 'results.md')
-  with open(md_path, 'w') as f:
+  with disk_errors.writing(md_path, 'writing'), open(md_path, 'w') as f:
     f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
     if results.get('tasks'):
       f.write('\n' + task_metrics_markdown(results) + '\n')

@@ -11,7 +11,7 @@ from absl import app, flags, logging
 
 from autoseed_jax import report
 from autoseed_jax.report import result_records
-from autoseed_jax.tools import cli
+from autoseed_jax.tools import cli, disk_errors
 
 
 def main(argv):
@@ -25,8 +25,12 @@ def main(argv):
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   print(result_records.format_metrics_table(results['methods']))
-  for path in report.write_report(workdir, results):
-    print(f'wrote {path}')
+  try:
+    for path in report.write_report(workdir, results):
+      print(f'wrote {path}')
+  except disk_errors.DiskError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,12 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from autoseed_jax.tools import disk_errors  # noqa: E402
+
+# Up to this many tasks, a task axis has a tick at every task.
+TICK_EVERY_TASK_UP_TO = 12
 
 
 def draw_accuracy_matrix(ax, acc_matrix, title: str, *, fontsize: int = 8):
@@ -29,6 +35,17 @@ def draw_accuracy_matrix(ax, acc_matrix, title: str, *, fontsize: int = 8):
   ax.set_xticks(range(t), [f'T{j + 1}' for j in range(t)], fontsize=fontsize)
   ax.set_yticks(range(t), [f'T{i + 1}' for i in range(t)], fontsize=fontsize)
   return image
+
+
+def set_task_ticks(ax, num_tasks: int) -> None:
+  """Whole-number ticks on the x axis of tasks 1..num_tasks: one per task up to
+  ``TICK_EVERY_TASK_UP_TO`` tasks, else about ten whole numbers; the axis spans
+  0.5..num_tasks + 0.5."""
+  if num_tasks <= TICK_EVERY_TASK_UP_TO:
+    ax.set_xticks(range(1, num_tasks + 1))
+  else:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True))
+  ax.set_xlim(0.5, num_tasks + 0.5)
 
 
 def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -> str:
@@ -57,10 +74,13 @@ def accuracy_after_each_task(records: dict[str, dict], path: str, *,
                              title: str = '') -> str:
   """Average accuracy over the tasks seen so far, after each task, one line per method."""
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  num_tasks = 1
   for method, record in records.items():
     acc = np.asarray(record['acc_matrix'], float)
     seen_avg = [acc[t, :t + 1].mean() for t in range(acc.shape[0])]
     ax.plot(range(1, len(seen_avg) + 1), seen_avg, marker='o', label=method)
+    num_tasks = max(num_tasks, len(seen_avg))
+  set_task_ticks(ax, num_tasks)
   ax.set_xlabel('tasks learned')
   ax.set_ylabel('accuracy on tasks seen so far (%)')
   ax.set_ylim(0, 100)
@@ -98,7 +118,11 @@ def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarr
 
 
 def _save(fig, path: str) -> str:
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=110, bbox_inches='tight')
-  plt.close(fig)
+  """Writes ``fig`` to ``path``; a failed write raises ``disk_errors.DiskError``."""
+  try:
+    with disk_errors.writing(path, 'writing the plot'):
+      os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+      fig.savefig(path, dpi=110, bbox_inches='tight')
+  finally:
+    plt.close(fig)
   return path

@@ -45,8 +45,11 @@ def get_stream(name: str, *, backbone=None, data_dir=None, cache_dir=None, seed:
     options: a stream's own fields (``StreamSpec.fields``, e.g. vl-scenes'
       ``train_scenes``); an unknown one is a ValueError.
 
-  Raises FileNotFoundError (user-prepared data missing; the message says how to prepare
-  it) and ValueError (unknown name, field, bad fraction, backbone); names, fields and
+  Raises FileNotFoundError (user-prepared data missing, e.g. CIFAR-100 in data_dir neither
+  as its python archive nor as a prepared TFDS dataset; the message says where to put the
+  archive and gives the `tfds build` command), ValueError (unknown name, field, bad
+  fraction, backbone; data that is incomplete or damaged) and ``tools.disk_errors.DiskError``
+  (data_dir or the cache a file, unreadable, or a write that fails); names, fields and
   fractions are checked before anything is loaded.
   """
   if name not in STREAMS:

@@ -21,9 +21,13 @@ float32 in [-1, 1]). That takes 27 MiB for animals-ci and 53 MiB for animals-dig
 (whose digits task is padded to the animal task's 6,840 rows).
 
 CIFAR-100 (`cifar100-10`, `cifar100-20`, `cifar100-50`): the standard class-incremental
-benchmark, read from a TFDS dataset the user prepares once (needs TensorFlow:
-`tfds build cifar100 --data_dir DIR --file_format array_record`; pass DIR as data_dir). Its
-100 classes are learnt in the Continual-CLIP order (`sources.cifar100_class_order()`) in
+benchmark, read from the data the user brings in data_dir: the standard python archive
+(`cifar-100-python.tar.gz` or the `cifar-100-python/` folder it unpacks to, the one
+torchvision downloads; `data.cifar`, no TensorFlow needed), else a TFDS dataset prepared
+once with TensorFlow (`tfds build cifar100 --data_dir DIR --file_format array_record`).
+The two hold the same images and labels in another record order, so the validation split
+differs between them. Its 100 classes are learnt in the Continual-CLIP order
+(`sources.cifar100_class_order()`) in
 10/20/50 equal tasks; class ids stay CIFAR's label ids. No pretraining split is removed (the
 offline tower never saw CIFAR): a task trains on the whole TRAIN split of its classes (500
 per class) and the test set is the whole TEST split (100 per class). The 32x32 RGB images go
@@ -41,7 +45,7 @@ import functools
 import numpy as np
 
 from autoseed_jax.core.tasks import build_stream
-from autoseed_jax.data import builders, sources
+from autoseed_jax.data import builders, cifar, sources
 from autoseed_jax.streams.embed import (ANIMALS, DIGITS, Embedded, embed_dataset, embed_splits,
                                         stream_pixels, subsample_per_class, task_pixels,
                                         task_split)
@@ -57,13 +61,21 @@ CIFAR100_TASK_COUNTS = (10, 20, 50)
 
 
 def _load_user_dataset(stream: str, dataset: str, split: str, data_dir):
-  """`sources.load_arrays` of a user-prepared TFDS dataset; a missing or unreadable one
-  raises its error (same type) prefixed with the stream and how to pass the directory."""
+  """A dataset the user brings, from its standard python archive when data_dir holds one
+  (CIFAR, `data.cifar`: no TensorFlow needed), else `sources.load_arrays` of the TFDS
+  dataset prepared there. A missing TFDS dataset raises its error (same type) prefixed
+  with the stream, the archive route and how to pass the directory; a damaged archive
+  raises `cifar.CifarArchiveError`."""
+  archive = cifar.find_archive(dataset, data_dir)
+  if archive is not None:
+    return cifar.load_arrays(dataset, split, archive)
   try:
     return sources.load_arrays(dataset, split, data_dir)
   except (FileNotFoundError, ValueError) as error:
+    archive_route = (f"{cifar.how_to_get(dataset, data_dir)} (read without TensorFlow), or "
+                     "prepare it as a TFDS dataset: " if dataset in cifar.ARCHIVES else "")
     raise type(error)(
-        f"Stream {stream!r} reads {dataset!r} from a TFDS dataset you prepare yourself. "
+        f"Stream {stream!r} reads {dataset!r} from data you bring. {archive_route}"
         f"{error} Then pass that directory as get_stream(..., data_dir=DIR) "
         "(python -m autoseed_jax.main: --config.stream.data_dir=DIR), or set "
         f"${builders.DATA_DIR_ENV}=DIR (the default data_dir).") from error
@@ -88,7 +100,7 @@ def _embed_cifar100(stream: str, backbone, *, data_dir, cache_dir, train_fractio
     data_dir = builders.default_data_dir()
   train_images, train_y, raw_names = _load_user_dataset(stream, CIFAR100, "train", data_dir)
   test_images, test_y, _ = _load_user_dataset(stream, CIFAR100, "test", data_dir)
-  if len(raw_names) != CIFAR100_NUM_CLASSES:
+  if len(raw_names) != CIFAR100_NUM_CLASSES:  # a TFDS build of something else
     raise ValueError(f"{CIFAR100} in {data_dir} has {len(raw_names)} classes, expected "
                      f"{CIFAR100_NUM_CLASSES}; rebuild it with `tfds build cifar100 "
                      f"--data_dir {data_dir} --file_format array_record`.")
@@ -164,8 +176,9 @@ def _cifar100_description(num_tasks: int) -> str:
       f"{first}). Each task trains on the 500 TRAIN images per class (5% held out as "
       "D_t^val, 475 + 25) and is tested on the 100 TEST images per class; evaluation "
       "after each task is over all classes seen so far (100-way at the end) with the "
-      "frozen text embeddings of 'a photo of a {class}.'. Needs CIFAR-100 prepared as "
-      "a TFDS array_record dataset in data_dir.")
+      "frozen text embeddings of 'a photo of a {class}.'. Reads CIFAR-100 from data_dir: "
+      "the standard cifar-100-python archive (folder or .tar.gz), else a TFDS "
+      "array_record dataset prepared there.")
 
 
 SPECS: dict[str, StreamSpec] = {

@@ -29,6 +29,8 @@ import socket
 import sys
 from typing import Callable, Iterator
 
+from autoseed_jax.tools import disk_errors
+
 LOCK_FILE = 'run.lock'
 
 # Workdirs this process holds: real path -> [file descriptor, nesting depth].
@@ -79,7 +81,8 @@ def _write_holder(fd: int) -> None:
 def _acquire(workdir: str, warn: Callable[[str], None]) -> int | None:
   """Locks ``workdir``; returns the lock file's descriptor (None: no flock here)."""
   path = lock_path(workdir)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  with disk_errors.writing(path, 'opening the lock file'):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except OSError as e:
@@ -101,7 +104,12 @@ def _acquire(workdir: str, warn: Callable[[str], None]) -> int | None:
     warn(f'warning: --workdir {workdir} was locked by {describe_holder(stale)}, which '
          'ended without releasing it (killed or crashed); taking the lock over. Its '
          'saved checkpoints and results are resumed.')
-  _write_holder(fd)
+  try:
+    with disk_errors.writing(path, 'writing the lock file'):
+      _write_holder(fd)
+  except disk_errors.DiskError:
+    _release(fd)
+    raise
   return fd
 
 
