@@ -50,8 +50,10 @@ from autoseed_jax.core.tasks import TaskStream
 
 # Defaults of the checkpoint config fields (read with ``config.get``).
 DEFAULT_CHECKPOINTS_TO_KEEP = 3
-# State fields that must stay finite (the seed memory legitimately holds -inf scores).
-_TRAINED_FIELDS = ('params', 'opt_state', 'gen_params', 'gen_opt_state')
+# Leaves of the run state that legitimately hold non-finite values: the seed memory's scores
+# of empty slots (-inf) and the secondary metrics a task kind has none of (NaN). Every
+# other float leaf, every method's own state included, must stay finite.
+_MAY_BE_NON_FINITE = ('memory.score', 'task_metrics', 'initial_task_metrics')
 
 
 class WorkdirError(RuntimeError):
@@ -170,12 +172,15 @@ def _first_non_finite(terms: dict) -> tuple[int, list[str]] | None:
 
 
 def _non_finite_fields(state) -> list[str]:
-  """Trained fields of ``state`` holding a NaN/Inf (seed scores of -inf are legitimate)."""
+  """The fields of ``state`` (top-level names) with a NaN/Inf in a float leaf, but the
+  leaves in ``_MAY_BE_NON_FINITE``."""
   bad = []
-  for field in _TRAINED_FIELDS:
-    leaves = jax.tree.leaves(to_host(getattr(state, field)))
-    if any(np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all() for x in leaves):
-      bad.append(field)
+  for path, leaf in jax.tree_util.tree_leaves_with_path(to_host(state)):
+    name = jax.tree_util.keystr(path, simple=True, separator='.')
+    if name.startswith(_MAY_BE_NON_FINITE) or not np.issubdtype(leaf.dtype, np.inexact):
+      continue
+    if not np.isfinite(leaf).all() and name.split('.')[0] not in bad:
+      bad.append(name.split('.')[0])
   return bad
 
 

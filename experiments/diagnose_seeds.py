@@ -45,11 +45,12 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from autoseed_jax import continual
-from autoseed_jax.core import kmeans, losses, meta, parallel  # noqa: E402
+from autoseed_jax.core import kmeans, meta, parallel  # noqa: E402
 from autoseed_jax.core.generator import SeedGenerator, generate_seeds  # noqa: E402
 autoseed_lib = importlib.import_module('autoseed_jax.methods.autoseed')
 plus_lib = importlib.import_module('autoseed_jax.methods.autoseed_plus')
 from autoseed_jax.streams import get_stream  # noqa: E402
+from autoseed_jax.report import result_records
 from experiments import suite as suite_lib  # noqa: E402
 from experiments.configs.real_streams import real_stream_config  # noqa: E402
 
@@ -330,14 +331,14 @@ def _markdown(result: dict) -> str:
   return '\n\n'.join([
       f'# Diagnosis of the seed collapse and of the loss against zero-shot ({STREAM})',
       '## 1. Does G_φ\'s output move with z? (task 1, run seed 0)',
-      suite_lib.markdown_table(['generator', 'within-class pair cosine',
+      result_records.markdown_table(['generator', 'within-class pair cosine',
                                 'mean distance when only z changes',
                                 'mean distance when only the class changes'], z_rows),
       '## 2. Where does each outer-loss term put 16 free seeds per class? (task 1)',
-      suite_lib.markdown_table(['optimised on', 'within-class pair cosine',
+      result_records.markdown_table(['optimised on', 'within-class pair cosine',
                                 'cosine to class mean'], t_rows),
       f'## 3. Where the accuracy goes (final model; seeds {result["seeds"]})',
-      suite_lib.markdown_table(
+      result_records.markdown_table(
           ['method', 'class-incremental acc', 'task-incremental acc',
            'old-task images predicted as newest task (%)',
            'share of old-task errors that go to the newest task (%)',
@@ -359,7 +360,7 @@ def main(argv=None) -> int:
   print('part 2 done', flush=True)
   result['decomposition'] = decomposition(stream, args.seeds)
   result['figures'] = [pathlib.Path(p).name for p in _figures(result, out)]
-  suite_lib.write_json(out / 'diagnosis.json', result)
+  result_records.write_json(out / 'diagnosis.json', result)
   (out / 'diagnosis.md').write_text(_markdown(result) + ''.join(
       f'\n![{f}]({f})\n' for f in result['figures']))
   print(_markdown(result))

@@ -29,7 +29,7 @@ import os
 import pathlib
 import time
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import ml_collections
@@ -37,10 +37,12 @@ import numpy as np
 
 from autoseed_jax import continual, methods
 from autoseed_jax.core import parallel
-from autoseed_jax.report import plots
-from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.core.metrics import all_metrics
 from autoseed_jax.core.tasks import TaskStream
+from autoseed_jax.methods.base import MethodRefused
+from autoseed_jax.report import plots
+from autoseed_jax.report.plots import save_figure
+from autoseed_jax.report.result_records import finite_or_none, write_json
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 LIBRARY_DIR = REPO_ROOT / 'autoseed_jax'
@@ -224,10 +226,10 @@ class Suite:
     acc, initial = np.asarray(result.acc_matrix), np.asarray(result.initial_acc)
     record.acc_matrix = np.round(acc, 4).tolist()
     record.initial_acc = np.round(initial, 4).tolist()
-    record.metrics = {k: _finite_or_none(v) for k, v in all_metrics(acc, initial).items()}
+    record.metrics = {k: finite_or_none(v) for k, v in all_metrics(acc, initial).items()}
     record.memory_bytes = int(result.memory_bytes)
     if result.task_metrics is not None:
-      record.task_metrics = [[_finite_or_none(v) for v in row] for row in result.task_metrics[-1]]
+      record.task_metrics = [[finite_or_none(v) for v in row] for row in result.task_metrics[-1]]
     if result.state.memory is not None:
       memory = parallel.to_host(result.state.memory)
       valid = np.asarray(memory.valid)
@@ -264,10 +266,6 @@ class Suite:
     write_json(self.cache_dir / f'{record.key}.json', record.to_json())
 
 
-def _finite_or_none(x) -> float | None:
-  return None if x is None or not np.isfinite(x) else round(float(x), 4)
-
-
 # ---------------------------------------------------------------------------------------
 # Statistics and tables
 
@@ -296,23 +294,6 @@ def fmt(stat: dict | None, digits: int = 2) -> str:
   return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
 
 
-def write_json(path: str | os.PathLike, value) -> None:
-  """Writes ``value`` as indented JSON (atomically: a temporary file, then a rename)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f'.{path.name}.tmp')
-  tmp.write_text(json.dumps(value, indent=1, default=_json_default) + '\n')
-  os.replace(tmp, path)
-
-
-def _json_default(x):
-  if isinstance(x, np.generic):
-    return x.item()
-  if isinstance(x, np.ndarray):
-    return x.tolist()
-  raise TypeError(f'not JSON serialisable: {type(x).__name__}')
-
-
 def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> None:
   """One row per dict, the given columns in order (missing values empty)."""
   path = pathlib.Path(path)
@@ -324,30 +305,14 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[s
       writer.writerow({c: ('' if row.get(c) is None else row.get(c)) for c in columns})
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-  """A GitHub Markdown table (a '|' inside a cell is escaped)."""
-
-  def line(cells):
-    return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
-
-  return '\n'.join([line(header), '|' + '---|' * len(header)] + [line(r) for r in rows])
-
-
 # ---------------------------------------------------------------------------------------
 # Figures
-
-
-def _pyplot():
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  return plt
 
 
 def heatmap_grid(matrices: dict[str, np.ndarray], path: str | os.PathLike, *,
                  title: str = '', columns: int = 4) -> str:
   """Mean accuracy matrices R[i, j] (percent), one panel per method, ``columns`` per row."""
-  plt = _pyplot()
+  plt = plots.plt
   names = list(matrices)
   rows = -(-len(names) // columns)
   cols = min(columns, len(names))
@@ -362,13 +327,13 @@ def heatmap_grid(matrices: dict[str, np.ndarray], path: str | os.PathLike, *,
   fig.colorbar(image, ax=axes.ravel().tolist(), label='accuracy (%)', shrink=0.7)
   fig.suptitle(title + '\nrows: after learning task i; columns: evaluated on task j',
                fontsize=10)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                     path: str | os.PathLike, *, title: str = '') -> str:
   """Accuracy on the tasks seen so far after each task: method -> (mean [T], std [T])."""
-  plt = _pyplot()
+  plt = plots.plt
   fig, ax = plt.subplots(figsize=(6.4, 4.2))
   for method, (mean, std) in curves.items():
     x = np.arange(1, len(mean) + 1)
@@ -380,13 +345,13 @@ def accuracy_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]],
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, ncol=2)
   ax.set_title(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def memory_plot(series: dict[str, list[tuple[float, float, float]]], path: str | os.PathLike,
                 *, title: str = '') -> str:
   """Final average accuracy vs memory bytes: series -> [(bytes, mean, std)], log x axis."""
-  plt = _pyplot()
+  plt = plots.plt
   fig, ax = plt.subplots(figsize=(6.0, 4.0))
   for name, points in series.items():
     points = sorted(points)
@@ -399,13 +364,13 @@ def memory_plot(series: dict[str, list[tuple[float, float, float]]], path: str |
   ax.grid(alpha=0.3, which='both')
   ax.legend(fontsize=8)
   ax.set_title(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def bar_plot(groups: dict[str, dict[str, tuple[float, float]]], path: str | os.PathLike, *,
              ylabel: str, title: str = '') -> str:
   """Grouped bars: group (x tick) -> {series: (mean, std)}."""
-  plt = _pyplot()
+  plt = plots.plt
   names = list(groups)
   series = list(dict.fromkeys(s for g in groups.values() for s in g))
   width = 0.8 / max(len(series), 1)
@@ -421,13 +386,4 @@ def bar_plot(groups: dict[str, dict[str, tuple[float, float]]], path: str | os.P
   ax.grid(alpha=0.3, axis='y')
   ax.legend(fontsize=8)
   ax.set_title(title)
-  return _save(fig, path)
-
-
-def _save(fig, path) -> str:
-  plt = _pyplot()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=90, bbox_inches='tight')
-  plt.close(fig)
-  return str(path)
+  return save_figure(fig, path)

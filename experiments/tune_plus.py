@@ -49,6 +49,7 @@ if __package__ in (None, ''):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
+from autoseed_jax.report import result_records
 from experiments import suite as suite_lib  # noqa: E402
 from experiments.configs.real_streams import real_stream_config  # noqa: E402
 
@@ -134,7 +135,7 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
             'streams': list(streams), 'seeds': list(seeds), 'rule': __doc__.split('Rule: ')[1]
             .split('\n\n')[0].replace('\n', ' '), 'summary': summary,
             'chosen': chosen['overrides'], 'runs': runs}
-  suite_lib.write_json(out / f'{stage}.json', record)
+  result_records.write_json(out / f'{stage}.json', record)
   suite_lib.write_csv(out / f'{stage}_runs.csv', runs, list(runs[0]))
   header = list(fields) + [f'{s} (mean ± std)' for s in streams] + ['mean', 'worst']
   body = [[r['overrides'][f] for f in fields] + [suite_lib.fmt(r['per_stream'][s])
@@ -144,7 +145,7 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
   (out / f'{stage}.md').write_text(
       f'# Tuning stage `{stage}` ({method}), dev streams, seeds {list(seeds)}\n\n'
       f'Fixed from earlier stages: `{json.dumps(fixed)}`\n\n'
-      + suite_lib.markdown_table(header + [''], [row + [''] * (len(header) + 1 - len(row))
+      + result_records.markdown_table(header + [''], [row + [''] * (len(header) + 1 - len(row))
                                                  for row in body]) + '\n')
   return chosen['overrides']
 

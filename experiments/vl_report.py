@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from autoseed_jax.core.task_kinds import PRIMARY_NAME
-from experiments.suite import fmt, markdown_table
+from autoseed_jax.report.result_records import markdown_table
+from experiments.suite import fmt
 
 RELATIONAL_GAP = -3.0  # the "-6%" claim holds here from half the paper's gap on
 

@@ -8,7 +8,6 @@ fine-tuning where that is expected.
 """
 
 import dataclasses
-import pathlib
 from types import SimpleNamespace
 
 import jax
@@ -19,7 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from autoseed_jax import continual
 from autoseed_jax.core import parallel, tasks
-from autoseed_jax.core.adapters import VLAdapter, adapted, init_adapter
+from autoseed_jax.core.adapters import VLAdapter, adapted
 from autoseed_jax.core.losses import class_logits
 from autoseed_jax.methods import base
 from autoseed_jax.methods.joint import rows_per_task

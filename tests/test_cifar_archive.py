@@ -8,7 +8,6 @@ import pathlib
 import pickle
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -117,7 +116,7 @@ def test_without_the_archive_the_error_names_both_routes(tmp_path):
     streams.get_stream('cifar100-10', backbone=FixedSizeBackbone(32),
                        data_dir=tmp_path, cache_dir=tmp_path / 'cache')
   message = str(error.value)
-  assert f'Put the standard cifar-100-python.tar.gz' in message and str(tmp_path) in message
+  assert 'Put the standard cifar-100-python.tar.gz' in message and str(tmp_path) in message
   assert f'tfds build cifar100 --data_dir {tmp_path}' in message
 
 

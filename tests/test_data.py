@@ -1,4 +1,5 @@
-"""Tests for autoseed_jax.data: TFDS builders without TensorFlow, grain sources, embedding cache."""
+"""Tests for autoseed_jax.data: TFDS builders without TensorFlow, reading TFDS datasets,
+the embedding cache."""
 
 import collections
 import gzip
@@ -149,53 +150,6 @@ def test_class_prompts_use_dataset_templates():
       "apartment building outdoor")
 
 
-# ---------------------------------------------------------------- grain pipelines
-
-
-def test_grain_shuffle_is_reproducible_per_seed(data_dir):
-  source = sources.data_source("sklearn_digits", "train", data_dir)
-
-  def order(seed):
-    dataset = sources.make_grain_dataset(source, batch_size=100, seed=seed)
-    return np.concatenate([batch["id"] for batch in dataset])
-
-  first, again, other = order(5), order(5), order(6)
-  np.testing.assert_array_equal(first, again)
-  assert not np.array_equal(first, other)
-  assert sorted(first.tolist()) == sorted(_ids_bytes(source))
-
-
-def _ids_bytes(source):
-  return [record["id"] for record in source]
-
-
-def test_grain_shards_are_disjoint_and_cover_the_split(data_dir):
-  source = sources.data_source("sklearn_digits", "train", data_dir)
-  shards = []
-  for shard_index in range(3):
-    dataset = sources.make_grain_dataset(source, batch_size=64, seed=1,
-                                         shard_index=shard_index, shard_count=3)
-    shards.append({i for batch in dataset for i in batch["id"].tolist()})
-  assert all(not shards[a] & shards[b] for a in range(3) for b in range(a + 1, 3))
-  assert set().union(*shards) == set(_ids_bytes(source))
-  with pytest.raises(ValueError, match="shard_index"):
-    sources.make_grain_dataset(source, batch_size=8, shard_index=3, shard_count=3)
-
-
-def test_grain_drop_remainder_gives_equal_full_batches(data_dir):
-  source = sources.data_source("sklearn_digits", "test", data_dir)  # 359 records
-  lengths = []
-  for shard_index in range(2):
-    dataset = sources.make_grain_dataset(source, batch_size=32, seed=0, num_epochs=2,
-                                         shard_index=shard_index, shard_count=2,
-                                         drop_remainder=True)
-    batches = list(dataset)
-    assert all(batch["image"].shape == (32, 8, 8, 1) for batch in batches)
-    lengths.append(len(batches))
-  records_per_shard = 359 // 2 * 2  # 179 per epoch (remainder record dropped), 2 epochs
-  assert lengths == [records_per_shard // 32] * 2
-
-
 # ---------------------------------------------------------------- errors
 
 
@@ -216,21 +170,6 @@ def test_user_prepared_dataset_missing_from_data_dir(tmp_path):
   with pytest.raises(FileNotFoundError, match="not prepared") as error:
     sources.load_arrays("cifar100", "train", tmp_path)
   assert f"tfds build cifar100 --data_dir {tmp_path}" in str(error.value)
-
-
-def test_dataset_without_tfds_builder_is_explained(tmp_path):
-  assert "aircraft" not in sources.available_mtil_order()
-  with pytest.raises(ValueError, match="no FGVC-Aircraft builder"):
-    sources.load_arrays("aircraft", "train", tmp_path)
-
-
-def test_mtil_names_map_to_registered_tfds_builders():
-  assert len(sources.MTIL_ORDER) == 11 and len(sources.available_mtil_order()) == 10
-  for name in sources.available_mtil_order():
-    tfds_name = sources.TFDS_DATASETS[name].tfds_name
-    builder_cls = tfds.builder_cls(tfds_name.split("/")[0])
-    if "/" in tfds_name:
-      assert tfds_name.split("/")[1] in [c.name for c in builder_cls.BUILDER_CONFIGS]
 
 
 # ---------------------------------------------------------------- user-prepared TFDS datasets
@@ -300,15 +239,6 @@ def test_mock_data_cifar100_loads_without_tensorflow(tmp_path):
   assert len(class_names) == 100
 
 
-def test_mock_data_variable_size_images_need_image_size(tmp_path):
-  with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-    images, _, class_names = sources.load_arrays("dtd", "train", tmp_path, image_size=24)
-    assert images.shape == (6, 24, 24, 3)
-    assert len(class_names) == 47
-    with pytest.raises(ValueError, match="image_size"):
-      sources.load_arrays("dtd", "train", tmp_path)
-
-
 def test_resize_center_crop_keeps_center():
   image = np.zeros((40, 80, 3), np.uint8)
   image[:, 30:50] = 255  # bright central band, 20 wide of 80
@@ -337,15 +267,6 @@ def test_cifar100_class_order_is_the_seed_1993_permutation():
   assert not np.array_equal(order, sources.cifar100_class_order(seed=0))
   with pytest.raises(ValueError, match="cannot be split into 7"):
     sources.class_incremental_tasks(7)
-
-
-def test_task_example_indices_partition_by_task():
-  labels = np.arange(300) % 100
-  tasks = sources.class_incremental_tasks(10)
-  per_task = sources.task_example_indices(labels, tasks)
-  assert [len(indices) for indices in per_task] == [30] * 10
-  assert set(labels[per_task[0]]) == set(tasks[0].tolist())
-  np.testing.assert_array_equal(np.sort(np.concatenate(per_task)), np.arange(300))
 
 
 # ---------------------------------------------------------------- embedding cache

@@ -69,7 +69,7 @@ def test_the_message_is_one_line_with_path_failure_and_fix(tmp_path, where, fix)
 
 
 def test_results_and_signature_writes_that_fail_are_one_line(tmp_path, monkeypatch):
-  monkeypatch.setattr(runner.reporting, 'write_json', _no_space)
+  monkeypatch.setattr(runner.result_records, 'write_json', _no_space)
   with pytest.raises(runner.WorkdirError) as error:
     runner._write_json(str(tmp_path / 'results.json'), {'a': 1})
   message = str(error.value)

@@ -17,8 +17,8 @@ def _visible_ticks(ax):
 def figures(monkeypatch):
   """The figures the plotting functions draw (nothing is written)."""
   drawn = []
-  monkeypatch.setattr(plots, '_save', lambda fig, path: drawn.append(fig) or path)
-  monkeypatch.setattr(suite, '_save', lambda fig, path: drawn.append(fig) or str(path))
+  monkeypatch.setattr(plots, 'save_figure', lambda fig, path: drawn.append(fig) or path)
+  monkeypatch.setattr(suite, 'save_figure', lambda fig, path: drawn.append(fig) or str(path))
   yield drawn
   for fig in drawn:
     plots.plt.close(fig)

@@ -68,7 +68,7 @@ def test_heatmap_handles_single_method(tmp_path):
 
 def test_seed_projection_legend_names_classes_by_name(tmp_path, monkeypatch):
   figures = []
-  monkeypatch.setattr(plots, '_save', lambda fig, path: figures.append(fig) or path)
+  monkeypatch.setattr(plots, 'save_figure', lambda fig, path: figures.append(fig) or path)
   rng = np.random.default_rng(0)
   seed_inputs = (rng.normal(size=(40, 8)), np.repeat([0, 2], 20), rng.normal(size=(4, 8)),
                  np.array([0, 0, 2, 2]), ('bear', 'bird', 'cat'))

@@ -4,7 +4,7 @@ Two kinds of dataset:
 
 * Embedded (``animal_mnist``, ``sklearn_digits``): built on first use from installed packages
   into ``data_dir`` (default ``builders.default_data_dir()``); see ``builders``.
-* User-prepared TFDS datasets (CIFAR-100 and the MTIL datasets): must already be in ``data_dir``
+* User-prepared TFDS datasets (CIFAR-100): must already be in ``data_dir``
   in the ``array_record`` (or ``parquet``) format. Preparing them needs TensorFlow once:
   ``pip install tensorflow`` then ``tfds build cifar100 --data_dir DIR --file_format array_record``.
 
@@ -19,7 +19,6 @@ import json
 import os
 import pathlib
 from collections.abc import Sequence
-from typing import Any
 
 import grain
 import numpy as np
@@ -48,39 +47,11 @@ class TfdsDataset:
   note: str = ""
 
 
-# Prompt templates are the single-template picks commonly used for CLIP zero-shot evaluation.
+# The user-prepared TFDS datasets a stream reads (CIFAR-100; its python archive is read by
+# ``data.cifar`` without TFDS).
 TFDS_DATASETS: dict[str, TfdsDataset] = {
     "cifar100": TfdsDataset("cifar100"),
-    "aircraft": TfdsDataset(
-        None,
-        prompt_template="a photo of a {}, a type of aircraft.",
-        note="tensorflow-datasets 4.9.10 has no FGVC-Aircraft builder.",
-    ),
-    "caltech101": TfdsDataset("caltech101"),
-    "dtd": TfdsDataset("dtd", prompt_template="a photo of a {} texture."),
-    "eurosat": TfdsDataset(
-        "eurosat/rgb",
-        train_split="train[:80%]",
-        test_split="train[80%:]",
-        prompt_template="a centered satellite photo of {}.",
-        note="TFDS eurosat has only a train split; we use its first 80% / last 20%.",
-    ),
-    "flowers": TfdsDataset("oxford_flowers102",
-                           prompt_template="a photo of a {}, a type of flower."),
-    "food101": TfdsDataset("food101", test_split="validation",
-                           prompt_template="a photo of {}, a type of food.",
-                           note="TFDS food101 calls its 25,250-image test set 'validation'."),
-    "mnist": TfdsDataset("mnist", prompt_template='a photo of the number: "{}".'),
-    "oxford_pet": TfdsDataset("oxford_iiit_pet", prompt_template="a photo of a {}, a type of pet."),
-    "stanford_cars": TfdsDataset("cars196"),
-    "sun397": TfdsDataset("sun397/tfds"),
 }
-
-# MTIL (Zheng et al., 2023) task order; names are keys of TFDS_DATASETS.
-MTIL_ORDER = (
-    "aircraft", "caltech101", "cifar100", "dtd", "eurosat", "flowers", "food101", "mnist",
-    "oxford_pet", "stanford_cars", "sun397",
-)
 
 _READ_CHUNK = 1024
 
@@ -91,11 +62,6 @@ CIFAR100_CLASS_ORDER_SEED = 1993
 def known_datasets() -> tuple[str, ...]:
   """Every name ``load_arrays`` / ``data_source`` accept."""
   return tuple(sorted(builders.EMBEDDED_BUILDERS)) + tuple(sorted(TFDS_DATASETS))
-
-
-def available_mtil_order() -> tuple[str, ...]:
-  """MTIL_ORDER without the datasets TFDS has no builder for (currently: aircraft)."""
-  return tuple(name for name in MTIL_ORDER if TFDS_DATASETS[name].tfds_name is not None)
 
 
 def prompt_template(name: str) -> str:
@@ -259,14 +225,11 @@ def load_arrays(
     name: str,
     split: str,
     data_dir: str | os.PathLike | None = None,
-    *,
-    image_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """Reads a whole split into memory (for small datasets).
 
   Returns (images: [N, H, W, C] uint8, labels: [N] int32, class_names: list[str]) in the
-  stored record order. image_size: if given, every image goes through
-  ``resize_center_crop(image, image_size)``; needed when a dataset's images differ in size.
+  stored record order; images of different sizes are a ValueError.
   """
   source = data_source(name, split, data_dir)
   image_key, label_key = _image_key(name), _label_key(name)
@@ -278,7 +241,7 @@ def load_arrays(
         image = np.asarray(record[image_key], dtype=np.uint8)
         if image.ndim == 2:
           image = image[..., None]
-        images.append(image if image_size is None else resize_center_crop(image, image_size))
+        images.append(image)
         labels.append(int(record[label_key]))
   except (RuntimeError, OSError, ValueError, KeyError) as error:
     raise _unreadable_records(name, split, source, data_dir, error) from error
@@ -286,45 +249,10 @@ def load_arrays(
   if len(shapes) > 1:
     raise ValueError(
         f"Images of {name}/{split} have {len(shapes)} different shapes (e.g. "
-        f"{sorted(shapes)[:3]}); pass image_size=... to resize them to one square size."
+        f"{sorted(shapes)[:3]}); only datasets of one image size are read."
     )
   stacked = np.stack(images) if images else np.zeros((0, 0, 0, 0), np.uint8)
   return stacked, np.asarray(labels, dtype=np.int32), class_names_of(source, label_key)
-
-
-def make_grain_dataset(
-    source: Sequence[Any],
-    *,
-    batch_size: int,
-    seed: int | None = None,
-    shard_index: int = 0,
-    shard_count: int = 1,
-    num_epochs: int | None = 1,
-    drop_remainder: bool = False,
-) -> grain.MapDataset:
-  """grain pipeline over a random-access source: shard -> shuffle -> repeat -> batch.
-
-  shard_index / shard_count: this process reads records ``shard_index::shard_count`` only
-  (validated with ``grain.sharding.ShardOptions``; for multi-host JAX pass
-  ``jax.process_index(), jax.process_count()``). With drop_remainder every shard gets the same
-  number of records and every batch is full, so hosts stay in lockstep.
-  seed: shuffle seed (None keeps record order); each epoch is shuffled differently.
-  num_epochs: None repeats forever. Batches are dicts of stacked numpy arrays.
-  """
-  shard = grain.sharding.ShardOptions(
-      shard_index=shard_index, shard_count=shard_count, drop_remainder=drop_remainder
-  )
-  if batch_size <= 0:
-    raise ValueError(f"batch_size must be positive, got {batch_size}.")
-  dataset = grain.MapDataset.source(source)
-  if shard.drop_remainder:
-    dataset = dataset[: len(dataset) // shard.shard_count * shard.shard_count]
-  dataset = dataset[shard.shard_index :: shard.shard_count]
-  if seed is not None:
-    dataset = dataset.shuffle(seed=seed)
-  if num_epochs != 1:
-    dataset = dataset.repeat(num_epochs)
-  return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
 def cifar100_class_order(
@@ -352,11 +280,3 @@ def class_incremental_tasks(
         f"{len(class_order)} classes cannot be split into {num_tasks} equal tasks."
     )
   return [chunk.astype(np.int32) for chunk in np.split(class_order, num_tasks)]
-
-
-def task_example_indices(
-    labels: np.ndarray, task_classes: Sequence[np.ndarray]
-) -> list[np.ndarray]:
-  """labels: [N] -> per task, the sorted int64 indices of examples whose label is in that task."""
-  labels = np.asarray(labels)
-  return [np.flatnonzero(np.isin(labels, classes)).astype(np.int64) for classes in task_classes]

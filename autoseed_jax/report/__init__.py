@@ -36,15 +36,13 @@ def load_results(workdir: str) -> dict:
                      'it from the checkpoints.') from e
 
 
-def markdown_table(results: dict) -> str:
+def metrics_markdown(results: dict) -> str:
   """The METHOD §6 metrics of every method as a Markdown table."""
   head = ['method'] + list(result_records.METRIC_NAMES.values()) + ['memory (B)']
-  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-  for method, rec in results['methods'].items():
-    vals = ['n/a' if rec['metrics'][k] is None else f"{rec['metrics'][k]:.2f}"
-            for k in result_records.METRIC_NAMES]
-    lines.append('| ' + ' | '.join([method] + vals + [str(rec['memory_bytes'])]) + ' |')
-  return '\n'.join(lines)
+  rows = [[method] + ['n/a' if rec['metrics'][k] is None else f"{rec['metrics'][k]:.2f}"
+                      for k in result_records.METRIC_NAMES] + [rec['memory_bytes']]
+          for method, rec in results['methods'].items()]
+  return result_records.markdown_table(head, rows)
 
 
 def task_metrics_markdown(results: dict) -> str:
@@ -110,7 +108,7 @@ def write_report(workdir: str, results: dict, *, seed_inputs=None) -> list[str]:
                                          class_names=inputs.class_names))
   md_path = os.path.join(workdir, 'results.md')
   with disk_errors.writing(md_path, 'writing'), open(md_path, 'w') as f:
-    f.write(f"# {title}\n\n{results.get('description', '')}\n\n{markdown_table(results)}\n")
+    f.write(f"# {title}\n\n{results.get('description', '')}\n\n{metrics_markdown(results)}\n")
     if results.get('tasks'):
       f.write('\n' + task_metrics_markdown(results) + '\n')
   written.append(md_path)

@@ -67,7 +67,7 @@ def accuracy_heatmaps(records: dict[str, dict], path: str, *, title: str = '') -
   fig.colorbar(image, ax=axes[0].tolist(), label='accuracy (%)', shrink=0.8)
   if title:
     fig.suptitle(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def accuracy_after_each_task(records: dict[str, dict], path: str, *,
@@ -88,7 +88,7 @@ def accuracy_after_each_task(records: dict[str, dict], path: str, *,
   ax.legend()
   if title:
     ax.set_title(title)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
 def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarray,
@@ -114,11 +114,13 @@ def seed_projection(real: np.ndarray, real_labels: np.ndarray, seeds_v: np.ndarr
   ax.set_title(title or 'seeds (stars) vs real embeddings (dots)')
   if len(classes) <= 20:
     ax.legend(fontsize=6, ncol=2, title='class', title_fontsize=7)
-  return _save(fig, path)
+  return save_figure(fig, path)
 
 
-def _save(fig, path: str) -> str:
-  """Writes ``fig`` to ``path``; a failed write raises ``disk_errors.DiskError``."""
+def save_figure(fig, path) -> str:
+  """Writes ``fig`` to ``path`` (its directory created) and closes it; a failed write
+  raises ``disk_errors.DiskError``. Returns the path as a string."""
+  path = os.fspath(path)
   try:
     with disk_errors.writing(path, 'writing the plot'):
       os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

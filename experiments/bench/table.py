@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from autoseed_jax.report import result_records
+
 
 
 
@@ -109,6 +111,6 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
 
 
 def markdown_table(report: dict) -> str:
-  lines = ['| section | measurement | value |', '|---|---|---|']
-  lines += [f'| {a} | {b} | {c} |' for a, b, c in table_rows(report)]
-  return '\n'.join(lines) + '\n'
+  """The bench report as one Markdown table (section, measurement, value)."""
+  return result_records.markdown_table(('section', 'measurement', 'value'),
+                                       table_rows(report)) + '\n'

@@ -9,7 +9,8 @@ import numpy as np
 
 from experiments import suite as suite_lib
 from experiments.paper.common import (crash_notes, run_variant, summarize, SUMMARY_COLUMNS, summary_row, write_experiment)
-from experiments.suite import fmt, markdown_table, Suite
+from autoseed_jax.report.result_records import markdown_table
+from experiments.suite import fmt, Suite
 
 
 def ablation_rows(cfg) -> list[tuple[str, dict, str]]:

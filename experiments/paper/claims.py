@@ -9,7 +9,8 @@ import pathlib
 import numpy as np
 
 from experiments import vl_report
-from experiments.suite import fmt, markdown_table, write_json
+from autoseed_jax.report.result_records import markdown_table, write_json
+from experiments.suite import fmt
 
 
 def _load(out: pathlib.Path, name: str) -> dict | None:

@@ -12,7 +12,8 @@ import numpy as np
 
 from experiments import vl_report
 from experiments.configs.exp_common import METHOD_VARIANTS
-from experiments.suite import (fmt, markdown_table, mean_std, METRIC_TITLES, METRICS, run_config, RunRecord, Suite, write_csv, write_json)
+from autoseed_jax.report.result_records import markdown_table, write_json
+from experiments.suite import fmt, mean_std, METRIC_TITLES, METRICS, run_config, RunRecord, Suite, write_csv
 
 
 def run_variant(suite: Suite, cfg, stream: str, label: str, seed: int, *,

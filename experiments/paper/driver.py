@@ -23,7 +23,8 @@ from experiments.paper import ablation, fwt, main_table, memory, seeds
 from experiments.paper.claims import claims_markdown, write_claims
 from experiments.paper.configs import (EXPERIMENTS, check_base_config, expand_config,
                                        load_experiment_config, validate_experiment_config)
-from experiments.suite import Suite, write_json
+from autoseed_jax.report.result_records import write_json
+from experiments.suite import Suite
 
 
 RUNNERS = {'main': main_table.experiment_main, 'ablation': ablation.experiment_ablation,

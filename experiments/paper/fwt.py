@@ -8,7 +8,8 @@ import numpy as np
 
 from experiments import suite as suite_lib
 from experiments.paper.common import run_variant, write_experiment
-from experiments.suite import fmt, markdown_table, mean_std, Suite
+from autoseed_jax.report.result_records import markdown_table
+from experiments.suite import fmt, mean_std, Suite
 
 
 def experiment_fwt(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:

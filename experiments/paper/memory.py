@@ -8,7 +8,8 @@ import pathlib
 from autoseed_jax.methods.er import bytes_matching_seed_memory, bytes_per_example
 from experiments import suite as suite_lib
 from experiments.paper.common import (run_variant, summarize, SUMMARY_COLUMNS, summary_row, write_experiment)
-from experiments.suite import fmt, markdown_table, run_config, RunRecord, Suite
+from autoseed_jax.report.result_records import markdown_table
+from experiments.suite import fmt, run_config, RunRecord, Suite
 
 
 def experiment_memory(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:

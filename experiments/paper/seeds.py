@@ -10,7 +10,8 @@ import numpy as np
 from autoseed_jax.core.tasks import unit_rows
 from autoseed_jax.report import plots
 from experiments.paper.common import run_variant, write_experiment
-from experiments.suite import fmt, markdown_table, mean_std, Suite
+from autoseed_jax.report.result_records import markdown_table
+from experiments.suite import fmt, mean_std, Suite
 
 
 def real_embeddings(stream, split: str) -> tuple[np.ndarray, np.ndarray]:
