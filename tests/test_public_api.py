@@ -84,3 +84,20 @@ def test_library_page_composition_program_uses_exactly_the_public_surface():
   assert 'import autoseed_jax as asj' in program
   used = set(re.findall(r'\basj\.(\w+)', program))
   assert used and used <= set(asj.__all__), used - set(asj.__all__)
+
+
+def test_the_surface_is_documented_where_it_is_written():
+  """asj's names appear in its docstring and in docs/LIBRARY.md's table, each beside the
+  module that defines it: the lists cannot drift from ``asj._EXPORTS``."""
+  import pathlib  # pylint: disable=import-outside-toplevel
+  page = (pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'LIBRARY.md').read_text()
+  table = {}
+  for names, module in re.findall(r'^\| (`\w+`(?:, `\w+`)*) \| .*? \| `([\w.]+)` \|$', page,
+                                  re.M):
+    for name in re.findall(r'`(\w+)`', names):
+      table[name] = module
+  assert table == asj._EXPORTS  # pylint: disable=protected-access
+  doc = re.sub(r'\s+', ' ', asj.__doc__)
+  for name, module in asj._EXPORTS.items():  # pylint: disable=protected-access
+    assert re.search(rf'\b{name}\b', doc), name
+    assert f'[{module}]' in doc, module
