@@ -355,3 +355,19 @@ def test_cache_rejects_encoder_output_of_wrong_shape(tmp_path):
   with pytest.raises(ValueError, match=r"\[N, d\] with N = 6"):
     _cache(lambda images: np.zeros((5, 4)), tmp_path)
   assert not list(tmp_path.glob("*.npy"))
+
+
+def test_concurrent_runs_build_a_dataset_once(tmp_path):
+  """Two processes preparing the same embedded dataset at once (two runs, or two test
+  workers, on one machine): the build lock lets one build it and the other read it."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  code = ('import sys; from autoseed_jax.data import builders, sources; '
+          'builders.prepare("sklearn_digits", sys.argv[1]); '
+          'print(len(sources.load_arrays("sklearn_digits", "test", sys.argv[1])[1]))')
+  procs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+  assert [out.splitlines()[-1] for out, _ in outs] == ['359', '359']
+  assert sum(out.count('building sklearn_digits') for out, _ in outs) == 1

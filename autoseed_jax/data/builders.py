@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import fcntl
 import gzip
 import hashlib
 import importlib.util
@@ -373,6 +374,29 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None):
   builder = embedded_builder(name, data_dir)
   if is_built(builder):
     return builder
+  with _build_lock(builder, name):  # another process may be building it right now
+    if not is_built(builder):
+      _build(builder, name)
+  return builder
+
+
+@contextlib.contextmanager
+def _build_lock(builder, name: str) -> Iterator[None]:
+  """Holds an exclusive lock on ``<data_dir>/.<name>.build.lock`` (the operating system
+  releases it when its holder dies), so that concurrent runs build a dataset once."""
+  lock_dir = pathlib.Path(os.fspath(builder.data_dir)).parents[1]
+  with disk_errors.writing(lock_dir, f"preparing {name} in", where=disk_errors.Where.DATA):
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_dir / f".{name}.build.lock", "a")  # pylint: disable=consider-using-with
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    yield
+  finally:
+    handle.close()
+
+
+def _build(builder, name: str) -> None:
+  """``download_and_prepare`` of an embedded dataset, quietly (see ``prepare``)."""
   progress_bars = getattr(tqdm_utils, "_active", True)
   tfds.display_progress_bar(False)
   try:
@@ -388,4 +412,3 @@ def prepare(name: str, data_dir: str | os.PathLike | None = None):
                                  where=disk_errors.Where.DATA) from error
   finally:
     tfds.display_progress_bar(progress_bars)
-  return builder
