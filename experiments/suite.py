@@ -271,13 +271,14 @@ class Suite:
 
 
 def mean_std(values: Sequence[float | None]) -> dict:
-  """{'mean', 'std', 'n'} of the non-None values; std is the sample std (ddof=1, 0 for one
-  value); mean and std are None when there is no value."""
+  """{'mean', 'std', 'min', 'n'} of the non-None values; std is the sample std (ddof=1, 0
+  for one value), min the worst run seed's value; all None when there is no value."""
   vals = np.asarray([v for v in values if v is not None], np.float64)
   if vals.size == 0:
-    return {'mean': None, 'std': None, 'n': 0}
+    return {'mean': None, 'std': None, 'min': None, 'n': 0}
   std = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
-  return {'mean': _significant(vals.mean()), 'std': _significant(std), 'n': int(vals.size)}
+  return {'mean': _significant(vals.mean()), 'std': _significant(std),
+          'min': _significant(vals.min()), 'n': int(vals.size)}
 
 
 def _significant(x: float, digits: int = 6) -> float:
@@ -285,13 +286,17 @@ def _significant(x: float, digits: int = 6) -> float:
   return float(f'{float(x):.{digits}g}')
 
 
-def fmt(stat: dict | None, digits: int = 2) -> str:
-  """'mean ± std' of a ``mean_std`` dict ('n/a' when empty)."""
+def fmt(stat: dict | None, digits: int = 2, *, with_min: bool = False) -> str:
+  """'mean ± std' of a ``mean_std`` dict ('n/a' when empty); ``with_min`` adds the worst
+  run seed's value, 'mean ± std (min m)', where a collapse of one seed shows."""
   if not stat or stat.get('mean') is None:
     return 'n/a'
   if stat.get('n', 1) <= 1:
     return f'{stat["mean"]:.{digits}f}'
-  return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+  text = f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+  if with_min and stat.get('min') is not None:
+    text += f' (min {stat["min"]:.{digits}f})'
+  return text
 
 
 def write_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> None:

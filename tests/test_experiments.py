@@ -235,8 +235,10 @@ def test_seed_statistics_of_seeds_at_the_class_means():
 
 
 def test_mean_std_and_format():
-  assert suite.mean_std([1.0, 3.0, None]) == {'mean': 2.0, 'std': pytest.approx(1.41421), 'n': 2}
-  assert suite.mean_std([]) == {'mean': None, 'std': None, 'n': 0}
+  assert suite.mean_std([1.0, 3.0, None]) == {'mean': 2.0, 'std': pytest.approx(1.41421),
+                                               'min': 1.0, 'n': 2}
+  assert suite.mean_std([]) == {'mean': None, 'std': None, 'min': None, 'n': 0}
   assert suite.mean_std([2e-5, 4e-5])['mean'] == pytest.approx(3e-5)
   assert suite.fmt(suite.mean_std([1.0, 3.0])) == '2.00 ± 1.41'
   assert suite.fmt(suite.mean_std([5.0])) == '5.00'
+  assert suite.fmt(suite.mean_std([80.0, 42.5, 79.0]), with_min=True) == '67.17 ± 21.37 (min 42.50)'

@@ -71,10 +71,11 @@ def summary_row(stream: str, label: str, summary: dict, **extra) -> dict:
   for m in METRICS + ('memory_bytes', 'seconds'):
     row[f'{m}_mean'] = summary[m]['mean']
     row[f'{m}_std'] = summary[m]['std']
+  row['final_avg_acc_min'] = summary['final_avg_acc'].get('min')
   return row
 
 
-SUMMARY_COLUMNS = ['stream', 'method', 'n_seeds', 'crashed'] + [
+SUMMARY_COLUMNS = ['stream', 'method', 'n_seeds', 'crashed', 'final_avg_acc_min'] + [
     f'{m}_{s}' for m in METRICS + ('memory_bytes', 'seconds') for s in ('mean', 'std')]
 RUN_COLUMNS = ['stream', 'method', 'seed', *METRICS, 'memory_bytes', 'seconds', 'compiled',
                'overrides', 'error']
@@ -93,7 +94,8 @@ def run_rows(records: list[RunRecord]) -> list[dict]:
 
 
 def metrics_table(rows: list[tuple[str, dict]], *, first: str = 'method') -> str:
-  """Markdown table of ``(name, summary)`` rows: the metrics as mean ± std."""
+  """Markdown table of ``(name, summary)`` rows: the metrics as mean ± std, the final
+  average accuracy with its worst run seed beside it."""
   header = [first] + [METRIC_TITLES[m] for m in METRICS] + [METRIC_TITLES['memory_bytes']]
   body = []
   for name, s in rows:
@@ -102,7 +104,8 @@ def metrics_table(rows: list[tuple[str, dict]], *, first: str = 'method') -> str
       body.append([name] + ([refused] + ['—'] * (len(header) - 2) if refused
                             else ['crashed'] * (len(header) - 1)))
       continue
-    body.append([name] + [fmt(s[m]) for m in METRICS] + [fmt(s['memory_bytes'], 0)])
+    body.append([name] + [fmt(s[m], with_min=m == 'final_avg_acc') for m in METRICS]
+                + [fmt(s['memory_bytes'], 0)])
   return markdown_table(header, body)
 
 
