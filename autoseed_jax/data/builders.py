@@ -166,28 +166,30 @@ def content_groups(images: np.ndarray) -> np.ndarray:
   return groups
 
 
-class _NumpyArrayUnpickler(pickle.Unpickler):
-  """Unpickler that can rebuild numpy arrays and nothing else (no arbitrary code)."""
+class NumpyUnpickler(pickle.Unpickler):
+  """Rebuilds numpy arrays (and the built-in containers, numbers and strings that pickle
+  opcodes make) and refuses every other class, so unpickling runs no code. A subclass
+  widens ``ALLOWED`` and says what its files hold in ``REFUSAL``."""
 
-  _ALLOWED = {
+  ALLOWED = {
       ("numpy", "ndarray"): np.ndarray,
       ("numpy", "dtype"): np.dtype,
       ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
       ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
   }
+  REFUSAL = "only numpy arrays are allowed"
 
   def find_class(self, module: str, name: str):
     try:
-      return self._ALLOWED[(module, name)]
+      return self.ALLOWED[(module, name)]
     except KeyError:
       raise pickle.UnpicklingError(
-          f"Refusing to unpickle {module}.{name}: only numpy arrays are allowed."
-      ) from None
+          f"refusing to unpickle {module}.{name}: {self.REFUSAL}.") from None
 
 
 def _load_pickled_array(path: pathlib.Path) -> np.ndarray:
   with gzip.open(path, "rb") as handle:
-    array = _NumpyArrayUnpickler(handle).load()
+    array = NumpyUnpickler(handle).load()
   if not isinstance(array, np.ndarray):
     raise ValueError(f"{path} does not hold a numpy array (got {type(array).__name__}).")
   return array

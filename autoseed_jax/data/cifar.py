@@ -41,6 +41,8 @@ import zlib
 
 import numpy as np
 
+from autoseed_jax.data import builders
+
 IMAGE_SHAPE = (32, 32, 3)
 
 
@@ -82,26 +84,12 @@ class CifarArchiveError(ValueError):
   and the fix."""
 
 
-class _CifarUnpickler(pickle.Unpickler):
-  """Builds the built-in containers, numbers and strings (pickle opcodes, no classes)
-  and numpy arrays; refuses every other class, so unpickling runs no code."""
+class _CifarUnpickler(builders.NumpyUnpickler):
+  """``builders.NumpyUnpickler`` with the one function CIFAR's files need."""
 
-  _ALLOWED = {
-      ('numpy', 'ndarray'): np.ndarray,
-      ('numpy', 'dtype'): np.dtype,
-      ('numpy.core.multiarray', '_reconstruct'): np._core.multiarray._reconstruct,
-      ('numpy._core.multiarray', '_reconstruct'): np._core.multiarray._reconstruct,
-      # Python 3 writes bytes at pickle protocol <= 2 as _codecs.encode(str, 'latin1').
-      ('_codecs', 'encode'): codecs.encode,
-  }
-
-  def find_class(self, module: str, name: str):
-    try:
-      return self._ALLOWED[(module, name)]
-    except KeyError:
-      raise pickle.UnpicklingError(
-          f'refusing to unpickle {module}.{name}: a CIFAR file holds only dicts, lists, '
-          'numbers, strings and numpy arrays') from None
+  # Python 3 writes bytes at pickle protocol <= 2 as _codecs.encode(str, 'latin1').
+  ALLOWED = {**builders.NumpyUnpickler.ALLOWED, ('_codecs', 'encode'): codecs.encode}
+  REFUSAL = 'a CIFAR file holds only dicts, lists, numbers, strings and numpy arrays'
 
 
 def _text(value) -> str:
