@@ -285,7 +285,8 @@ def runs(stream):
       ('zeroshot', 'zeroshot', {}), ('finetune', 'finetune', {}),
       ('gauss_mean', 'gauss_replay', {'gauss_covariance': 'mean'}),
       ('gauss_lowrank', 'gauss_replay', {'gauss_covariance': 'lowrank'}),
-      ('fetril', 'fetril', {}), ('ncm', 'ncm', {}), ('ncm_text', 'ncm_text', {}),
+      ('fetril', 'fetril', {}), ('ncm', 'ncm', {}),
+      ('ncm_text', 'ncm_text', {'ncm_text_weight': 0.5}),
       ('ranpac', 'ranpac', {})):
     out[label] = continual.run_sequence(small_config(method, **overrides), stream)
   return out
@@ -455,7 +456,8 @@ def test_memories_over_the_byte_budget_are_refused_in_one_line(stream, method, o
 
 @pytest.mark.parametrize('method', PEERS)
 def test_vision_language_kinds_are_refused_with_the_reason(method):
-  from helpers.vl_mock import mock_vl_stream, small_vl_config  # pylint: disable=import-outside-toplevel
+  from helpers.vl_mock import (mock_vl_stream,  # pylint: disable=import-outside-toplevel
+                               small_vl_config)
   stream = mock_vl_stream(images=8)
   config = small_vl_config(method, plus_memory_bytes=10**6, ranpac_dim=16)
   with pytest.raises(MethodRefused, match=f"{method}' cannot run task kind 'retrieval'.*"
@@ -469,3 +471,24 @@ def test_a_ranpac_width_from_the_budget_fills_it(stream):
   state = learner.init(jax.random.PRNGKey(0), learner.put_test(stream.test))
   assert state.extras['gram'].shape == (width, width)
   assert dataclasses.is_dataclass(learner) and learner.adapt is None
+
+
+def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
+  """experiments/tune_peers.py's choices (experiments/tuning/peers_*) are what the methods
+  use."""
+  import json  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.methods import (class_gaussian,  # pylint: disable=import-outside-toplevel
+                                    frozen_heads)
+  from experiments import tune_peers  # pylint: disable=import-outside-toplevel
+  for stage in tune_peers.ORDER:
+    record = json.loads((tune_peers.REPO / 'experiments' / 'tuning' / f'peers_{stage}.json')
+                        .read_text())
+    assert record['streams'] == ['animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev']
+    assert record['seeds'] == [0, 1, 2] and record['chosen']
+    assert all(r['final_avg_acc'] is not None for r in record['runs'])
+  chosen = tune_peers.chosen_settings()
+  assert set(chosen) == {'gauss_samples_per_class', 'gauss_sphere', 'gauss_covariance',
+                         'fetril_samples_per_class', 'fetril_sphere', 'ncm_text_weight',
+                         'ranpac_dim'}
+  used = {**class_gaussian.defaults(), **frozen_heads.defaults(), **method_config().to_dict()}
+  assert {name: used[name] for name in chosen} == chosen

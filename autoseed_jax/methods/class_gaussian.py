@@ -7,7 +7,7 @@ PASS storage), ``'diag'``, ``'lowrank'`` (top principal axes + the diagonal; the
 fills the byte budget unless ``gauss_rank`` sets it) or ``'full'`` (the Cholesky factor of
 the covariance, RAPF's and SLCA's storage). Every later online-adaptation step draws
 ``gauss_samples_per_class`` embeddings of every stored class from its Gaussian, projects
-them onto the unit sphere (``gauss_sphere``) and replays them as seeds: through
+them onto the unit sphere when ``gauss_sphere`` is set and replays them as seeds: through
 ``methods.autoseed.seed_replay_terms``, the seed family's λ_r L_replay + λ_c L_consist with
 the family's weights (``plus_replay_weight``, ``plus_consistency_weight``,
 ``plus_replay_infonce_weight``), each sample's w its class's text embedding. So it differs
@@ -17,8 +17,8 @@ from it.
 ``fetril``: the memory holds each class's mean only (4d + 1 bytes per class); every step
 makes ``fetril_samples_per_class`` pseudo-features of every stored class c by FeTrIL's
 translation of a real training row x of the current task, of class n, drawn uniformly:
-x − μ_n + μ_c (projected onto the sphere with ``fetril_sphere``), and replays them as seeds
-in the same way. The current task's rows and class means μ_n (held for the task only,
+x − μ_n + μ_c (projected onto the sphere when ``fetril_sphere`` is set), and replays them
+as seeds in the same way. The current task's rows and class means μ_n (held for the task only,
 ``begin_task``; every method has the current task's data) are not memory.
 
 Bytes: the byte budget of the seed family (``plus_memory_bytes``, 0: that of
@@ -58,11 +58,11 @@ def defaults() -> dict:
   return dict(
       gauss_covariance='lowrank',   # 'mean' (PASS) | 'diag' | 'lowrank' | 'full' (RAPF)
       gauss_rank=0,                 # r of 'lowrank'; 0: the largest that fits the budget
-      gauss_samples_per_class=4,    # draws of every stored class per step
-      gauss_sphere=True,            # project the draws onto the unit sphere
+      gauss_samples_per_class=8,    # draws of every stored class per step
+      gauss_sphere=False,           # project the draws onto the unit sphere
       gauss_shrinkage=1e-4,         # ε added to the variances / covariance diagonal
-      fetril_samples_per_class=4,   # pseudo-features of every stored class per step
-      fetril_sphere=True,           # project the translated rows onto the unit sphere
+      fetril_samples_per_class=16,  # pseudo-features of every stored class per step
+      fetril_sphere=False,          # project the translated rows onto the unit sphere
   )
 
 

@@ -59,7 +59,7 @@ def defaults() -> dict:
   """Hyperparameters of the training-free heads and their defaults (config fields of the
   same names); chosen on the development streams (experiments/tune_peers.py)."""
   return dict(
-      ncm_text_weight=0.5,          # β of ncm_text: weight of the zero-shot cosine
+      ncm_text_weight=0.75,         # β of ncm_text: weight of the zero-shot cosine
       ranpac_dim=2000,              # M, width of the random projection; 0: fit the budget
       ranpac_ridges=(0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5),  # λ grid, chosen per task
   )
