@@ -206,8 +206,7 @@ def fit_class_gaussians(x: jax.Array, weights: jax.Array, *, covariance: str, ra
     'trace' [n]: tr Σ_c, which the mean-only form's radius averages}.
   """
   n, d = weights.shape[0], x.shape[1]
-  count, mean = class_means(x, weights)
-  del count
+  _, mean = class_means(x, weights)
   empty = init_class_memory(n, d, covariance=covariance, rank=max(rank, 1))
   out = dict(mean=mean, scale=empty.scale, factor=empty.factor, chol=empty.chol)
   if covariance in ('mean', 'diag'):
