@@ -357,11 +357,12 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
   def begin_task(state: ContinualState, task: Task) -> ContinualState:
     slots = jnp.where(task.classes >= 0, task.classes, num_classes)  # padding -> dropped
     opt_state = optimizer.init(state.params) if config.reset_optimizer else state.opt_state
-    return state.replace(
+    state = state.replace(
         class_bank=state.class_bank.at[slots].set(task.class_text, mode='drop'),
         prev_seen=state.seen,
         seen=state.seen.at[slots].set(True, mode='drop'),
         opt_state=opt_state)
+    return state if method.begin_task is None else method.begin_task(state, task)
 
   def training_loss(params, state: ContinualState, x, y, key, text=None, kind=None):
     """L_task on the real batch plus the method's extra terms; (total, terms). On a

@@ -8,10 +8,14 @@
 from autoseed_jax.methods.autoseed import autoseed, validate as validate_autoseed
 from autoseed_jax.methods.autoseed_plus import autoseed_plus, validate as validate_autoseed_plus
 from autoseed_jax.methods.base import Context, Method, finetune, zeroshot
+from autoseed_jax.methods.class_gaussian import (fetril, gauss_replay,
+                                                validate as validate_class_gaussian)
 from autoseed_jax.methods.coop import coop, validate as validate_coop
 from autoseed_jax.methods.dgr import PIXEL_METHODS, dgr, dgr_pixel, validate as validate_dgr
 from autoseed_jax.methods.er import er, validate as validate_er
 from autoseed_jax.methods.ewc import ewc, validate as validate_ewc
+from autoseed_jax.methods.frozen_heads import (ncm, ncm_text, ranpac,
+                                              validate as validate_frozen_heads)
 from autoseed_jax.methods.hnet import hnet, validate as validate_hnet
 from autoseed_jax.methods.joint import joint, validate as validate_joint
 from autoseed_jax.methods.lwf import lwf, validate as validate_lwf
@@ -35,6 +39,11 @@ METHODS = {
     'autoseed_plus': autoseed_plus,
     'kmeans_seeds': kmeans_seeds,
     'refined_seeds': refined_seeds,
+    'gauss_replay': gauss_replay,
+    'fetril': fetril,
+    'ncm': ncm,
+    'ncm_text': ncm_text,
+    'ranpac': ranpac,
 }
 
 
@@ -52,6 +61,11 @@ VALIDATORS = {
     'autoseed_plus': validate_autoseed_plus,
     'kmeans_seeds': validate_summary,
     'refined_seeds': validate_summary,
+    'gauss_replay': validate_class_gaussian,
+    'fetril': validate_class_gaussian,
+    'ncm': validate_frozen_heads,
+    'ncm_text': validate_frozen_heads,
+    'ranpac': validate_frozen_heads,
 }
 
 

@@ -160,6 +160,43 @@ def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid) ->
                             infonce_weight=context.config.replay_infonce_weight)
 
 
+def seed_replay_terms(context: Context, params, state, batch: seeds.SeedMemory):
+  """λ_r L_replay + λ_c L_consist (METHOD §3) on a batch of seeds; (total, terms).
+
+  Args:
+    context: its config gives λ_r (``replay_weight``), λ_c (``consistency_weight``), the
+      InfoNCE weight of L_replay and T_kd.
+    params: θ; ``state``: the run state (θ⁻ = ``prev_params``, the class bank, the classes
+      seen so far and before the current task).
+    batch: the seeds, a ``SeedMemory`` of any size B with w filled (``text_prototypes``);
+      its ``valid`` [B] masks empty rows. The statistics-replay methods (methods/
+      class_gaussian.py) pass their pseudo-features here, so they replay exactly as seeds.
+
+  Returns:
+    (scalar total, {'replay': L_replay, 'consistency': L_consist} for the terms on).
+  """
+  config = context.config
+  v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
+  class_emb = context.embed(params, text_z=state.class_bank)[1]
+  terms = {}
+  total = 0.0
+  if config.replay_weight > 0:
+    class_mask, ce_mask = replay_masks(context, state.seen, batch.label, batch.valid)
+    terms['replay'] = losses.replay_loss(
+        v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
+        mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight)
+    total = total + config.replay_weight * terms['replay']
+  if config.consistency_weight > 0:
+    prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
+    prev_class = context.embed(state.prev_params, text_z=state.class_bank)[1]
+    terms['consistency'] = losses.consistency_loss(
+        v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
+        logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
+        mask=batch.valid, kd_temperature=config.kd_temperature)
+    total = total + config.consistency_weight * terms['consistency']
+  return total, terms
+
+
 def task_rows_loss(context: Context, params, bank, seen, rows, weights, normalizer=None, *,
                    kinds=None) -> jax.Array:
   """The task's loss on ``rows`` = (x [N, d], text [N, d] or None, y [N]) with example
@@ -315,25 +352,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     del x, y, text
     batch = seeds.sample_seeds(state.memory, key, seed_batch_size)
     batch = batch.replace(w=text_prototypes(batch, state.class_bank))
-    v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
-    class_emb = context.embed(params, text_z=state.class_bank)[1]
-    terms = {}
-    total = 0.0
-    if config.replay_weight > 0:
-      class_mask, ce_mask = replay_masks(context, state.seen, batch.label, batch.valid)
-      terms['replay'] = losses.replay_loss(
-          v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
-          mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight)
-      total = total + config.replay_weight * terms['replay']
-    if config.consistency_weight > 0:
-      prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
-      prev_class = context.embed(state.prev_params, text_z=state.class_bank)[1]
-      terms['consistency'] = losses.consistency_loss(
-          v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
-          logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
-          mask=batch.valid, kd_temperature=config.kd_temperature)
-      total = total + config.consistency_weight * terms['consistency']
-    return total, terms
+    return seed_replay_terms(context, params, state, batch)
 
   def sketch_matrix(key, params):
     """R [m, P] as per-leaf blocks (``meta.sketch_blocks``), drawn once per run key."""

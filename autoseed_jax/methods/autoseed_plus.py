@@ -157,11 +157,17 @@ def validate(config) -> None:
                      '(a centre target per seed index); set one of them.')
 
 
+def family_budget_bytes(config, dim: int) -> int:
+  """The family's byte budget B: ``plus_memory_bytes``, or when 0 the bytes of
+  ``memory_budget`` seeds of METHOD's layout (``seeds.bytes_per_seed``)."""
+  paper_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim))
+  return int(settings(config)['plus_memory_bytes']) or int(config.memory_budget) * paper_seed
+
+
 def memory_plan(config, dim: int, num_classes: int) -> MemoryPlan:
   """The ``MemoryPlan`` of ``config`` for ``num_classes`` classes of ``dim``-dim embeddings."""
   s = settings(config)
-  paper_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim))
-  budget_bytes = int(s['plus_memory_bytes']) or int(config.memory_budget) * paper_seed
+  budget_bytes = family_budget_bytes(config, dim)
   text_dim = dim if s['plus_text_prototypes'] else 0
   per_seed = seeds.bytes_per_seed(seeds.init_memory(1, dim, text_dim=text_dim))
   budget = budget_bytes // per_seed
@@ -176,11 +182,9 @@ def memory_plan(config, dim: int, num_classes: int) -> MemoryPlan:
                     per_new_class=per_new_class, candidates=candidates)
 
 
-def seed_method_config(config, plan: MemoryPlan) -> ml_collections.ConfigDict:
-  """``config`` with the fields METHOD's hooks read set to this family's values: its loss
-  weights, K and the seeds kept per class (a copy; ``config`` is not changed).
-
-  """
+def family_loss_config(config) -> ml_collections.ConfigDict:
+  """``config`` with METHOD's loss fields set to the family's: λ_r, λ_c, γ, the InfoNCE
+  weight of L_replay and M (a copy; ``config`` is not changed)."""
   s = settings(config)
   derived = ml_collections.ConfigDict(config.to_dict())
   derived.replay_weight = float(s['plus_replay_weight'])
@@ -188,6 +192,15 @@ def seed_method_config(config, plan: MemoryPlan) -> ml_collections.ConfigDict:
   derived.anchor_weight = float(s['plus_anchor_weight'])
   derived.replay_infonce_weight = float(s['plus_replay_infonce_weight'])
   derived.meta_steps = int(s['plus_meta_steps'])
+  return derived
+
+
+def seed_method_config(config, plan: MemoryPlan) -> ml_collections.ConfigDict:
+  """``config`` with the fields METHOD's hooks read set to this family's values: its loss
+  weights, K and the seeds kept per class (a copy; ``config`` is not changed).
+
+  """
+  derived = family_loss_config(config)
   derived.memory_budget = plan.budget
   derived.memory_capacity = 0
   derived.seeds_per_class = plan.per_new_class

@@ -8,6 +8,10 @@ the metrics. A method only says what differs:
   memory and generator of Auto-Seed VL2, a replay buffer or Fisher in ``extras``...);
 * ``extra_loss(params, state, x, y, key) -> (scalar, terms)``: added to the task loss at
   every online-adaptation step (replay, consistency, distillation, penalties);
+* ``begin_task(state, task) -> state``: runs when a task begins, after the engine has
+  added its classes to the bank and before online adaptation (statistics of the task's
+  own training rows that ``extra_loss`` reads, e.g. FeTrIL's new-class means); compiled
+  with the engine's begin step;
 * ``consolidate(state, task, *, axis_name=None) -> (state, info)``: runs once after
   online adaptation (seed update, buffer insertion, Fisher estimation), compiled like
   the adaptation steps (``axis_name`` is ``'data'`` under pmap, else None; a method may
@@ -107,6 +111,7 @@ class Method:
   trains: bool = True
   init_state: Callable[[jax.Array], dict] = lambda key: {}
   extra_loss: Callable | None = None
+  begin_task: Callable | None = None
   consolidate: Callable | None = None
   consolidate_name: str = 'consolidate'
   constants: Callable | None = None

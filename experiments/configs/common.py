@@ -88,8 +88,9 @@ def method_config() -> ml_collections.ConfigDict:
   # Baselines (METHOD §7) and methods of ours beyond METHOD (docs/autoseed_plus.md): each
   # module's defaults(), documented there field by field (er_*, joint_*, lwf_*, ewc_*,
   # dgr_*, hnet_*, coop_*, maple_*, prompt_text_tower; plus_*, mmd_* of autoseed_plus,
-  # summary_* of kmeans_seeds / refined_seeds).
+  # summary_* of kmeans_seeds / refined_seeds; gauss_*, fetril_* of gauss_replay / fetril,
+  # ncm_*, ranpac_* of the training-free heads, docs/PEERS.md).
   for baseline in ('er', 'joint', 'lwf', 'ewc', 'dgr', 'hnet', 'coop', 'maple',
-                   'autoseed_plus', 'summary_seeds'):
+                   'autoseed_plus', 'summary_seeds', 'class_gaussian', 'frozen_heads'):
     c.update(importlib.import_module(f'autoseed_jax.methods.{baseline}').defaults())
   return c
