@@ -11,10 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import checkpoint, class_stats, continual
+from autoseed_jax import checkpoint, continual
+from autoseed_jax.core import class_stats
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.frozen_heads import ranpac_bytes, ranpac_width_for_bytes
-from autoseed_jax.synthetic import make_synthetic_stream
+from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
 
 D = 6
@@ -361,7 +362,7 @@ def test_gaussian_replay_of_the_means_is_kmeans_seeds_replay_of_the_same_points(
   """A class memory whose draws are exactly points v_c (radius 0, one draw per class,
   projected) gives the same loss terms as a seed memory holding those points: the replay
   and consistency terms are the seed family's."""
-  from autoseed_jax import seeds  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.core import seeds  # pylint: disable=import-outside-toplevel
   config = dict(gauss_covariance='mean', gauss_samples_per_class=1, gauss_sphere=True)
   gauss = continual.build_learner(small_config('gauss_replay', **config), stream)
   kmeans = continual.build_learner(small_config('kmeans_seeds'), stream)

@@ -38,8 +38,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax import class_stats, parallel, seeds
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import class_stats, parallel, seeds
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import seed_replay_terms, seed_update_data, text_prototypes
 from autoseed_jax.methods.autoseed_plus import (family_budget_bytes, family_loss_config,
                                                 validate_family)

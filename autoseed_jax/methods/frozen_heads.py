@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from autoseed_jax import class_stats, losses, parallel
-from autoseed_jax.config_checks import check_fields
+from autoseed_jax.core import class_stats, losses, parallel
+from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import seed_update_data
 from autoseed_jax.methods.autoseed_plus import family_budget_bytes
 from autoseed_jax.methods.base import Context, Method

@@ -14,8 +14,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from autoseed_jax import continual, parallel  # noqa: E402
-from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
+from autoseed_jax import continual
+from autoseed_jax.core import parallel  # noqa: E402
+from autoseed_jax.streams.synthetic import make_synthetic_stream  # noqa: E402
 from experiments.configs.common import method_config  # noqa: E402
 
 # label -> (method, overrides), small enough for a test.

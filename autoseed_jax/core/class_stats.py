@@ -22,7 +22,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax.losses import l2_normalize
+from autoseed_jax.core.losses import l2_normalize
 
 # Covariance forms of a class Gaussian (``ClassMemory``), cheapest first.
 COVARIANCES = ('mean', 'diag', 'lowrank', 'full')
