@@ -275,21 +275,10 @@ def test_a_state_with_a_memory_without_text_prototypes_checkpoints_and_restores(
 @pytest.fixture(scope='module')
 def eight_devices():
   """autoseed_plus and refined_seeds on 1 device, 8 with jit and 8 with pmap."""
-  import json  # pylint: disable=import-outside-toplevel
-  import os  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_PLATFORMS='cpu')
+  from helpers.device_runs import run_on_eight_devices  # pylint: disable=import-outside-toplevel
   out = {}
   for method in ('autoseed_plus', 'refined_seeds'):
-    proc = subprocess.run([sys.executable, os.path.join(root, 'tests/helpers/parallel_check.py'),
-                           method], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1]
-    out[method] = json.loads(line[len('RESULT '):])
+    out[method] = run_on_eight_devices('parallel_check.py', method)
   return out
 
 

@@ -21,33 +21,18 @@ configuration as chaotic as experiments/configs/synthetic.py (σ of a paired dif
 about 2.3 points) the same power would need n ≥ (2.6 σ)² ≈ 36 seeds.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers.device_runs import run_on_eight_devices
+
 NUM_SEEDS = 8
 MAX_MEAN_DIFFERENCE = 1.0  # points of final average accuracy
 
 
 @pytest.fixture(scope='module')
 def accuracies():
-  # 8 simulated devices; on a loaded machine a device thread can reach a collective more
-  # than XLA's default 40 s after the others, which aborts the process: wait longer.
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=(
-      '--xla_force_host_platform_device_count=8 '
-      '--xla_cpu_collective_call_terminate_timeout_seconds=900 '
-      '--xla_cpu_collective_call_warn_stuck_timeout_seconds=600'))
-  proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'tests/helpers/device_invariance_check.py'),
-       str(NUM_SEEDS)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1]
-  return json.loads(line[len('RESULT '):])
+  return run_on_eight_devices('device_invariance_check.py', str(NUM_SEEDS))
 
 
 def test_the_runs_learn_what_fine_tuning_cannot(accuracies):

@@ -25,13 +25,24 @@ def learn_all_tasks(learner, stream, key=None):
   return state, later.count
 
 
-def run_on_eight_devices(script: str) -> dict:
-  """Runs ``tests/helpers/<script>`` with 8 simulated CPU devices; returns the JSON of its
-  last ``RESULT`` line (the test fails with its stderr if it exits non-zero)."""
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_PLATFORMS='cpu')
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'helpers', script)],
-                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+# 8 simulated CPU devices. On a loaded machine (2 cores shared by test workers) a device
+# thread can reach a collective more than XLA's default 40 s after the others, which
+# aborts the process: wait longer.
+EIGHT_DEVICES_ENV = {
+    'JAX_PLATFORMS': 'cpu',
+    'XLA_FLAGS': ('--xla_force_host_platform_device_count=8 '
+                  '--xla_cpu_collective_call_terminate_timeout_seconds=900 '
+                  '--xla_cpu_collective_call_warn_stuck_timeout_seconds=600'),
+}
+
+
+def run_on_eight_devices(script: str, *args: str, timeout: int = 1200) -> dict:
+  """Runs ``tests/helpers/<script> [args]`` with 8 simulated CPU devices; returns the JSON
+  of its last ``RESULT`` line (the test fails with its stderr if it exits non-zero)."""
+  env = dict(os.environ, **EIGHT_DEVICES_ENV)
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'helpers', script),
+                         *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=timeout)
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][-1]
   return json.loads(line[len('RESULT '):])
