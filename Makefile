@@ -18,8 +18,12 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m autoseed_jax.main --config experiments/configs/demo.py --workdir runs/demo
 
+# Two pytest workers on the 2-core machines CI uses (a file's tests stay in one worker,
+# so module fixtures are shared); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf runs .pytest_cache

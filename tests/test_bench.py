@@ -24,9 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='module')
 def quick_run(tmp_path_factory):
   out = tmp_path_factory.mktemp('bench') / 'bench.json'
-  env = dict(os.environ)
-  # Compilation dominates a --quick run on 2 cores; XLA's backend optimisation is not needed.
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=0').strip()
+  env = dict(os.environ)  # with the tests' XLA flags (tests/conftest.py)
   proc = subprocess.run(
       [sys.executable, '-m', 'experiments.bench', '--quick', '--out', str(out)],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 
+from helpers import TEST_XLA_FLAGS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'tests/helpers/multihost_run.py')
 
@@ -19,8 +21,7 @@ def _free_port():
 
 
 def test_two_process_run_equals_single_process(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS='cpu')
-  env.pop('XLA_FLAGS', None)
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=TEST_XLA_FLAGS)  # one device each
   single = tmp_path / 'single.json'
   multi = tmp_path / 'multi.json'
   port = _free_port()

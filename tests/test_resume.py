@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from helpers import TEST_XLA_FLAGS
+
 from autoseed_jax import checkpoint, continual, runner
 from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
@@ -94,8 +96,8 @@ def without_seconds(results):
 @pytest.fixture(scope='module')
 def reference(tmp_path_factory):
   """An uninterrupted run: {'dir', 'env', 'result': (rc, stdout, stderr)}."""
-  env = dict(os.environ, JAX_PLATFORMS='cpu')  # one device: bit-identical reruns
-  env.pop('XLA_FLAGS', None)
+  # One device (the tests' flags, no device count): bit-identical reruns.
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=TEST_XLA_FLAGS)
   directory = tmp_path_factory.mktemp('cli') / 'reference'
   result = finish(start(directory, env, 'run'))
   assert result[0] == 0, result[2][-3000:]

@@ -9,6 +9,7 @@ import sys
 import jax
 
 from autoseed_jax.tools.profiling import count_compilations
+from helpers import TEST_XLA_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,7 +31,7 @@ def learn_all_tasks(learner, stream, key=None):
 # aborts the process: wait longer.
 EIGHT_DEVICES_ENV = {
     'JAX_PLATFORMS': 'cpu',
-    'XLA_FLAGS': ('--xla_force_host_platform_device_count=8 '
+    'XLA_FLAGS': (f'{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=8 '
                   '--xla_cpu_collective_call_terminate_timeout_seconds=900 '
                   '--xla_cpu_collective_call_warn_stuck_timeout_seconds=600'),
 }
