@@ -130,10 +130,11 @@ class Learner:
     """The key ``init`` takes for ``config``'s run: ``PRNGKey(config.seed)``."""
     return jax.random.PRNGKey(config.seed)
 
-  def records(self, **arrays) -> list[dict]:
-    """The log records of one chunk's loss terms or one consolidation's info: one record
-    of host numbers (``_scalars``)."""
-    return [_scalars(**arrays)]
+  def records(self, arrays: dict, *, step=None) -> list[dict]:
+    """The log records of one chunk's loss terms (after ``step``, the run's step counter)
+    or of one consolidation's info: one record of host numbers (``_scalars``)."""
+    head = {} if step is None else _scalars(step=step)
+    return [{**head, **_scalars(**arrays)}]
 
   def put_task(self, task: Task) -> Task:
     """Places a task on the mesh: example rows (and ``train_pixels``, when the stream has
@@ -204,7 +205,7 @@ class Learner:
       if self.adapt is not None:
         for n in self.remaining_chunks(done):
           state, terms = self.adapt(state, task, n)
-          records = self.records(step=state.step, **terms)
+          records = self.records(terms, step=state.step)
           bar.update(n)
           bar.set_postfix(loss=f"{records[0]['total']:.3f}")
           if log is not None:
@@ -216,7 +217,7 @@ class Learner:
       if self.consolidate is not None:
         bar.set_description(f'{self.name} task {t + 1}: {self.method.consolidate_name}')
         state, info = self.consolidate(state, task)
-        for info in self.records(**info):
+        for info in self.records(info):
           if log is not None:
             log({'phase': 'consolidate', 'task': t, **info})
           if on_consolidate is not None:

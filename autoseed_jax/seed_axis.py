@@ -169,11 +169,13 @@ class SeedsLearner(Learner):
     del config
     return run_keys(self.seeds)
 
-  def records(self, **arrays) -> list[dict]:
-    host = parallel.to_host(arrays)
+  def records(self, arrays: dict, *, step=None) -> list[dict]:
+    """One record per seed (``{'seed': s, ...}``); the seed axis of every array is its
+    last one (``over_seeds``)."""
+    arrays, step = parallel.to_host((arrays, step))
     return [{'seed': seed, **super(SeedsLearner, self).records(
-        **{name: value[..., i] for name, value in host.items()})[0]}
-            for i, seed in enumerate(self.seeds)]
+        {name: value[..., i] for name, value in arrays.items()},
+        step=None if step is None else step[i])[0]} for i, seed in enumerate(self.seeds)]
 
   def position(self, state: ContinualState) -> tuple[int, int]:
     """As ``Learner.position``; raises ``checkpoint.SeedsOutOfStep`` unless every seed is
@@ -190,7 +192,7 @@ class SeedsLearner(Learner):
 
   def seed_state(self, state: ContinualState, i: int) -> ContinualState:
     """The state of the i-th seed (``seeds[i]``) of a stacked state."""
-    return jax.tree.map(lambda x: x[i], state)
+    return _take_seed(state, i)
 
   def results(self, state: ContinualState, seconds: float) -> list[RunResult]:
     """One ``RunResult`` per seed of a finished run; each one's ``seconds`` is its share,
@@ -198,6 +200,12 @@ class SeedsLearner(Learner):
     return [dataclasses.replace(
         make_result(self, self.seed_state(state, i), seconds / len(self.seeds)), seed=seed)
             for i, seed in enumerate(self.seeds)]
+
+
+@jax.jit
+def _take_seed(state, i):
+  """Row ``i`` of every leaf (one compiled program per state structure, not per leaf)."""
+  return jax.tree.map(lambda x: x[i], state)
 
 
 def check_mappable(mapped: Phases, stream: TaskStream, seeds) -> None:
