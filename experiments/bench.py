@@ -24,6 +24,9 @@ Sections (keys of the JSON file; each is also a group of rows in the Markdown ta
 * ``peers``: the ER-VLM baseline three ways (our engine, a plain PyTorch loop,
   Avalanche's ``Replay``), repeats interleaved, ratios from this one run. Needs the
   optional extra (``pip install -r requirements-bench.txt``), else it says it was skipped.
+* ``seeds``: runs per second of S run seeds in one program (``config.seeds``) against S
+  sequential runs, S = 1, 5, 10, 20, for ER, ``kmeans_seeds`` and Auto-Seed VL2, and the
+  placements of 8 seeds on simulated CPU devices (``experiments/bench_seeds.py``).
 
 ``--quick`` runs every section at toy sizes (for the tests; its timings mean little).
 The JSON and the table are rewritten after every section, so an interrupted run keeps what
@@ -55,11 +58,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from autoseed_jax import continual, meta, profiling  # noqa: E402
 from autoseed_jax.reporting import write_json  # noqa: E402
 from autoseed_jax.synthetic import make_synthetic_stream  # noqa: E402
+from experiments import bench_seeds  # noqa: E402
 from experiments.configs.common import method_config  # noqa: E402
 
 SCHEMA_VERSION = 1
 SECTIONS = ('machine', 'matmul', 'online_adaptation', 'meta_update', 'embedding_extraction',
-            'compile', 'cost_growth', 'memory', 'peers')
+            'compile', 'cost_growth', 'memory', 'peers', 'seeds')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -989,6 +993,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
                      f"{sp['vs_best']:.2f}x vs its fastest thread count "
                      f"({sp['best_threads']}), {sp['vs_default_threads']:.2f}x vs its default; "
                      f"target {peers['targets'][target]:.0f}x"))
+  if report.get('seeds'):
+    rows += bench_seeds.table_rows(report['seeds'])
   return rows
 
 
@@ -1067,6 +1073,9 @@ def run(args: argparse.Namespace) -> dict:
   record('peers', lambda: ({'skipped': 'turned off (--peers off)'} if args.peers == 'off'
                            else peers_section(preset, args.peer_stream, args.peer_repeats,
                                               probe)))
+  record('seeds', lambda: bench_seeds.seeds_section(
+      bench_seeds.preset_for(preset.name, accelerator_present()), probe,
+      accelerator=accelerator_present()))
   if 'machine' in report:
     report['machine']['load_average_end'] = list(os.getloadavg())
   report['seconds']['total'] = time.perf_counter() - started
