@@ -3,6 +3,10 @@
 after the other: per method, the largest |difference| of the accuracy matrices (percent
 points), of the initial accuracies and of the trained parameters θ, over the seeds.
 
+The yardstick beside them: the same sequential runs against themselves after adding
+``1e-7 · N(0, 1)`` to every entry of the initial θ (``--no-yardstick`` leaves it out). A
+method whose training amplifies float rounding shows the growth there too.
+
 Sizes: ``test`` is tests/test_vmap_seeds.py's stream and config (3 tasks, d = 16, 12 steps
 per task); ``bench`` the seed-axis benchmark's (experiments/bench_seeds.py FULL: 5 tasks,
 d = 64, 100 steps per task). Methods default to every method of
@@ -51,7 +55,24 @@ def max_abs(a, b) -> float:
               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))), default=0.0)
 
 
-def parity(method: str, stream, overrides: dict, seeds) -> dict:
+def perturbed_runs(learner, stream, seeds, scale: float = 1e-7):
+  """(accuracy matrices, final θ) of ``seeds`` run by ``learner`` (single-seed) from their
+  initial state with ``scale · N(0, 1)`` added to every entry of θ."""
+  test = learner.put_test(stream.test)
+  out = []
+  for seed in seeds:
+    state = learner.init(jax.random.PRNGKey(seed), test)
+    leaves, tree = jax.tree.flatten(state.params)
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 99), len(leaves))
+    state = state.replace(params=jax.tree.unflatten(
+        tree, [x + scale * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]))
+    for task in stream.tasks:
+      state = learner.learn_task(state, learner.put_task(task), test=test)
+    out.append((np.asarray(state.acc_matrix), jax.tree.map(np.asarray, state.params)))
+  return out
+
+
+def parity(method: str, stream, overrides: dict, seeds, *, yardstick: bool = True) -> dict:
   config = method_config()
   config.method = method
   for key, value in overrides.items():
@@ -62,7 +83,14 @@ def parity(method: str, stream, overrides: dict, seeds) -> dict:
   vmapped = seed_axis.run_sequences(config, stream, learner=learner)
   single = continual.build_learner(seed_axis.seed_config(config, seeds[0]), stream)
   sequential = seed_axis.run_sequences(config, stream, learner=single)
-  return {
+  extra = {}
+  if yardstick:
+    moved = perturbed_runs(single, stream, seeds)
+    extra = {'yardstick_acc_matrix': max(max_abs(m[0], s.acc_matrix)
+                                         for m, s in zip(moved, sequential)),
+             'yardstick_params': max(max_abs(m[1], s.state.params)
+                                     for m, s in zip(moved, sequential))}
+  return {**extra,
       'acc_matrix': max(max_abs(v.acc_matrix, s.acc_matrix) for v, s in zip(vmapped, sequential)),
       'initial_acc': max(max_abs(v.initial_acc, s.initial_acc)
                          for v, s in zip(vmapped, sequential)),
@@ -79,15 +107,20 @@ def main(argv=None) -> int:
                                                      if m not in NEEDS_OWN_STREAM])
   parser.add_argument('--size', choices=tuple(SIZES), default='test')
   parser.add_argument('--seeds', type=int, default=3)
+  parser.add_argument('--no-yardstick', dest='yardstick', action='store_false',
+                      help='leave out the runs from a perturbed initial θ')
   args = parser.parse_args(argv)
   stream_args, overrides = SIZES[args.size]
   stream = make_synthetic_stream(**stream_args)
   out = {}
   for method in args.methods:
-    out[method] = parity(method, stream, overrides, tuple(range(args.seeds)))
+    out[method] = parity(method, stream, overrides, tuple(range(args.seeds)),
+                         yardstick=args.yardstick)
     r = out[method]
+    moved = (f"  | θ0 + 1e-7 noise: |Δ R| {r['yardstick_acc_matrix']:.3g} "
+             f"|Δ θ| {r['yardstick_params']:.3g}" if args.yardstick else '')
     print(f"{method:14s} |Δ R| {r['acc_matrix']:.3g}  |Δ b| {r['initial_acc']:.3g}  "
-          f"|Δ final avg acc| {r['final_avg_acc']:.3g}  |Δ θ| {r['params']:.3g}  "
+          f"|Δ final avg acc| {r['final_avg_acc']:.3g}  |Δ θ| {r['params']:.3g}{moved}  "
           f"({r['seconds']:.0f} s)", flush=True)
   print('RESULT ' + json.dumps({'size': args.size, 'seeds': args.seeds, 'methods': out}))
   return 0
