@@ -22,6 +22,7 @@ from autoseed_jax import checkpoint, continual, methods, runner, seed_axis
 from autoseed_jax.methods import base
 from autoseed_jax.profiling import count_compilations
 from autoseed_jax.synthetic import make_synthetic_stream
+from experiments.configs import synthetic as synthetic_config
 from experiments.configs.common import method_config
 from helpers.device_runs import run_on_eight_devices
 from test_resume import ROOT, checkpoint_ids, checkpoint_meta, finish, wait_until
@@ -191,15 +192,21 @@ def start(workdir, env, name):
 
 
 @pytest.fixture(scope='module')
-def cli(tmp_path_factory):
-  """An uninterrupted 3-seed run; on another workdir the same run killed (SIGKILL) in
-  its second task, then the same command once more to the end."""
+def cli(tmp_path_factory, stream):
+  """The 3-seed run uninterrupted (in this process: the same programs as the command
+  line's); on another workdir the command line's run killed (SIGKILL) in its second task,
+  then the same command once more to the end."""
   base = tmp_path_factory.mktemp('seeds_cli')
   env = dict(os.environ, JAX_PLATFORMS='cpu')  # one device: bit-identical reruns
   env.pop('XLA_FLAGS', None)
   runs = {'reference_dir': base / 'reference', 'work': base / 'work'}
-  runs['reference'] = finish(start(runs['reference_dir'], env, 'run'))
-  assert runs['reference'][0] == 0, runs['reference'][2][-3000:]
+  config = synthetic_config.get_config()
+  config.methods = ('autoseed',)
+  config.seeds = SEEDS
+  for k, v in SMALL.items():
+    config[k] = v
+  config.stream.update(STREAM)
+  runner.run_workdir(config, stream, str(runs['reference_dir']), out=lambda line: None)
   work = runs['work']
   proc = start(work, env, 'sigkill')
   wait_until(proc, lambda: any(STEPS + 1 < i < 2 * (STEPS + 1)
