@@ -265,9 +265,8 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
       raise NonFiniteLossError(
           f'method {learner.name!r}: the consolidation of task '
           f'{host_int(state.tasks_done) + 1}{seed} gave non-finite {", ".join(bad)}; not '
-          f'saved. '
-          f'{_last_good(store)} Lower meta_learning_rate and start the changed run in '
-          'another --workdir.')
+          f'saved. {_last_good(store)} Lower meta_learning_rate and start the changed run '
+          'in another --workdir.')
 
   while host_int(state.tasks_done) < num_tasks:
     task = learner.put_task(stream.tasks[host_int(state.tasks_done)])
