@@ -26,7 +26,8 @@ that ``import autoseed_jax`` itself imports nothing heavy). METHOD sections
   compile once           configure_compilation_cache         [tools.compilation_cache]
 
 The packages hold the rest (``asj.core``, ``asj.methods``, ``asj.streams``, ``asj.models``,
-``asj.data``, ``asj.report``, ``asj.tools``; docs/LIBRARY.md). The module names of
+``asj.data``, ``asj.report``, ``asj.tools``; ``asj.seed_axis`` runs many run seeds in one
+program; docs/LIBRARY.md). The module names of
 release 0.1 (``asj.seeds``, ``asj.vl_tasks``, ...) and their functions' old names
 (``seeds.add``, ...) still work for this release, with a DeprecationWarning naming the
 new place (``MOVED_MODULES``, ``RENAMED``).
@@ -65,8 +66,8 @@ _EXPORTS = {
 }
 
 # Subpackages and modules reachable as attributes without importing them first.
-_SUBMODULES = ('checkpoint', 'continual', 'core', 'data', 'main', 'methods', 'models',
-               'report', 'runner', 'streams', 'tools')
+_SUBMODULES = ('continual', 'core', 'data', 'main', 'methods', 'models', 'report', 'runner',
+               'seed_axis', 'streams', 'tools')
 
 # Deprecated for one release: module paths of release 0.1 -> where they live now.
 MOVED_MODULES = {
@@ -79,6 +80,7 @@ MOVED_MODULES = {
     'compilation_cache': 'tools.compilation_cache', 'profiling': 'tools.profiling',
     'cli': 'tools.cli', 'reporting': 'report.result_records', 'plots': 'report.plots',
     'vl_streams': 'streams.vision_language', 'synthetic': 'streams.synthetic',
+    'checkpoint': 'tools.checkpoint',
 }
 # Deprecated for one release: (module now, old name) -> new name.
 RENAMED = {

@@ -126,6 +126,16 @@ class Learner:
   def name(self) -> str:
     return self.method.name
 
+  def run_key(self, config: ml_collections.ConfigDict) -> jax.Array:
+    """The key ``init`` takes for ``config``'s run: ``PRNGKey(config.seed)``."""
+    return jax.random.PRNGKey(config.seed)
+
+  def records(self, arrays: dict, *, step=None) -> list[dict]:
+    """The log records of one chunk's loss terms (after ``step``, the run's step counter)
+    or of one consolidation's info: one record of host numbers (``_scalars``)."""
+    head = {} if step is None else _scalars(step=step)
+    return [{**head, **_scalars(**arrays)}]
+
   def put_task(self, task: Task) -> Task:
     """Places a task on the mesh: example rows (and ``train_pixels``, when the stream has
     images) sharded over ``data`` (jit mode)."""
@@ -195,22 +205,23 @@ class Learner:
       if self.adapt is not None:
         for n in self.remaining_chunks(done):
           state, terms = self.adapt(state, task, n)
-          record = {**_scalars(step=state.step), **_scalars(**terms)}
+          records = self.records(terms, step=state.step)
           bar.update(n)
-          bar.set_postfix(loss=f"{record['total']:.3f}")
+          bar.set_postfix(loss=f"{records[0]['total']:.3f}")
           if log is not None:
-            log({'phase': 'adapt', 'task': t, **record})
+            for record in records:
+              log({'phase': 'adapt', 'task': t, **record})
           if on_chunk is not None:
             on_chunk(state, terms, done, n)
           done += n
       if self.consolidate is not None:
         bar.set_description(f'{self.name} task {t + 1}: {self.method.consolidate_name}')
         state, info = self.consolidate(state, task)
-        info = _scalars(**info)
-        if log is not None:
-          log({'phase': 'consolidate', 'task': t, **info})
-        if on_consolidate is not None:
-          on_consolidate(state, info)
+        for info in self.records(info):
+          if log is not None:
+            log({'phase': 'consolidate', 'task': t, **info})
+          if on_consolidate is not None:
+            on_consolidate(state, info)
     return self.end_task(state, test)
 
 
@@ -299,8 +310,40 @@ def make_context(config: ml_collections.ConfigDict, stream: TaskStream) -> Conte
                  vl=stream.vl)
 
 
+@dataclasses.dataclass(frozen=True)
+class Phases:
+  """The engine's phase functions for one method on one stream's shapes, not yet compiled
+  (``build_learner`` compiles them; ``autoseed_jax.seed_axis`` maps them over run seeds).
+
+  Attributes:
+    method: the method's hooks.
+    context: what the method was built from (its ``parallelism`` is the mesh the phases'
+      collectives and sharding constraints refer to).
+    init: ``(key, test) -> ContinualState``.
+    begin_task: ``(state, task) -> state``.
+    adapt: ``(state, task, num_steps, *, axis_name=None) -> (state, loss terms [num_steps])``.
+    consolidate: ``(state, task, constants, *, axis_name=None) -> (state, info)``.
+    end_task: ``(state, test) -> state``.
+    constants: ``(key, θ) -> pytree``, the method's run constants, or None.
+  """
+
+  method: Method
+  context: Context
+  init: Callable
+  begin_task: Callable
+  adapt: Callable
+  consolidate: Callable
+  end_task: Callable
+  constants: Callable | None
+
+
 def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Learner:
   """Compiles the engine's step functions for ``config.method`` on ``stream``'s shapes."""
+  return compile_phases(engine_phases(config, stream), config)
+
+
+def engine_phases(config: ml_collections.ConfigDict, stream: TaskStream) -> Phases:
+  """The engine's phase functions for ``config.method`` on ``stream`` (uncompiled)."""
   context = make_context(config, stream)
   num_classes, dim, num_tasks = stream.num_classes, stream.dim, stream.num_tasks
   adapter, par = context.adapter, context.parallelism
@@ -418,30 +461,47 @@ def build_learner(config: ml_collections.ConfigDict, stream: TaskStream) -> Lear
       return method.consolidate(state, task, axis_name=axis_name)
     return method.consolidate(state, task, constants=constants, axis_name=axis_name)
 
+  return Phases(method=method, context=context, init=init, begin_task=begin_task,
+                adapt=adapt, consolidate=consolidate, end_task=end_task,
+                constants=method.constants)
+
+
+def compile_phases(phases: Phases, config: ml_collections.ConfigDict, *,
+                   learner_class: type | None = None, state_sharding=None, **fields) -> Learner:
+  """A ``Learner`` of ``phases`` compiled on ``phases.context.parallelism``.
+
+  ``learner_class`` (default ``Learner``) and its extra ``fields`` let
+  ``autoseed_jax.seed_axis`` compile seed-mapped phases; ``state_sharding`` (default: the
+  mesh's ``replicated``) is where ``init`` and the run constants put their outputs.
+  """
+  method, par = phases.method, phases.context.parallelism
+  state_sharding = state_sharding or par.replicated
   make_constants = None
-  if method.constants is not None:
-    draw_constants = jax.jit(method.constants, out_shardings=par.replicated)
+  if phases.constants is not None:
+    draw_constants = jax.jit(phases.constants, out_shardings=state_sharding)
     make_constants = (draw_constants if par.mode == 'jit' else
                       lambda key, params: parallel.stack_for_pmap(draw_constants(key, params),
                                                                   par))
 
-  return Learner(
+  return (learner_class or Learner)(
       method=method,
-      init=jax.jit(init, out_shardings=par.replicated),
-      begin_task=jax.jit(begin_task, donate_argnums=0),
-      adapt=(parallel.compile_step(adapt, par, static_argnums=2, donate_argnums=0,
+      init=jax.jit(phases.init, out_shardings=state_sharding),
+      begin_task=jax.jit(phases.begin_task, donate_argnums=0),
+      adapt=(parallel.compile_step(phases.adapt, par, static_argnums=2, donate_argnums=0,
                                    pmap_argnums=(0, 1))
              if method.trains else None),
       # The run constants are placed once per run key (stacked per device under pmap),
       # not at every call, so compile_step does not stack them (argument 2).
       consolidate=(_ConsolidateWithConstants(
-          parallel.compile_step(consolidate, par, donate_argnums=0, pmap_argnums=(0, 1)),
+          parallel.compile_step(phases.consolidate, par, donate_argnums=0,
+                                pmap_argnums=(0, 1)),
           make_constants)
                    if method.consolidate is not None else None),
-      end_task=jax.jit(end_task, donate_argnums=0),
+      end_task=jax.jit(phases.end_task, donate_argnums=0),
       steps_per_task=config.steps_per_task,
       steps_per_chunk=min(config.steps_per_chunk, config.steps_per_task),
       parallelism=par,
+      **fields,
   )
 
 
@@ -458,6 +518,7 @@ class RunResult:
   seconds: float
   task_metrics: np.ndarray | None = None  # [T, T, K] (vision-language streams)
   initial_task_metrics: np.ndarray | None = None  # [T, K]
+  seed: int | None = None  # the run seed, set by runs of several seeds (``seed_axis``)
 
 
 def run_sequence(config: ml_collections.ConfigDict, stream: TaskStream, *,
@@ -474,7 +535,7 @@ def run_sequence(config: ml_collections.ConfigDict, stream: TaskStream, *,
   learner = learner or build_learner(config, stream)
   start = time.perf_counter()
   test = learner.put_test(stream.test)
-  state = learner.init(jax.random.PRNGKey(config.seed), test)
+  state = learner.init(learner.run_key(config), test)
   for task in stream.tasks:
     state = learner.learn_task(state, learner.put_task(task), test=test, log=log)
   return make_result(learner, state, time.perf_counter() - start)

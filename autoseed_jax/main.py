@@ -20,7 +20,7 @@ from ml_collections import config_flags
 import jax
 
 from autoseed_jax import methods, report, runner, streams
-from autoseed_jax.checkpoint import CheckpointError
+from autoseed_jax.tools.checkpoint import CheckpointError
 from autoseed_jax.core import parallel
 from autoseed_jax.report import result_records
 from autoseed_jax.tools import cli, compilation_cache, disk_errors, profiling, workdir_lock

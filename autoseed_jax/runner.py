@@ -13,6 +13,13 @@ the state's step counter). Workdir layout:
   methods/<method>/checkpoints.corrupt/  checkpoints found unreadable, set aside
   methods/<method>/result.json        the finished method's record
 
+With ``config.seeds`` (``autoseed_jax.seed_axis``, docs/SEEDS_AXIS.md) a method's
+directory holds one run of all its seeds in one program: the checkpoints hold the stacked
+state (leading seed axis), ``result.json`` holds ``{"seeds": [...], "entries": {...}}``,
+``seeds.npz`` the first seed's memory and ``seeds@seed<s>.npz`` each seed's; results.json
+has one entry per seed, ``<method>@seed<s>`` (with ``method`` and ``seed`` fields). A
+method that cannot map its seeds runs them one at a time in ``methods/<method>@seed<s>/``.
+
 Checkpoints are written after every task and at the end of every chunk of steps that
 crosses a multiple of ``checkpoint_every_steps`` (``checkpoint_settings``). A run that
 starts with a different config or stream than the workdir's checkpoints is refused
@@ -39,9 +46,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from autoseed_jax import seed_axis
 from autoseed_jax.report import result_records
 from autoseed_jax.tools import disk_errors, workdir_lock
-from autoseed_jax.checkpoint import (CheckpointStore, host_int, run_signature,
+from autoseed_jax.tools.checkpoint import (CheckpointStore, host_int, run_signature,
                                      signature_differences)
 from autoseed_jax.continual import (Learner, RunResult, build_learner, make_result,
                                     validate_config)
@@ -187,14 +195,16 @@ def _non_finite_fields(state) -> list[str]:
 def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: Learner,
                store: CheckpointStore, *, log: Callable[[dict], None] | None = None,
                stop: StopRequest | None = None,
-               out: Callable[[str], None] = print) -> RunResult:
+               out: Callable[[str], None] = print) -> RunResult | list[RunResult]:
   """``continual.run_sequence`` with checkpoints: resumes from ``store``'s newest intact
-  checkpoint (a finished run is only read back) and saves into it as it goes.
+  checkpoint (a finished run is only read back) and saves into it as it goes. With a
+  ``seed_axis.SeedsLearner`` the checkpoints hold the stacked state of every seed and the
+  result is a list, one ``RunResult`` per seed.
 
   Args:
     config: the run config of one method (``config.method`` set).
     stream: the task stream.
-    learner: ``build_learner(config, stream)``.
+    learner: ``build_learner(config, stream)`` (or ``seed_axis.build_seeds_learner``).
     store: the method's checkpoints.
     log: receives a dict per chunk / consolidation (and a ``resume`` record).
     stop: checked after every chunk and task; when set, saves and raises RunInterrupted.
@@ -209,7 +219,7 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
   settings = checkpoint_settings(config)
   num_tasks, steps_per_task = stream.num_tasks, learner.steps_per_task
   test = learner.put_test(stream.test)
-  state = learner.init(jax.random.PRNGKey(config.seed), test)
+  state = learner.init(learner.run_key(config), test)
   seconds_before = 0.0
   restored = store.restore_latest(state, warn=out)
   if restored is not None:
@@ -258,11 +268,12 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
   def check_consolidation(state, info):
     bad = sorted(k for k, v in info.items() if not np.isfinite(v))
     if bad:
+      seed = f' (seed {info["seed"]})' if 'seed' in info else ''
       raise NonFiniteLossError(
           f'method {learner.name!r}: the consolidation of task '
-          f'{host_int(state.tasks_done) + 1} gave non-finite {", ".join(bad)}; not saved. '
-          f'{_last_good(store)} Lower meta_learning_rate and start the changed run in '
-          'another --workdir.')
+          f'{host_int(state.tasks_done) + 1}{seed} gave non-finite {", ".join(bad)}; not '
+          f'saved. {_last_good(store)} Lower meta_learning_rate and start the changed run '
+          'in another --workdir.')
 
   while host_int(state.tasks_done) < num_tasks:
     task = learner.put_task(stream.tasks[host_int(state.tasks_done)])
@@ -271,7 +282,10 @@ def run_method(config: ml_collections.ConfigDict, stream: TaskStream, learner: L
     save(state)
     if stop is not None and stop.requested:
       stop_here(state)
-  return make_result(learner, state, seconds_before + time.perf_counter() - start)
+  seconds = seconds_before + time.perf_counter() - start
+  if isinstance(learner, seed_axis.SeedsLearner):
+    return learner.results(state, seconds)
+  return make_result(learner, state, seconds)
 
 
 def _last_good(store: CheckpointStore) -> str:
@@ -309,9 +323,11 @@ class WorkdirPaths:
     """The stream's real test embeddings (x, y, class_names), drawn beside the seeds."""
     return os.path.join(self.root, 'test_embeddings.npz')
 
-  def seeds(self, method: str) -> str:
-    """The final seed memory's valid seeds (v, w, label, task), for plots and analysis."""
-    return os.path.join(self.method_dir(method), 'seeds.npz')
+  def seeds(self, method: str, seed: int | None = None) -> str:
+    """The final seed memory's valid seeds (v, w, label, task), for plots and analysis
+    (``seed``: of that run seed of a run of several seeds in one program)."""
+    name = 'seeds.npz' if seed is None else f'seeds@seed{seed}.npz'
+    return os.path.join(self.method_dir(method), name)
 
   def result(self, method: str) -> str:
     return os.path.join(self.method_dir(method), 'result.json')
@@ -362,6 +378,7 @@ def validate_run_config(config: ml_collections.ConfigDict) -> None:
   ``stream`` block is checked by ``streams.load_stream`` before it loads anything."""
   for method in config.methods:
     validate_config(config_for_method(config, method))
+  seed_axis.validate(config)
   make_parallelism(config)
   checkpoint_settings(config)
 
@@ -403,16 +420,19 @@ def _has_progress(paths: WorkdirPaths, method: str) -> bool:
 
 
 def check_signatures(config: ml_collections.ConfigDict, stream: TaskStream,
-                     paths: WorkdirPaths) -> dict[str, dict]:
-  """Each method's signature; raises ConfigMismatchError if it differs from the one in
-  the workdir of a method that saved something (a checkpoint or its result).
+                     paths: WorkdirPaths, units: list[RunUnit] | None = None) -> dict[str, dict]:
+  """Each method's signature (each ``RunUnit``'s, keyed by its directory name, when
+  ``units`` are given); raises ConfigMismatchError if it differs from the one in the
+  workdir of a method that saved something (a checkpoint or its result).
 
   The message names every differing field and the fix (another --workdir, or delete the
   method's directory to start it over).
   """
   signatures, mismatches = {}, {}
-  for method in config.methods:
-    signature = run_signature(config_for_method(config, method), stream)
+  named = ([(m, config_for_method(config, m)) for m in config.methods] if units is None
+           else [(unit.name, unit.config) for unit in units])
+  for method, run_config in named:
+    signature = run_signature(run_config, stream)
     path = paths.signature(method)
     if _has_progress(paths, method):
       try:
@@ -441,14 +461,16 @@ def check_signatures(config: ml_collections.ConfigDict, stream: TaskStream,
   return signatures
 
 
-def metrics_logger(log_file, method: str) -> Callable[[dict], None]:
-  """A ``log`` callback appending ``{'method': method, **record}`` lines to ``log_file``;
-  a failed write (disk full) raises WorkdirError."""
+def metrics_logger(log_file, method: str, seed: int | None = None) -> Callable[[dict], None]:
+  """A ``log`` callback appending ``{'method': method, **record}`` lines to ``log_file``
+  (``{'method', 'seed', ...}`` for one seed of a method run seed by seed); a failed write
+  (disk full) raises WorkdirError."""
+  head = {'method': method} if seed is None else {'method': method, 'seed': seed}
 
   def log(record: dict) -> None:
     with disk_errors.writing(log_file.name, 'appending to', error_type=WorkdirError,
                              note='Checkpoints saved so far are intact.'):
-      log_file.write(json.dumps({'method': method, **record}) + '\n')
+      log_file.write(json.dumps({**head, **record}) + '\n')
       log_file.flush()
 
   return log
@@ -487,50 +509,124 @@ def run_workdir(config: ml_collections.ConfigDict, stream: TaskStream, workdir: 
     return _run_workdir(config, stream, WorkdirPaths(workdir), stop=stop, out=out)
 
 
+@dataclasses.dataclass(frozen=True)
+class RunUnit:
+  """One directory of ``methods/``: a method's run of ``config.seed`` (``name`` = the
+  method), the run of all its ``config.seeds`` in one program (``name`` = the method,
+  ``learner`` a ``seed_axis.SeedsLearner``), or one seed of a method that cannot map its
+  seeds (``name`` = ``seed_axis.entry_name(method, seed)``, ``seed`` set)."""
+
+  name: str
+  method: str
+  config: ml_collections.ConfigDict
+  learner: Learner
+  seed: int | None = None
+
+
+def run_units(config: ml_collections.ConfigDict, stream: TaskStream, *,
+              out: Callable[[str], None] = print) -> list[RunUnit]:
+  """The ``RunUnit``s of ``config.methods`` in order, their learners built (compilation is
+  lazy); a method that cannot map its seeds gets one unit per seed and a line to ``out``
+  saying why."""
+  units = []
+  for method in config.methods:
+    run_config = config_for_method(config, method)
+    seeds = seed_axis.run_seeds(run_config)
+    if not seeds:
+      units.append(RunUnit(method, method, run_config, build_learner(run_config, stream)))
+      continue
+    try:
+      learner = seed_axis.build_seeds_learner(run_config, stream)
+      units.append(RunUnit(method, method, run_config, learner))
+    except seed_axis.CannotMapSeeds as e:
+      out(seed_axis.fallback_message(method, seeds, e))
+      single = None
+      for seed in seeds:
+        one = seed_axis.seed_config(run_config, seed)
+        single = single or build_learner(one, stream)
+        units.append(RunUnit(seed_axis.entry_name(method, seed), method, one, single, seed))
+  return units
+
+
+def _seed_record(record: dict, method: str, seed: int, **more) -> dict:
+  """A results entry of one seed: its record with the method and the seed named."""
+  return {**record, 'method': method, 'seed': seed, **more}
+
+
+def _save_seed_memory(path: str, memory) -> None:
+  """The valid seeds (v, w, label, task) of a final seed memory, as ``path`` (npz)."""
+  memory = to_host(memory)
+  with disk_errors.writing(path, 'writing', error_type=WorkdirError):
+    np.savez(path, v=memory.v[memory.valid], w=memory.w[memory.valid],
+             label=memory.label[memory.valid], task=memory.task[memory.valid])
+
+
+def _unit_entries(unit: RunUnit, result) -> tuple[dict[str, dict], dict]:
+  """(results entries of a finished unit, the JSON its ``result.json`` holds)."""
+  if isinstance(result, list):  # every seed in one program
+    entries = {seed_axis.entry_name(unit.method, r.seed): _seed_record(
+        result_records.result_record(r), unit.method, r.seed, seeds_in_program=len(result))
+               for r in result}
+    return entries, {'seeds': [r.seed for r in result], 'entries': entries}
+  record = result_records.result_record(result)
+  if unit.seed is not None:
+    record = _seed_record(record, unit.method, unit.seed)
+  return {unit.name: record}, record
+
+
 def _run_workdir(config, stream, paths: WorkdirPaths, *, stop, out) -> dict[str, dict]:
   """``run_workdir`` while holding the workdir."""
   _read_json(paths.results, out, then='it will be rewritten at the end')
-  signatures = check_signatures(config, stream, paths)
-  settings = checkpoint_settings(config)
   # Every method's config is validated before any method runs (compilation is lazy).
-  learners = {m: build_learner(config_for_method(config, m), stream) for m in config.methods}
+  units = run_units(config, stream, out=out)
+  signatures = check_signatures(config, stream, paths, units)
+  settings = checkpoint_settings(config)
   records = {}
   log_file = _open_log(paths.metrics)
   try:
-    for method in config.methods:
+    for unit in units:
       if stop is not None and stop.requested:
         raise RunInterrupted(f'interrupted by {signal.Signals(stop.signum).name} before '
-                             f'method {method!r} started. Rerun the same command to resume.',
-                             stop.signum)
-      out(f'\n== {method} ==')
-      record = _read_json(paths.result(method), out,
-                          then='rebuilding it from the checkpoints (or by rerunning)')
-      if record is not None:
-        out(f'finished in an earlier run ({paths.result(method)})')
+                             f'method {unit.name!r} started. Rerun the same command to '
+                             'resume.', stop.signum)
+      out(f'\n== {unit.name} ==')
+      saved = _read_json(paths.result(unit.name), out,
+                         then='rebuilding it from the checkpoints (or by rerunning)')
+      if saved is not None:
+        out(f'finished in an earlier run ({paths.result(unit.name)})')
+        entries = saved['entries'] if 'entries' in saved else {unit.name: saved}
       else:
-        _write_json(paths.signature(method), signatures[method])
-        store = CheckpointStore(paths.checkpoints(method), keep=settings.keep)
+        _write_json(paths.signature(unit.name), signatures[unit.name])
+        store = CheckpointStore(paths.checkpoints(unit.name), keep=settings.keep)
         try:
-          result = run_method(config_for_method(config, method), stream, learners[method],
-                              store, log=metrics_logger(log_file, method), stop=stop, out=out)
+          result = run_method(unit.config, stream, unit.learner, store,
+                              log=metrics_logger(log_file, unit.method, unit.seed),
+                              stop=stop, out=out)
         finally:
           store.close()
-        record = result_records.result_record(result)
-        if result.state.memory is not None and _is_writer():
-          memory = to_host(result.state.memory)
-          with disk_errors.writing(paths.seeds(method), 'writing', error_type=WorkdirError):
-            np.savez(paths.seeds(method), v=memory.v[memory.valid],
-                     w=memory.w[memory.valid], label=memory.label[memory.valid],
-                     task=memory.task[memory.valid])
-          if stream.vl is None and not os.path.exists(paths.test_embeddings):
+        entries, saved = _unit_entries(unit, result)
+        if _is_writer():
+          for i, r in enumerate(result if isinstance(result, list) else [result]):
+            if r.state.memory is None:
+              continue
+            if i == 0:  # the first seed's memory is the one the report draws
+              _save_seed_memory(paths.seeds(unit.name), r.state.memory)
+            if isinstance(result, list):
+              _save_seed_memory(paths.seeds(unit.name, r.seed), r.state.memory)
+          if stream.vl is None and not os.path.exists(paths.test_embeddings) and any(
+              r.state.memory is not None for r in (result if isinstance(result, list)
+                                                   else [result])):
             with disk_errors.writing(paths.test_embeddings, 'writing', error_type=WorkdirError):
               _save_test_embeddings(paths.test_embeddings, stream)
-        _write_json(paths.result(method), record)
-      out(result_records.format_matrix(record['acc_matrix'], record['initial_acc']))
-      if 'task_metrics' in record:
-        out('after the last task:\n' + result_records.format_task_metrics(
-            record['task_metrics'], result_records.stream_tasks(stream)))
-      records[method] = record
+        _write_json(paths.result(unit.name), saved)
+      for entry, record in entries.items():
+        if len(entries) > 1:
+          out(f'-- {entry} --')
+        out(result_records.format_matrix(record['acc_matrix'], record['initial_acc']))
+        if 'task_metrics' in record:
+          out('after the last task:\n' + result_records.format_task_metrics(
+              record['task_metrics'], result_records.stream_tasks(stream)))
+      records.update(entries)
   finally:
     try:
       log_file.close()
@@ -559,7 +655,8 @@ def read_metrics(path: str) -> list[dict]:
   A resumed run appends a ``{"phase": "resume", ...}`` record and then logs again the
   chunks done after its checkpoint; a record that comes again for the same (method,
   phase, task, step) replaces the earlier one in its place (the numbers are the same,
-  runs being deterministic). Resume records and lines cut short by a crash are left out.
+  runs being deterministic; records of a run of several seeds are told apart by their
+  ``seed``). Resume records and lines cut short by a crash are left out.
   """
   records = {}
   with open(path) as f:
@@ -570,7 +667,7 @@ def read_metrics(path: str) -> list[dict]:
         continue
       if not isinstance(record, dict) or record.get('phase') == 'resume':
         continue
-      key = (record.get('method'), record.get('phase'), record.get('task'),
+      key = (record.get('method'), record.get('seed'), record.get('phase'), record.get('task'),
              record.get('step'))
       records[key] = record  # a repeat keeps the first one's place in the order
   return list(records.values())

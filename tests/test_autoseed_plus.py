@@ -261,7 +261,7 @@ def test_bad_plus_settings_are_named(multimodal):
 
 def test_a_state_with_a_memory_without_text_prototypes_checkpoints_and_restores(
     plus_run, multimodal, tmp_path):
-  from autoseed_jax import checkpoint  # pylint: disable=import-outside-toplevel
+  from autoseed_jax.tools import checkpoint  # pylint: disable=import-outside-toplevel
   stream, _ = multimodal
   learner = continual.build_learner(_small_config('autoseed_plus'), stream)
   target = learner.init(jax.random.PRNGKey(1), learner.put_test(stream.test))

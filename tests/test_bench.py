@@ -84,13 +84,31 @@ def test_memory_and_peers_say_what_they_need(quick_run):
     assert peers['speedup_vs_torch']['vs_best'] > 0
 
 
+def test_seed_axis_section_times_vmapped_and_sequential_runs(quick_run):
+  from experiments.bench import seeds as bench_seeds  # pylint: disable=import-outside-toplevel
+  section = quick_run[0]['seeds']
+  assert list(section['methods']) == list(bench_seeds.QUICK.methods)
+  for method in section['methods'].values():
+    assert method['one_run_s'] > 0
+    assert [p['seeds'] for p in method['points']] == list(bench_seeds.QUICK.seed_counts)
+    for p in method['points']:
+      assert p['vmapped_s'] > 0 and p['sequential_s'] > 0
+      assert p['vmapped_runs_per_s'] == pytest.approx(p['seeds'] / p['vmapped_s'])
+      assert p['speedup'] == pytest.approx(p['sequential_s'] / p['vmapped_s'])
+  assert set(section['target']['met']) == set(bench_seeds.QUICK.methods)
+  devices = section['devices']
+  assert devices['devices'] == bench_seeds.QUICK.device_count
+  assert set(devices['seconds']) == set(bench_seeds.PLACEMENTS)
+  assert devices['fastest'] in bench_seeds.PLACEMENTS
+
+
 def test_markdown_table_is_written_and_printed(quick_run):
   _, out, stdout = quick_run
   table = out.with_suffix('.md').read_text()
   assert table.startswith('| section | measurement | value |')
   assert '| compile | recompilations learning tasks 2..3 | 0 |' in table
   for section in ('matmul', 'online adaptation', 'meta-update', 'embedding', 'cost growth',
-                  'memory', 'peers'):
+                  'memory', 'peers', 'seeds'):
     assert f'| {section} |' in table, section
   assert table.strip() in stdout
 

@@ -88,7 +88,7 @@ def test_the_core_imports_nothing_above_it():
   the streams, the reports nor the tools."""
   above = ('autoseed_jax.continual', 'autoseed_jax.methods', 'autoseed_jax.streams',
            'autoseed_jax.report', 'autoseed_jax.tools', 'autoseed_jax.runner',
-           'autoseed_jax.main', 'autoseed_jax.checkpoint')
+           'autoseed_jax.main', 'autoseed_jax.seed_axis')
   for name, deps in import_graph().items():
     if name.startswith('autoseed_jax.core'):
       assert not [d for d in deps if d.startswith(above)], name

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import checkpoint, continual
+from autoseed_jax.tools import checkpoint
+from autoseed_jax import continual
 from autoseed_jax.core import class_stats
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.frozen_heads import ranpac_bytes, ranpac_width_for_bytes

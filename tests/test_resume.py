@@ -27,7 +27,8 @@ import pytest
 
 from helpers import TEST_XLA_FLAGS
 
-from autoseed_jax import checkpoint, continual, runner
+from autoseed_jax.tools import checkpoint
+from autoseed_jax import continual, runner
 from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs.common import method_config
 from helpers import disks

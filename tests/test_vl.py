@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import checkpoint, continual, runner
+from autoseed_jax.tools import checkpoint
+from autoseed_jax import continual, runner
 from autoseed_jax.core import kind_metrics, task_kinds
 from autoseed_jax.streams import vision_language
 from autoseed_jax.data import scenes, vl_sources

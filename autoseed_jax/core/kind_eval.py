@@ -67,8 +67,10 @@ def evaluate(embed, params, test, label_masks, info: VLInfo):
       test.text_count, test.bank, test.bank_count, test.answers)
   num_tasks = test.x.shape[0]
   if 'captioning' in info.kinds:
+    # Under a seed axis (``seed_axis``) the host function runs once per seed.
     bleu = jax.pure_callback(bleu_callback(info),
-                             jax.ShapeDtypeStruct((num_tasks,), jnp.float32), best, test.count)
+                             jax.ShapeDtypeStruct((num_tasks,), jnp.float32), best, test.count,
+                             vmap_method='sequential')
   else:
     bleu = jnp.full((num_tasks,), jnp.nan, jnp.float32)
   kind = test.kind

@@ -1,2 +1,3 @@
-"""Tooling of the commands: the workdir lock, JAX's compilation cache, compile counting
+"""What a run in a workdir needs beside the engine: checkpoints of the run state, the
+workdir lock, JAX's compilation cache, one-line errors for failed writes, compile counting
 and the command-line helpers. Nothing here changes a run's numbers."""

@@ -25,6 +25,9 @@ Sections (keys of the JSON file; each is also a group of rows in the Markdown ta
 * ``peers``: the ER-VLM baseline three ways (our engine, a plain PyTorch loop,
   Avalanche's ``Replay``), repeats interleaved, ratios from this one run. Needs the
   optional extra (``pip install -r requirements-bench.txt``), else it says it was skipped.
+* ``seeds``: runs per second of S run seeds in one program (``config.seeds``) against S
+  sequential runs, S = 1, 5, 10, 20, for ER, ``kmeans_seeds`` and Auto-Seed VL2, and the
+  placements of 8 seeds on simulated CPU devices (``seeds``).
 
 Each section is a module of this package (``machine``, ``engine``, ``embedding``,
 ``memory``, ``peers``; ``table`` writes the Markdown, ``common`` holds the sizes and
@@ -38,17 +41,20 @@ it measured.
 from __future__ import annotations
 
 import argparse
-import sys
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Callable
 
 from autoseed_jax.report.result_records import write_json
-from experiments.bench.common import (FULL, Learners, main_stream, QUICK, SCHEMA_VERSION, SECTIONS)
+from experiments.bench import seeds
+from experiments.bench.common import (FULL, QUICK, SCHEMA_VERSION, SECTIONS, Learners,
+                                      accelerator_present, main_stream)
 from experiments.bench.embedding import embedding_section
-from experiments.bench.engine import (compile_section, cost_growth_section, meta_update_section, online_adaptation_section)
-from experiments.bench.machine import machine_section, matmul_section, MatmulProbe
+from experiments.bench.engine import (compile_section, cost_growth_section, meta_update_section,
+                                      online_adaptation_section)
+from experiments.bench.machine import MatmulProbe, machine_section, matmul_section
 from experiments.bench.memory import memory_section
 from experiments.bench.peers import peers_section
 from experiments.bench.table import markdown_table
@@ -119,6 +125,9 @@ def run(args: argparse.Namespace) -> dict:
   record('peers', lambda: ({'skipped': 'turned off (--peers off)'} if args.peers == 'off'
                            else peers_section(preset, args.peer_stream, args.peer_repeats,
                                               probe)))
+  record('seeds', lambda: seeds.seeds_section(
+      seeds.preset_for(preset.name, accelerator_present()), probe,
+      accelerator=accelerator_present()))
   if 'machine' in report:
     report['machine']['load_average_end'] = list(os.getloadavg())
   report['seconds']['total'] = time.perf_counter() - started

@@ -18,7 +18,7 @@ from experiments.configs.common import method_config
 
 SCHEMA_VERSION = 1
 SECTIONS = ('machine', 'matmul', 'online_adaptation', 'meta_update', 'embedding_extraction',
-            'compile', 'cost_growth', 'memory', 'peers')
+            'compile', 'cost_growth', 'memory', 'peers', 'seeds')
 
 
 @dataclasses.dataclass(frozen=True)

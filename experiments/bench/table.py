@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autoseed_jax.report import result_records
+from experiments.bench import seeds
 
 
 
@@ -107,6 +108,8 @@ def table_rows(report: dict) -> list[tuple[str, str, str]]:
                      f"{sp['vs_best']:.2f}x vs its fastest thread count "
                      f"({sp['best_threads']}), {sp['vs_default_threads']:.2f}x vs its default; "
                      f"target {peers['targets'][target]:.0f}x"))
+  if report.get('seeds'):
+    rows += seeds.table_rows(report['seeds'])
   return rows
 
 

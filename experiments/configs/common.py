@@ -14,6 +14,12 @@ def method_config() -> ml_collections.ConfigDict:
   """Method hyperparameters (METHOD §1-§5), flat so `--config.<field>=` works."""
   c = ml_collections.ConfigDict()
   c.seed = 0                      # run seed: parameter init, data order, noise, sketch R
+  c.seeds = ()                    # run seeds to run together in one compiled program
+                                  # (autoseed_jax/seed_axis.py, docs/SEEDS_AXIS.md), e.g.
+                                  # (0, 1, 2, 3, 4); empty: config.seed alone
+  c.seed_sharding = 'data'        # with seeds on several devices: 'data' (task rows
+                                  # sharded, every device holds every seed) | 'seeds'
+                                  # (the seed axis sharded over the devices; jit only)
   c.method = 'autoseed'           # a name of autoseed_jax.methods.METHODS
 
   # Adapters (METHOD §1).

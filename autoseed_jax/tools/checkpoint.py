@@ -56,7 +56,8 @@ FORMAT_VERSION = 1
 # another mesh; the numbers then match an uninterrupted run up to float reassociation)
 # and where compiled programs are cached.
 RESUMABLE_FIELDS = ('methods', 'checkpoint_every_steps', 'checkpoints_to_keep',
-                    'num_devices', 'parallel', 'distributed', 'compilation_cache_dir')
+                    'num_devices', 'parallel', 'distributed', 'compilation_cache_dir',
+                    'seed_sharding')
 
 
 class CheckpointError(RuntimeError):
@@ -113,11 +114,22 @@ def _quiet_failed_saves():
   absl_logger.removeFilter(_FAILED_SAVE_NOISE)
   if sys.unraisablehook is unraisable_hook:
     sys.unraisablehook = previous_hook
+class SeedsOutOfStep(RuntimeError):
+  """The seeds of a run with a seed axis (``seed_axis``) are at different positions."""
 
 
 def host_int(x) -> int:
-  """A scalar array as a Python int (also a replicated array of a multi-process run)."""
-  return int(to_host(x))
+  """A scalar array as a Python int (also a replicated array of a multi-process run).
+
+  A [S] array of a run of S seeds in one program (``seed_axis``) gives the value all its
+  entries share; entries that differ raise ``SeedsOutOfStep`` (the host decides chunks and
+  checkpoints once for every seed).
+  """
+  values = np.unique(np.asarray(to_host(x)))
+  if values.size != 1:
+    raise SeedsOutOfStep(f'the seeds of one program are at different positions '
+                         f'({np.asarray(to_host(x)).tolist()}); they must move in step.')
+  return int(values[0])
 
 
 def checkpoint_id(state) -> int:
@@ -294,6 +306,8 @@ def run_signature(config: ml_collections.ConfigDict, stream) -> dict:
   config_dict = config.to_dict()
   for field in RESUMABLE_FIELDS:
     config_dict.pop(field, None)
+  if not config_dict.get('seeds'):  # a single-seed run signs as before the field existed
+    config_dict.pop('seeds', None)
   digest = hashlib.sha256()
   shapes = {}
   arrays = {'test': stream.test, **{f'task{i}': t for i, t in enumerate(stream.tasks)}}
