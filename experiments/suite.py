@@ -1,8 +1,9 @@
 """Many continual-learning runs in one process, for the experiments (METHOD §5-§7).
 
-``Suite`` builds each task stream once and compiles each (method, config) once: the run
-seed lives in the ``ContinualState``, not in the compiled code, so one ``Learner`` serves
-every seed (``continual.run_sequence(config, stream, learner=...)``). Every finished run
+``Suite`` builds each task stream once and compiles each (method, config) once, and runs
+the run seeds of a (method, config) together in one compiled program (``run_seeds``: a
+leading seed axis of the run state, ``autoseed_jax.seed_axis``; one seed alone runs the
+plain engine). Every finished run
 is kept in a cache directory under a key made of the run's config, the stream and the
 library's source code (``library_digest``), so an interrupted suite resumes where it
 stopped, experiments that share a run (the ablation's full row is the main table's
@@ -35,8 +36,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from autoseed_jax import continual, methods
+from autoseed_jax import continual, methods, seed_axis
 from autoseed_jax.core import parallel
+from autoseed_jax.core.class_stats import BudgetTooSmall
 from autoseed_jax.core.metrics import all_metrics
 from autoseed_jax.core.tasks import TaskStream
 from autoseed_jax.methods.base import MethodRefused
@@ -111,7 +113,8 @@ class RunRecord:
     seeds: the final seed memory's valid seeds {'v', 'w', 'label', 'task'} (Auto-Seed).
     task_metrics: vision-language streams: every task's secondary metrics after the last
       task, [T][K] (``task_kinds.METRIC_NAMES``, None where a kind has none).
-    refused: the method cannot run a task kind of the stream (``error`` says why).
+    refused: the method cannot run a task kind of the stream, or its memory does not fit
+      the byte budget (``error`` says why).
   """
 
   key: str
@@ -173,56 +176,101 @@ class Suite:
 
   def run(self, stream_name: str, config: ml_collections.ConfigDict, *, label: str,
           overrides: dict | None = None, train_fraction: float = 1.0) -> RunRecord:
-    """Runs ``config`` on the stream (or returns the cached run)."""
+    """Runs ``config`` (its ``seed``) on the stream, or returns the cached run."""
+    return self.run_seeds(stream_name, config, (int(config.seed),), label=label,
+                          overrides=overrides, train_fraction=train_fraction)[0]
+
+  def _key(self, stream_id: dict, config: ml_collections.ConfigDict) -> str:
+    return hashlib.sha256(
+        (json.dumps(stream_id, sort_keys=True) + config_json(config) + self.digest).encode()
+    ).hexdigest()[:24]
+
+  def run_seeds(self, stream_name: str, config: ml_collections.ConfigDict, seeds, *,
+                label: str, overrides: dict | None = None,
+                train_fraction: float = 1.0) -> list[RunRecord]:
+    """Runs ``config`` on the stream for every run seed of ``seeds``, in one compiled
+    program when there are several (``config.seeds``, ``autoseed_jax.seed_axis``), or
+    returns the cached runs. One ``RunRecord`` per seed, in the order of ``seeds``.
+
+    A run of several seeds in one program is cached under keys that name the program's
+    seeds (its numbers equal S separate runs only to float rounding, docs/SEEDS_AXIS.md),
+    each seed's record with its share of the program's wall time.
+    """
+    seeds = tuple(int(s) for s in seeds)
     overrides = dict(overrides or {})
     pixels = needs_pixels(config)
     stream_id = {'stream': stream_name, 'train_fraction': float(train_fraction),
                  'val_fraction': 0.05, 'stream_seed': 0}
-    key = hashlib.sha256(
-        (json.dumps(stream_id, sort_keys=True) + config_json(config) + self.digest).encode()
-    ).hexdigest()[:24]
-    if key in self._runs:
-      return dataclasses.replace(self._runs[key], label=label, overrides=overrides)
-    cached = self._read_cached(key)
-    if cached is not None:
-      self._runs[key] = cached
-      self.runs_from_cache += 1
-      return dataclasses.replace(cached, label=label, overrides=overrides)
-    record = RunRecord(key=key, stream=stream_name, label=label, method=config.method,
-                       seed=int(config.seed), overrides=overrides)
+    program = run_config(config, method=config.method, seed=seeds[0],
+                         seeds=seeds if len(seeds) > 1 else ())
+    keys = [self._key(stream_id, run_config(program, method=config.method, seed=s))
+            for s in seeds]
+    found = [self._runs.get(k) or self._read_cached(k) for k in keys]
+    if all(r is not None for r in found):
+      for k, r in zip(keys, found):
+        if k not in self._runs:
+          self._runs[k] = r
+          self.runs_from_cache += 1
+      return [dataclasses.replace(r, label=label, overrides=overrides) for r in found]
+    records = [RunRecord(key=k, stream=stream_name, label=label, method=config.method,
+                         seed=s, overrides=overrides) for k, s in zip(keys, seeds)]
+    what = f'{stream_name} {label} seed{"s" if len(seeds) > 1 else ""} {",".join(map(str, seeds))}'
     start = time.perf_counter()
     try:
       stream = self.stream(stream_name, train_fraction=train_fraction, pixels=pixels)
-      learner_key = json.dumps(stream_id, sort_keys=True) + config_json(config, drop=('seed',))
-      record.compiled = learner_key not in self._learners
-      if record.compiled:
+      learner_key = (json.dumps(stream_id, sort_keys=True)
+                     + config_json(program, drop=('seed',)))
+      compiled = learner_key not in self._learners
+      if compiled:
         # One learner at a time (runs come grouped by config): every compiled program
         # holds memory maps, and a suite that kept them all ran out of them (LLVM
         # "Cannot allocate memory" at vm.max_map_count). Programs compiled again later
         # come from the persistent compilation cache.
         self._learners.clear()
         jax.clear_caches()
-        self._learners[learner_key] = continual.build_learner(config, stream)
-      result = continual.run_sequence(config, stream, learner=self._learners[learner_key])
-    except MethodRefused as e:  # not a crash: the method does not run this stream's kinds
-      record.error, record.refused = f'refused on {e.kind}: {e.reason}', True
-      record.seconds = time.perf_counter() - start
-      self.out(f'  REFUSED {stream_name} {label} seed {config.seed}: {e}')  # full message
-      self._runs[key] = record
-      return dataclasses.replace(record)
-    except Exception:  # pylint: disable=broad-except
-      record.error = traceback.format_exc()
-      record.seconds = time.perf_counter() - start
-      head = record.error.strip().splitlines()[-1]
-      self.out(f'  CRASHED {stream_name} {label} seed {config.seed}: {head}')
-      self._runs[key] = record
-      return dataclasses.replace(record)
-    record.seconds = time.perf_counter() - start
-    if record.compiled:
-      self.compile_seconds += record.seconds
+        self._learners[learner_key] = (seed_axis.build_seeds_learner(program, stream)
+                                       if len(seeds) > 1 else
+                                       continual.build_learner(program, stream))
+      learner = self._learners[learner_key]
+      results = (seed_axis.run_sequences(program, stream, learner=learner, out=self.out)
+                 if len(seeds) > 1 else
+                 [continual.run_sequence(program, stream, learner=learner)])
+    except Exception as e:  # pylint: disable=broad-except
+      seconds = time.perf_counter() - start
+      refused = isinstance(e, (MethodRefused, BudgetTooSmall))
+      if isinstance(e, MethodRefused):
+        error = f'refused on {e.kind}: {e.reason}'
+      elif refused:  # a memory form that cannot take part at this byte budget
+        error = 'does not fit the byte budget: ' + str(e).removeprefix('invalid config: ')
+      else:
+        error = traceback.format_exc()
+      for r in records:
+        r.error, r.refused, r.seconds = error, refused, seconds / len(seeds)
+        self._runs[r.key] = r  # not cached on disk: a rerun retries it
+      if refused:  # not a crash: the method does not run this stream's kinds
+        self.out(f'  REFUSED {what}: {e}')
+      else:
+        self.out(f'  CRASHED {what}: {error.strip().splitlines()[-1]}')
+      return [dataclasses.replace(r) for r in records]
+    seconds = time.perf_counter() - start
+    if compiled:
+      self.compile_seconds += seconds
     else:
-      self.run_seconds += record.seconds
-    self.runs_done += 1
+      self.run_seconds += seconds
+    for record, result in zip(records, results):
+      record.compiled, record.seconds = compiled, seconds / len(seeds)
+      self._fill(record, result)
+      self._write_cached(record)
+      self._runs[record.key] = dataclasses.replace(record)
+      self.runs_done += 1
+    accs = ', '.join(f'{r.metrics["final_avg_acc"]:.2f}' for r in records)
+    self.out(f'  {what}: final avg acc {accs}, memory {records[0].memory_bytes} B, '
+             f'{seconds:.1f} s{" (with compilation)" if compiled else ""}')
+    return records
+
+  @staticmethod
+  def _fill(record: RunRecord, result) -> None:
+    """``record``'s numbers from a finished ``continual.RunResult``."""
     acc, initial = np.asarray(result.acc_matrix), np.asarray(result.initial_acc)
     record.acc_matrix = np.round(acc, 4).tolist()
     record.initial_acc = np.round(initial, 4).tolist()
@@ -236,12 +284,6 @@ class Suite:
       record.seeds = {'v': np.asarray(memory.v)[valid], 'w': np.asarray(memory.w)[valid],
                       'label': np.asarray(memory.label)[valid],
                       'task': np.asarray(memory.task)[valid]}
-    self._write_cached(record)
-    self._runs[key] = dataclasses.replace(record)
-    self.out(f'  {stream_name} {label} seed {config.seed}: final avg acc '
-             f'{record.metrics["final_avg_acc"]:.2f}, memory {record.memory_bytes} B, '
-             f'{record.seconds:.1f} s{" (with compilation)" if record.compiled else ""}')
-    return record
 
   def _read_cached(self, key: str) -> RunRecord | None:
     if self.cache_dir is None or not (self.cache_dir / f'{key}.json').exists():

@@ -183,7 +183,7 @@ def test_the_plan_fills_the_budget_with_rank_and_refuses_what_does_not_fit():
       ('full', 0, 2000, r"covariance 'full' needs 6534 bytes for 6 classes"),
       ('lowrank', 0, 700, 'needs 1158 bytes at rank 1'),
       ('lowrank', 4, 2000, 'at rank 4 needs 2310 bytes')):
-    with pytest.raises(ValueError, match=message) as error:
+    with pytest.raises(class_stats.BudgetTooSmall, match=message) as error:
       class_stats.class_memory_plan(form, 16, 6, budget, rank=rank)
     assert '\n' not in str(error.value)
 
@@ -483,7 +483,7 @@ def test_choices_are_refused_without_a_stream(method, overrides, message):
     ('ranpac', {'ranpac_dim': 0, 'plus_memory_bytes': 20}, 'fits no projection width')])
 def test_memories_over_the_byte_budget_are_refused_in_one_line(stream, method, overrides,
                                                                 message):
-  with pytest.raises(ValueError, match=message) as e:
+  with pytest.raises(class_stats.BudgetTooSmall, match=message) as e:  # a ValueError
     continual.build_learner(small_config(method, **overrides), stream)
   assert '\n' not in str(e.value)
 

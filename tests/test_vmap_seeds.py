@@ -96,10 +96,13 @@ def test_each_seed_starts_from_the_key_of_its_single_run(runs, stream):
   for i, seed in enumerate(SEEDS):
     alone = single.init(jax.random.PRNGKey(seed), single.put_test(stream.test))
     mine = learner.seed_state(stacked, i)
-    assert np.array_equal(np.asarray(mine.key), np.asarray(alone.key))
-    assert _max_diff(mine.params, alone.params) == 0.0  # bit-identical draws
+    assert np.array_equal(np.asarray(mine.key), np.asarray(alone.key))  # the same key
+    # The same draws, to float rounding: XLA may compile the initialisers' arithmetic
+    # differently under vmap (measured: 0 at its default optimisation, 9e-8 with the
+    # tests' backend optimisations off).
+    assert _max_diff(mine.params, alone.params) <= 1e-6
     if alone.gen_params is not None:
-      assert _max_diff(mine.gen_params, alone.gen_params) == 0.0
+      assert _max_diff(mine.gen_params, alone.gen_params) <= 1e-6
 
 
 def test_logs_one_record_per_seed_and_chunk(runs, stream):

@@ -28,6 +28,12 @@ from autoseed_jax.core.losses import l2_normalize
 COVARIANCES = ('mean', 'diag', 'lowrank', 'full')
 
 
+class BudgetTooSmall(ValueError):
+  """A memory form that does not fit the byte budget (the message names the bytes it
+  needs): not a bad setting of the run, but a point of a memory curve where the method
+  cannot take part."""
+
+
 @flax.struct.dataclass
 class ClassMemory:
   """Per-class Gaussians of unit-norm embeddings, one slot per class id (C slots).
@@ -130,7 +136,7 @@ def class_memory_plan(covariance: str, dim: int, num_classes: int, budget_bytes:
     fixed = bytes_per_class(base) - per_rank
     rank = min(dim, (budget_bytes // num_classes - fixed) // per_rank)
     if rank < 1:
-      raise ValueError(
+      raise BudgetTooSmall(
           f'invalid config: {form} needs {num_classes * (fixed + per_rank)} bytes at rank 1 '
           f'for {num_classes} classes of d={dim}, over the byte budget of {budget_bytes}; '
           "raise plus_memory_bytes or use gauss_covariance='diag'.")
@@ -139,7 +145,7 @@ def class_memory_plan(covariance: str, dim: int, num_classes: int, budget_bytes:
   total = num_classes * bytes_per_class(memory) + shared_bytes(memory)
   if total > budget_bytes:
     what = f' at rank {rank}' if covariance == 'lowrank' else ''
-    raise ValueError(
+    raise BudgetTooSmall(
         f'invalid config: {form}{what} needs {total} bytes for {num_classes} classes of '
         f'd={dim} ({bytes_per_class(memory)} per class), over the byte budget of '
         f'{budget_bytes}; raise plus_memory_bytes or choose a cheaper form.')

@@ -165,9 +165,9 @@ def ranpac(context: Context) -> Method:
     budget = family_budget_bytes(config, dim)
     width = ranpac_width_for_bytes(budget, num_classes)
     if width == 0:
-      raise ValueError(f'invalid config: ranpac_dim=0 fits no projection width in the byte '
-                       f'budget of {budget} for {num_classes} classes; raise '
-                       'plus_memory_bytes or set ranpac_dim.')
+      raise class_stats.BudgetTooSmall(
+          f'invalid config: ranpac_dim=0 fits no projection width in the byte budget of '
+          f'{budget} for {num_classes} classes; raise plus_memory_bytes or set ranpac_dim.')
   ridges = jnp.asarray(tuple(float(r) for r in s['ranpac_ridges']), jnp.float32)
 
   def init_state(key):

@@ -32,7 +32,15 @@ VL2 run with the same stream and seed actually held at the end (its ``memory_byt
 passed as ``er_memory_bytes``); ``er_budget`` is ER-VLM with the seed memory's full byte
 budget, the bytes of K = ``memory_budget`` seeds (``er_memory_seed_multiple=1``), which is
 also the budget of ``autoseed_plus``, ``kmeans_seeds`` and ``refined_seeds`` (their
-``plus_memory_bytes`` = 0): the fair comparison for every seed method.
+``plus_memory_bytes`` = 0): the fair comparison for every seed method. The statistics
+replays and frozen heads (docs/PEERS.md) take the same budget: ``gauss_mean`` / ``gauss_diag``
+/ ``gauss_lowrank`` / ``gauss_full`` (class-Gaussian replay by covariance form; a form that
+does not fit is shown as such), ``fetril``, ``ncm``, ``ncm_text``, ``ranpac_budget`` (the
+projection width that fits the bytes) and ``ranpac`` (its tuned width, whatever its Gram
+matrix costs).
+
+Run seeds: every (method, config) runs all of ``seeds`` in one compiled program (a leading
+seed axis, autoseed_jax/seed_axis.py); a row shows the worst seed beside mean ± std.
 """
 
 import ml_collections
@@ -41,7 +49,7 @@ from experiments.configs.real_streams import real_stream_config
 
 STREAMS = ('animals-ci', 'animals-digits')
 VL_STREAM = 'vl-scenes'  # the main table's vision-language stream (exp_main.py)
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2, 3, 4)  # run together in one program per (method, config): seed_axis
 
 # label -> (method, config overrides, ER bytes as a multiple of Auto-Seed's memory or 0).
 METHOD_VARIANTS = {
@@ -62,6 +70,16 @@ METHOD_VARIANTS = {
     'kmeans_seeds': ('kmeans_seeds', {}, 0),
     'refined_seeds': ('refined_seeds', {}, 0),
     'autoseed_plus': ('autoseed_plus', {}, 0),
+    # The statistics replays and frozen heads (docs/PEERS.md), at the seed family's bytes.
+    'gauss_mean': ('gauss_replay', {'gauss_covariance': 'mean'}, 0),
+    'gauss_diag': ('gauss_replay', {'gauss_covariance': 'diag'}, 0),
+    'gauss_lowrank': ('gauss_replay', {'gauss_covariance': 'lowrank'}, 0),
+    'gauss_full': ('gauss_replay', {'gauss_covariance': 'full'}, 0),
+    'fetril': ('fetril', {}, 0),
+    'ncm': ('ncm', {}, 0),
+    'ncm_text': ('ncm_text', {}, 0),
+    'ranpac': ('ranpac', {}, 0),  # its tuned width M; its Gram matrix far over the budget
+    'ranpac_budget': ('ranpac', {'ranpac_dim': 0}, 0),  # M chosen to fit the budget
 }
 
 # Where finished runs are cached (``cache_dir``): shared by every workdir, so runs common to

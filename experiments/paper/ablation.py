@@ -26,8 +26,7 @@ def experiment_ablation(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
   table_rows, full_rows = ablation_rows(cfg)
   for stream in cfg.streams:
     for name, overrides, label in table_rows:
-      runs = [run_variant(suite, cfg, stream, label, seed, overrides=overrides)
-              for seed in cfg.seeds]
+      runs = run_variant(suite, cfg, stream, label, overrides=overrides)
       for r in runs:
         r.label = name
       records += runs

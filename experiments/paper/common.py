@@ -16,34 +16,50 @@ from autoseed_jax.report.result_records import markdown_table, write_json
 from experiments.suite import fmt, mean_std, METRIC_TITLES, METRICS, run_config, RunRecord, Suite, write_csv
 
 
-def run_variant(suite: Suite, cfg, stream: str, label: str, seed: int, *,
+def run_variant(suite: Suite, cfg, stream: str, label: str, seeds=None, *,
                 base: ml_collections.ConfigDict | None = None,
-                overrides: dict | None = None) -> RunRecord:
-  """Runs the method variant ``label`` (``METHOD_VARIANTS``) of experiment ``cfg``.
+                overrides: dict | None = None) -> list[RunRecord]:
+  """Runs the method variant ``label`` (``METHOD_VARIANTS``) of experiment ``cfg`` for every
+  run seed of ``seeds`` (default ``cfg.seeds``); one ``RunRecord`` per seed, in order.
 
-  ER variants with a byte multiple first run (or read back) the Auto-Seed VL2 run with
-  the same base config, stream and seed, and take that multiple of its ``memory_bytes``.
+  Seeds whose runs share every setting run together in one compiled program
+  (``Suite.run_seeds``). ER variants with a byte multiple first run (or read back) the
+  Auto-Seed VL2 runs with the same base config, stream and seeds, and take that multiple of
+  each seed's ``memory_bytes``: seeds whose budgets differ run in programs of their own.
   """
   if label not in METHOD_VARIANTS:
     raise ValueError(f'unknown method label {label!r}; choose from {tuple(METHOD_VARIANTS)}.')
+  seeds = tuple(cfg.seeds if seeds is None else seeds)
   method, variant_overrides, seed_bytes_factor = METHOD_VARIANTS[label]
   base = cfg.base if base is None else base
   overrides = {**variant_overrides, **(overrides or {})}
   if method == 'joint':
     stream_data = suite.stream(stream, train_fraction=cfg.train_fraction)
     overrides['joint_buffer_rows'] = int(stream_data.tasks[0].train_x.shape[0])
+  per_seed = {seed: dict(overrides) for seed in seeds}
+  records = {}
   if seed_bytes_factor:
-    seeds_run = run_variant(suite, cfg, stream, 'autoseed', seed, base=base)
-    if seeds_run.error is not None or seeds_run.memory_bytes <= 0:
-      record = RunRecord(key='', stream=stream, label=label, method=method, seed=seed,
-                         overrides=overrides)
-      record.error = ('no Auto-Seed VL2 memory to match: the autoseed run of this stream and '
-                      f'seed {"crashed" if seeds_run.error else "held 0 bytes"}.')
-      return record
-    overrides['er_memory_bytes'] = int(seed_bytes_factor * seeds_run.memory_bytes)
-  config = run_config(base, method=method, seed=seed, **overrides)
-  return suite.run(stream, config, label=label, overrides=overrides,
-                   train_fraction=cfg.train_fraction)
+    for seeds_run in run_variant(suite, cfg, stream, 'autoseed', seeds, base=base):
+      seed = seeds_run.seed
+      if seeds_run.error is not None or seeds_run.memory_bytes <= 0:
+        record = RunRecord(key='', stream=stream, label=label, method=method, seed=seed,
+                           overrides=per_seed.pop(seed))
+        record.error = ('no Auto-Seed VL2 memory to match: the autoseed run of this stream '
+                        f'and seed {"crashed" if seeds_run.error else "held 0 bytes"}.')
+        records[seed] = record
+      else:
+        per_seed[seed]['er_memory_bytes'] = int(seed_bytes_factor * seeds_run.memory_bytes)
+  groups = {}
+  for seed, seed_overrides in per_seed.items():
+    groups.setdefault(json.dumps(seed_overrides, sort_keys=True), []).append(seed)
+  for group in groups.values():
+    group_overrides = per_seed[group[0]]
+    config = run_config(base, method=method, seed=group[0], **group_overrides)
+    for record in suite.run_seeds(stream, config, group, label=label,
+                                  overrides=group_overrides,
+                                  train_fraction=cfg.train_fraction):
+      records[record.seed] = record
+  return [records[seed] for seed in seeds]
 
 
 def summarize(records: list[RunRecord]) -> dict:

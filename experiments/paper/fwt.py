@@ -18,8 +18,7 @@ def experiment_fwt(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
   for stream in cfg.streams:
     num_tasks, body = None, []
     for label in cfg.methods:
-      runs = [r for r in (run_variant(suite, cfg, stream, label, seed) for seed in cfg.seeds)
-              if r.error is None]
+      runs = [r for r in run_variant(suite, cfg, stream, label) if r.error is None]
       if not runs:
         continue
       acc = np.asarray([r.acc_matrix for r in runs])

@@ -18,7 +18,7 @@ def experiment_main(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
   order = sorted(cfg.methods, key=lambda label: label != 'autoseed')
   for stream in cfg.streams:
     for label in order:
-      runs = [run_variant(suite, cfg, stream, label, seed) for seed in cfg.seeds]
+      runs = run_variant(suite, cfg, stream, label)
       records += runs
       summaries[(stream, label)] = summarize(runs)
   figures, tables, vl_tasks = [], [], {}

@@ -94,8 +94,8 @@ def experiment_seeds(suite: Suite, cfg, out_dir: pathlib.Path) -> list[str]:
     for split in dict.fromkeys((cfg.class_mean_split, 'test', 'train')):
       real_x, real_y = real_embeddings(data, split)
       per_run = []
-      for seed in cfg.seeds:
-        r = run_variant(suite, cfg, stream, 'autoseed', seed)
+      for r in run_variant(suite, cfg, stream, 'autoseed'):
+        seed = r.seed
         if r.error is not None or r.seeds is None or len(r.seeds['v']) == 0:
           continue
         per_run.append({'seed': seed, **seed_statistics(r.seeds, real_x, real_y, class_text)})
