@@ -380,7 +380,7 @@ def test_gaussian_replay_of_the_means_is_kmeans_seeds_replay_of_the_same_points(
                           valid=memory.valid.at[stored].set(True), radius=jnp.zeros((1,)))
   state = state.replace(extras={'classes': memory})
   seed_state = kmeans.init(jax.random.PRNGKey(0), test).replace(**common)
-  seed_state = seed_state.replace(memory=seeds.add(seed_state.memory, seeds.make_seeds(
+  seed_state = seed_state.replace(memory=seeds.add_seeds(seed_state.memory, seeds.make_seeds(
       jnp.asarray(points), jnp.zeros((3, 0)), stored, 0)))
   x, y = stream.tasks[1].train_x[:8], stream.tasks[1].train_y[:8]
   key = jax.random.PRNGKey(1)

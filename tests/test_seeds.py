@@ -106,8 +106,8 @@ def test_nbytes_counts_valid_seeds_only():
 
 
 def test_jitted_operations_compile_once_as_the_memory_fills():
-  add = jax.jit(seeds.add)
-  prune = jax.jit(seeds.prune)
+  add = jax.jit(seeds.add_seeds)
+  prune = jax.jit(seeds.prune_memory)
   memory = seeds.init_memory(12, D)
   for t in range(5):
     memory = prune(add(memory, _batch([2 * t, 2 * t + 1, 2 * t], [1.0, 2.0, 3.0], task=t,

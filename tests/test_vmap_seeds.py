@@ -25,6 +25,7 @@ from autoseed_jax.tools.profiling import count_compilations
 from autoseed_jax.streams.synthetic import make_synthetic_stream
 from experiments.configs import synthetic as synthetic_config
 from experiments.configs.common import method_config
+from helpers import TEST_XLA_FLAGS
 from helpers.device_runs import run_on_eight_devices
 from test_resume import ROOT, checkpoint_ids, checkpoint_meta, finish, wait_until
 
@@ -201,8 +202,8 @@ def cli(tmp_path_factory, stream):
   line's); on another workdir the command line's run killed (SIGKILL) in its second task,
   then the same command once more to the end."""
   base = tmp_path_factory.mktemp('seeds_cli')
-  env = dict(os.environ, JAX_PLATFORMS='cpu')  # one device: bit-identical reruns
-  env.pop('XLA_FLAGS', None)
+  # One device and this process's XLA flags: the reference below runs in this process.
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=TEST_XLA_FLAGS)
   runs = {'reference_dir': base / 'reference', 'work': base / 'work'}
   config = synthetic_config.get_config()
   config.methods = ('autoseed',)
