@@ -31,7 +31,8 @@ A variant of the method (``methods/autoseed_plus.py``, ``methods/summary_seeds.p
 these hooks with a ``Variant``: where the generator's noise comes from, extra terms of the
 outer loss, its own candidate scores, whether the memory stores the textual prototypes w
 (all, none, or only those of pair groups, ``core.pair_groups``), its own seed groups, and a
-guard on the meta-update (keep its best iterate; fall back to target seeds per group).
+guard on the meta-update (keep its best iterate; fall back to target seeds and the
+previous φ).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class Variant:
     keep_best_iterate: the meta-update returns the φ iterate (and its optimiser state)
       with the lowest outer loss, the final one included (``meta.meta_update``).
     fallback: ``(aux) -> (v, w)`` [n, k, d] target seeds of each slot; after the
-      meta-update a slot whose generated seeds teach its held-out rows worse than these do
-      falls back to them (``guard_with_targets``). None: no fallback.
+      meta-update, when the generated seeds teach the task's held-out rows worse than
+      these do (``guard_with_targets``), the task's candidates are these and φ (with its
+      optimiser state) stays as it was before the meta-update. None: no fallback.
     candidates: ``(aux) -> (v, w)`` [n, k, d] seeds that replace the generator (no
       conditions, no meta-update); None: the generator.
   """
@@ -275,22 +277,20 @@ def val_row_losses(context: Context, params, bank, seen, rows, valid, kinds=None
   return kind_losses.row_losses(img, txt, class_emb, scale, y, kinds, label_mask, valid)
 
 
-def guard_with_targets(context: Context, state, data: SeedUpdateData, generated, targets,
-                       label, ok, *, val_rows, val_mask, kinds=None,
-                       positives=None) -> jax.Array:
-  """[n] bool: the slots whose generated seeds teach their held-out rows worse than the
-  target seeds do (docs/autoseed_plus.md §6).
+def guard_with_targets(context: Context, state, generated, targets, label, ok, *, val_rows,
+                       val_mask, kinds=None, positives=None) -> tuple[jax.Array, jax.Array]:
+  """Whether a task's generated seeds teach its held-out data worse than the target seeds
+  (docs/autoseed_plus.md §6): (falls back [] bool, held-out losses [2]: generated, targets).
 
   Each candidate set (generated, targets: (v [S, d], w [S, d]) in the same order, with
-  labels [S] and validity ``ok`` [S]) is
-  replayed by the meta-update's inner loop from θ_{t-1} (``inner_steps`` steps of
-  ``inner_learning_rate``), and each slot's held-out loss is the mean task loss of its
-  D_t^val rows under the result (``val_row_losses``; the inner loop sees every slot's
-  seeds). A slot falls back unless its generated seeds' loss is at most the targets'
-  (so a NaN loss falls back); slots without held-out rows never do.
+  labels [S] and validity ``ok`` [S]) is replayed by the meta-update's inner loop from
+  θ_{t-1} (``inner_steps`` steps of ``inner_learning_rate``, METHOD §4.3c), and scored by
+  the mean task loss of every D_t^val row (``val_row_losses``, rows ``val_mask``) under
+  the result: the teach term of the outer loss. The task falls back unless the generated
+  seeds' loss is at most the targets' (a NaN loss falls back).
   """
   config, bank, seen = context.config, state.class_bank, state.seen
-  val_count = jnp.sum(data.val_weights, axis=1)
+  count = jnp.maximum(jnp.sum(val_mask), 1)
 
   def held_out(seeds_vw):
     v, w = seeds_vw
@@ -299,11 +299,10 @@ def guard_with_targets(context: Context, state, data: SeedUpdateData, generated,
         state.prev_params, learning_rate=config.inner_learning_rate,
         num_steps=config.inner_steps, max_grad_norm=config.inner_grad_clip)
     rows = val_row_losses(context, adapted, bank, seen, val_rows, val_mask, kinds)
-    rows = jnp.where(val_mask, rows, 0.0)
-    return (data.val_weights @ rows) / jnp.maximum(val_count, 1.0)
+    return jnp.sum(jnp.where(val_mask, rows, 0.0)) / count
 
   generated_loss, target_loss = held_out(generated), held_out(targets)
-  return data.class_ok & (val_count > 0) & ~(generated_loss <= target_loss)
+  return ~(generated_loss <= target_loss), jnp.stack([generated_loss, target_loss])
 
 
 def memory_capacity(config, num_classes: int) -> int:
@@ -567,12 +566,13 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
       target_v = target_v.reshape(-1, dim)
       target_w = candidate_text(data, target_w.reshape(-1, dim), slot)
       in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-      falls_back = guard_with_targets(
-          context, state, data, (v, w), (target_v, target_w), label, ok,
-          val_rows=val_rows, val_mask=in_val, kinds=task.kind, positives=positives_of(label))
-      v = jnp.where(falls_back[slot][:, None], target_v, v)
-      w = jnp.where(falls_back[slot][:, None], target_w, w)
-      guard = {'guard_fallbacks': jnp.sum(falls_back).astype(jnp.int32)}
+      falls_back, held_out = guard_with_targets(
+          context, state, (v, w), (target_v, target_w), label, ok, val_rows=val_rows,
+          val_mask=in_val, kinds=task.kind, positives=positives_of(label))
+      v = jnp.where(falls_back, target_v, v)
+      w = jnp.where(falls_back, target_w, w)
+      guard = {'guard_fallback': falls_back, 'guard_loss_generated': held_out[0],
+               'guard_loss_targets': held_out[1]}
     if variant.scores is None:
       if vl is None:
         def one_seed_loss(params, s):
@@ -633,6 +633,11 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                                                     state.gen_opt_state, {})
     memory, choice = choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params,
                                   condition, k_gen)
+    if 'guard_fallback' in choice:  # the fallback keeps φ as it was before the update
+      gen_params, gen_opt_state = jax.tree.map(
+          lambda before, after: jnp.where(choice['guard_fallback'], before, after),
+          (state.gen_params, state.gen_opt_state), (gen_params, gen_opt_state))
+      choice['guard_fallback'] = choice['guard_fallback'].astype(jnp.int32)
     return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
                          memory=memory), {**info, **choice}
 

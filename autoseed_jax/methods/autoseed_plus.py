@@ -35,8 +35,9 @@ Switches (config fields, defaults in ``defaults()``):
   (``plus_meta_steps``), chosen on the development streams (experiments/tune_plus.py).
 * ``plus_guard``: what keeps the meta-update from ending worse than where it started
   (docs/autoseed_plus.md §6): ``'best_iterate'`` keeps the φ iterate with the lowest outer
-  loss (``meta.meta_update(keep_best=True)``); ``'centres'`` lets each class fall back to
-  its centre targets when its generated seeds teach its held-out rows worse
+  loss (``meta.meta_update(keep_best=True)``); ``'centres'`` falls back to the centre
+  targets as the task's seeds, and to φ as it was before the update, when the generated
+  seeds teach the task's held-out rows worse than the centres do
   (``autoseed.guard_with_targets``); ``'best_iterate+centres'`` both; ``'none'`` neither.
 * ``plus_seed_source``: ``'generator'``; ``'centres'`` (ablation "generator vs its own
   starting centres"): the seeds are the k-means centres the generator is trained toward,
@@ -100,7 +101,8 @@ def defaults() -> dict:
       plus_replay_infonce_weight=1.0,  # weight of InfoNCE inside the variant's L_replay
       plus_meta_steps=100,         # M of the variant: Adam steps on φ per task
       plus_guard='none',           # 'none' | 'best_iterate' (keep the best φ iterate) |
-                                   # 'centres' (per-class fallback to the centre targets) |
+                                   # 'centres' (fall back to the centre targets and the
+                                   # previous φ when they teach D_t^val better) |
                                    # 'best_iterate+centres'
       plus_seed_source='generator',  # 'generator' | 'centres' (ablation: the centre
                                      # targets as seeds, no generator)
