@@ -96,9 +96,12 @@ class Variant:
     keep_best_iterate: the meta-update returns the φ iterate (and its optimiser state)
       with the lowest outer loss, the final one included (``meta.meta_update``).
     fallback: ``(aux) -> (v, w)`` [n, k, d] target seeds of each slot; after the
-      meta-update, when the generated seeds teach the task's held-out rows worse than
-      these do (``guard_with_targets``), the task's candidates are these and φ (with its
+      meta-update, when the generated seeds' held-out outer loss is higher than these
+      seeds' (``held_out_terms``), the task's candidates are these and φ (with its
       optimiser state) stays as it was before the meta-update. None: no fallback.
+    held_out_terms: ``(v, w, slot, ok, aux) -> scalar``, the variant's outer terms
+      computed on D_t^val instead of the training rows (the guard's criterion: the outer
+      loss with every data term on held-out rows). None: 0.
     candidates: ``(aux) -> (v, w)`` [n, k, d] seeds that replace the generator (no
       conditions, no meta-update); None: the generator.
   """
@@ -118,6 +121,7 @@ class Variant:
   pair_positives: str = 'group'
   keep_best_iterate: bool = False
   fallback: Callable | None = None
+  held_out_terms: Callable | None = None
   candidates: Callable | None = None
 
 
@@ -137,6 +141,8 @@ class SeedUpdateData:
     stores_text: [n] bool, slots whose seeds store their own w (pair groups,
       ``Variant.pair_text``); None: none.
     train_text: [N, d] the training rows' paired texts (vision-language); None: not given.
+    val_x, val_text: [Nv, d] D_t^val's queries and paired texts (the guard's held-out
+      terms); None: not given.
   """
 
   labels: jax.Array
@@ -148,6 +154,8 @@ class SeedUpdateData:
   train_x: jax.Array
   stores_text: jax.Array | None = None
   train_text: jax.Array | None = None
+  val_x: jax.Array | None = None
+  val_text: jax.Array | None = None
 
 
 def seed_update_data(task) -> SeedUpdateData:
@@ -162,7 +170,8 @@ def seed_update_data(task) -> SeedUpdateData:
                         class_text=losses.l2_normalize(group_text), class_ok=class_ok,
                         train_weights=train_w, val_weights=val_w,
                         image_means=losses.l2_normalize(train_w @ task.train_x),
-                        train_x=task.train_x)
+                        train_x=task.train_x, train_text=task.train_text,
+                        val_x=task.val_x, val_text=task.val_text)
 
 
 def text_prototypes(memory: seeds.SeedMemory, class_bank: jax.Array,
@@ -258,51 +267,6 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
           'align': losses.alignment_loss(v, w, mask=ok),
           'anchor': losses.anchor_loss(v, w, slot, data.image_means, data.class_text,
                                        mask=ok)}
-
-
-def val_row_losses(context: Context, params, bank, seen, rows, valid, kinds=None) -> jax.Array:
-  """[Nv] the task loss of each row of ``rows`` = (x, text, y) under ``params``: CE over
-  the seen classes, or on a vision-language stream each kind's row loss
-  (``kind_losses.row_losses``; pair rows are InfoNCE negatives of the other ``valid``
-  pair rows)."""
-  x, text, y = rows
-  if context.vl is None:
-    img, class_emb, scale = context.embed(params, x, bank)
-    logits = losses.class_logits(img, class_emb, scale, seen)
-    safe = jnp.clip(y, 0, bank.shape[0] - 1)
-    return -jnp.take_along_axis(jax.nn.log_softmax(logits), safe[:, None], axis=-1)[:, 0]
-  img, txt, scale = context.embed(params, x, text)
-  class_emb = context.embed(params, text_z=bank)[1]
-  label_mask = kind_losses.row_label_mask(seen, context.vl.bank_family, kinds)
-  return kind_losses.row_losses(img, txt, class_emb, scale, y, kinds, label_mask, valid)
-
-
-def guard_with_targets(context: Context, state, generated, targets, label, ok, *, val_rows,
-                       val_mask, kinds=None, positives=None) -> tuple[jax.Array, jax.Array]:
-  """Whether a task's generated seeds teach its held-out data worse than the target seeds
-  (docs/autoseed_plus.md §6): (falls back [] bool, held-out losses [2]: generated, targets).
-
-  Each candidate set (generated, targets: (v [S, d], w [S, d]) in the same order, with
-  labels [S] and validity ``ok`` [S]) is replayed by the meta-update's inner loop from
-  θ_{t-1} (``inner_steps`` steps of ``inner_learning_rate``, METHOD §4.3c), and scored by
-  the mean task loss of every D_t^val row (``val_row_losses``, rows ``val_mask``) under
-  the result: the teach term of the outer loss. The task falls back unless the generated
-  seeds' loss is at most the targets' (a NaN loss falls back).
-  """
-  config, bank, seen = context.config, state.class_bank, state.seen
-  count = jnp.maximum(jnp.sum(val_mask), 1)
-
-  def held_out(seeds_vw):
-    v, w = seeds_vw
-    adapted = meta.unrolled_inner_loop(
-        lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok, positives),
-        state.prev_params, learning_rate=config.inner_learning_rate,
-        num_steps=config.inner_steps, max_grad_norm=config.inner_grad_clip)
-    rows = val_row_losses(context, adapted, bank, seen, val_rows, val_mask, kinds)
-    return jnp.sum(jnp.where(val_mask, rows, 0.0)) / count
-
-  generated_loss, target_loss = held_out(generated), held_out(targets)
-  return ~(generated_loss <= target_loss), jnp.stack([generated_loss, target_loss])
 
 
 def memory_capacity(config, num_classes: int) -> int:
@@ -552,6 +516,22 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
       info.update(meta_best_step=best.astype(jnp.int32), meta_loss_best=meta_losses[best])
     return gen_params, gen_opt_state, info
 
+  def held_out_outer_loss(state, task, data, aux, v, w, slot, label, ok):
+    """The outer loss L_meta of candidates v, w [S, d] with every data term on D_t^val:
+    the teach term (already held out), classified, align and anchor as in the meta-update,
+    and the variant's ``held_out_terms`` (its data terms on D_t^val) -- the guard's
+    criterion (docs/autoseed_plus.md §6); computed whole on every device."""
+    in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+    terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
+                             val_rows=(task.val_x, task.val_text, task.val_y),
+                             val_mask=in_val, val_count=task.val_count, kinds=task.kind,
+                             positives=positives_of(label))
+    total = (terms['teach'] + terms['classified'] + config.align_weight * terms['align']
+             + config.anchor_weight * terms['anchor'])
+    if variant.held_out_terms is not None:
+      total = total + variant.held_out_terms(v, w, slot, ok, aux)
+    return total
+
   def choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params, condition,
                    key):
     """METHOD §4.3d: k_gen candidates per slot, scored by gradient alignment (or the
@@ -561,18 +541,18 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     v, w, slot, label, ok = make_candidates(data, gen_params, key,
                                             config.candidates_per_class, condition, aux)
     guard = {}
-    if variant.fallback is not None:  # the generated seeds of a slot against its targets
+    if variant.fallback is not None:  # the generated seeds against the targets
       target_v, target_w = variant.fallback(aux)
       target_v = target_v.reshape(-1, dim)
       target_w = candidate_text(data, target_w.reshape(-1, dim), slot)
-      in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
-      falls_back, held_out = guard_with_targets(
-          context, state, (v, w), (target_v, target_w), label, ok, val_rows=val_rows,
-          val_mask=in_val, kinds=task.kind, positives=positives_of(label))
+      generated_loss = held_out_outer_loss(state, task, data, aux, v, w, slot, label, ok)
+      target_loss = held_out_outer_loss(state, task, data, aux, target_v, target_w, slot,
+                                        label, ok)
+      falls_back = ~(generated_loss <= target_loss)  # a NaN loss falls back
       v = jnp.where(falls_back, target_v, v)
       w = jnp.where(falls_back, target_w, w)
-      guard = {'guard_fallback': falls_back, 'guard_loss_generated': held_out[0],
-               'guard_loss_targets': held_out[1]}
+      guard = {'guard_fallback': falls_back, 'guard_loss_generated': generated_loss,
+               'guard_loss_targets': target_loss}
     if variant.scores is None:
       if vl is None:
         def one_seed_loss(params, s):

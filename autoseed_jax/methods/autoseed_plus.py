@@ -38,7 +38,8 @@ Switches (config fields, defaults in ``defaults()``):
   loss (``meta.meta_update(keep_best=True)``); ``'centres'`` falls back to the centre
   targets as the task's seeds, and to φ as it was before the update, when the generated
   seeds teach the task's held-out rows worse than the centres do
-  (``autoseed.guard_with_targets``); ``'best_iterate+centres'`` both; ``'none'`` neither.
+  (``autoseed.Variant.fallback``: by the outer loss with its data terms on D_t^val);
+  ``'best_iterate+centres'`` both; ``'none'`` neither.
 * ``plus_seed_source``: ``'generator'``; ``'centres'`` (ablation "generator vs its own
   starting centres"): the seeds are the k-means centres the generator is trained toward,
   no condition, no meta-update, everything else the same.
@@ -253,7 +254,8 @@ def family_update_data(task) -> SeedUpdateData:
   return SeedUpdateData(labels=groups.labels, class_text=groups.text, class_ok=groups.ok,
                         train_weights=groups.train_weights, val_weights=groups.val_weights,
                         image_means=groups.image_means, train_x=task.train_x,
-                        stores_text=groups.stores_text, train_text=task.train_text)
+                        stores_text=groups.stores_text, train_text=task.train_text,
+                        val_x=task.val_x, val_text=task.val_text)
 
 
 def summary_pairs(data: SeedUpdateData, key, *, num_centres: int, mode: str,
@@ -300,6 +302,20 @@ def class_mmd(v, slot, ok, real_x, real_ok, *, bandwidths) -> jax.Array:
   return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
 
 
+def held_out_distortion(v, w, slot, ok, data: SeedUpdateData, *, with_text: bool) -> jax.Array:
+  """The mean over D_t^val rows of the squared distance to the nearest seed of the row's
+  group: ‖x − v‖² (+ ‖t − w‖² with ``with_text``, the pair form); the held-out form of the
+  centre-target term (k-means' objective on held-out rows). v, w: [S, d] seeds; slot: [S]
+  their group row of ``data``; ok: [S] valid. Rows of groups without seeds do not count."""
+  dist = jnp.sum((data.val_x[:, None] - v[None]) ** 2, axis=-1)                  # [Nv, S]
+  if with_text:
+    dist = dist + jnp.sum((data.val_text[:, None] - w[None]) ** 2, axis=-1)
+  same_group = (data.val_weights[slot].T > 0) & ok[None]                          # [Nv, S]
+  nearest = jnp.min(jnp.where(same_group, dist, jnp.inf), axis=1)
+  counted = jnp.any(same_group, axis=1)
+  return jnp.sum(jnp.where(counted, nearest, 0.0)) / jnp.maximum(jnp.sum(counted), 1)
+
+
 def real_rows(key, data, num: int):
   """(real_x [n, P, d], real_ok [n, P]): up to ``num`` random training rows of each class
   of a ``SeedUpdateData``."""
@@ -340,6 +356,10 @@ def autoseed_plus(context: Context) -> Method:
     w [n, k, d] or None) of the seed update's task."""
     k_rows, k_means = jax.random.split(key)
     real_x, real_ok = real_rows(k_rows, data, int(s['mmd_points']))
+    held_out = None
+    if falls_back:  # D_t^val rows of each class for the guard's MMD term
+      held_out = real_rows(k_rows, dataclasses.replace(
+          data, train_x=data.val_x, train_weights=data.val_weights), int(s['mmd_points']))
     centres = None
     if needs_centres and vl:  # centres of every kind's groups, w too
       centres = summary_pairs(data, k_means, num_centres=plan.candidates,
@@ -348,10 +368,10 @@ def autoseed_plus(context: Context) -> Method:
       v = kmeans.class_kmeans(data.train_x, data.train_weights, k_means,
                               num_centres=plan.candidates)[0]
       centres = (v, jnp.broadcast_to(data.class_text[:, None], v.shape))
-    return real_x, real_ok, centres
+    return real_x, real_ok, centres, held_out, data
 
   def outer_terms(v, w, slot, ok, aux):
-    real_x, real_ok, centres = aux
+    real_x, real_ok, centres = aux[:3]
     total = 0.0
     if s['plus_mmd_weight'] > 0:
       total = total + s['plus_mmd_weight'] * class_mmd(v, slot, ok, real_x, real_ok,
@@ -370,6 +390,19 @@ def autoseed_plus(context: Context) -> Method:
     index = jnp.arange(slot.shape[0]) % plan.candidates  # candidates are [n, k_gen] flat
     return -index.astype(jnp.float32)
 
+  def held_out_terms(v, w, slot, ok, aux):
+    """The outer terms above on D_t^val: the centre term as held-out distortion, the MMD
+    against held-out rows (the guard's criterion)."""
+    data, (val_x, val_ok) = aux[4], aux[3]
+    total = 0.0
+    if s['plus_mmd_weight'] > 0:
+      total = total + s['plus_mmd_weight'] * class_mmd(v, slot, ok, val_x, val_ok,
+                                                       bandwidths=bandwidths)
+    if s['plus_centre_weight'] > 0:
+      total = total + s['plus_centre_weight'] * held_out_distortion(v, w, slot, ok, data,
+                                                                    with_text=vl)
+    return total
+
   def centre_seeds(aux):
     return aux[2]
 
@@ -383,5 +416,6 @@ def autoseed_plus(context: Context) -> Method:
       scores=scores if slots else None,
       keep_best_iterate='best_iterate' in s['plus_guard'],
       fallback=centre_seeds if falls_back and not from_centres else None,
+      held_out_terms=held_out_terms if falls_back and not from_centres else None,
       candidates=centre_seeds if from_centres else None)
   return autoseed(dataclasses.replace(context, config=derived), variant)
