@@ -61,6 +61,26 @@ DEFAULT_VL_CONDITION_ROWS = 512
 
 
 @dataclasses.dataclass(frozen=True)
+class PairReplay:
+  """How seeds of pair groups (label >= the bank size C: retrieval / captioning seeds of
+  the summarising family, docs/VL_TASKS.md §6) are replayed.
+
+  Attributes:
+    positives: their InfoNCE positives (``pair_groups.infonce_labels``): ``'group'``, the
+      seeds of their label, or ``'seed'``, themselves alone.
+    infonce_weight: None: every seed is in one in-batch InfoNCE weighted by
+      ``replay_infonce_weight`` (METHOD §3); a number: the pair seeds' InfoNCE among
+      themselves takes this weight and the other seeds' among themselves the shared one.
+    consistency_weight: None: λ_c for every seed; a number: λ_c of the consistency term
+      over the pair seeds (the other seeds keep λ_c).
+  """
+
+  positives: str = 'group'
+  infonce_weight: float | None = None
+  consistency_weight: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Variant:
   """What a variant of Auto-Seed VL2 changes; the defaults are METHOD's method.
 
@@ -91,8 +111,7 @@ class Variant:
       (``pair_groups.seed_text``, ``pair_groups.seed_nbytes``).
     budget_bytes: with ``pair_text``, the memory is pruned to these bytes
       (``pair_groups.prune_to_bytes``) instead of to ``memory_budget`` seeds.
-    pair_positives: InfoNCE positives of replayed seeds on a vision-language stream
-      (``pair_groups.infonce_labels``): ``'group'`` (METHOD) or ``'seed'``.
+    pair_replay: how seeds of pair groups replay (``PairReplay``); None: METHOD §3.
     keep_best_iterate: the meta-update returns the φ iterate (and its optimiser state)
       with the lowest outer loss, the final one included (``meta.meta_update``).
     fallback: ``(aux) -> (v, w)`` [n, k, d] target seeds of each slot; after the
@@ -118,7 +137,7 @@ class Variant:
   update_data: Callable | None = None
   pair_text: bool = False
   budget_bytes: int = 0
-  pair_positives: str = 'group'
+  pair_replay: PairReplay | None = None
   keep_best_iterate: bool = False
   fallback: Callable | None = None
   held_out_terms: Callable | None = None
@@ -201,18 +220,42 @@ def replay_masks(context: Context, seen, label, valid):
   return label_space, valid & is_bank & (seed_family >= 0)
 
 
+def seed_positives(context: Context, label, pair: PairReplay | None = None):
+  """[S] InfoNCE positive ids of seeds with ``label`` (their labels but where ``pair``
+  says otherwise on a vision-language stream)."""
+  if pair is None or context.vl is None:
+    return label
+  return pair_groups.infonce_labels(label, context.num_classes, pair.positives)
+
+
+def seed_replay_loss(context: Context, v_img, w_txt, class_emb, scale, seen, label, valid,
+                     pair: PairReplay | None = None) -> jax.Array:
+  """L_replay (METHOD §3) of adapted seeds h_I(v), h_T(w) [S, d] with labels [S] over the
+  adapted class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots;
+  ``pair``: how seeds of pair groups replay (``PairReplay``)."""
+  class_mask, ce_mask = replay_masks(context, seen, label, valid)
+  positives = seed_positives(context, label, pair)
+  weight = context.config.replay_infonce_weight
+  if pair is None or pair.infonce_weight is None or context.vl is None:
+    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                              mask=valid, ce_mask=ce_mask, infonce_weight=weight,
+                              positive_labels=positives)
+  is_pair = valid & (label >= context.num_classes)
+  others = losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                              mask=valid & ~is_pair, ce_mask=ce_mask, infonce_weight=weight,
+                              positive_labels=positives)
+  return others + pair.infonce_weight * losses.info_nce(v_img, w_txt, scale, mask=is_pair,
+                                                        labels=positives)
+
+
 def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid,
-                    positives=None) -> jax.Array:
+                    pair: PairReplay | None = None) -> jax.Array:
   """L_replay (METHOD §3) of seeds v, w [S, d] with labels [S] under ``params`` over the
-  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots; ``positives``
-  [S]: InfoNCE positive ids (default the labels, ``pair_groups.infonce_labels``)."""
+  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots; ``pair``: how
+  seeds of pair groups replay (``seed_replay_loss``)."""
   v_img, w_txt, scale = context.embed(params, v, w)
   class_emb = context.embed(params, text_z=bank)[1]
-  class_mask, ce_mask = replay_masks(context, seen, label, valid)
-  return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
-                            mask=valid, ce_mask=ce_mask,
-                            infonce_weight=context.config.replay_infonce_weight,
-                            positive_labels=positives)
+  return seed_replay_loss(context, v_img, w_txt, class_emb, scale, seen, label, valid, pair)
 
 
 def task_rows_loss(context: Context, params, bank, seen, rows, weights, normalizer=None, *,
@@ -230,7 +273,7 @@ def task_rows_loss(context: Context, params, bank, seen, rows, weights, normaliz
 
 def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedUpdateData, *,
                      val_rows, val_mask, val_count, kinds=None,
-                     positives=None) -> dict[str, jax.Array]:
+                     pair: PairReplay | None = None) -> dict[str, jax.Array]:
   """The terms of the outer loss L_meta (METHOD §4.3c) for candidate seeds, unweighted.
 
   Args:
@@ -240,8 +283,8 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
       ok: [S] bool valid candidates.
     val_rows: (x, text, y) rows of D_t^val (a device's share under pmap); val_mask: which
       are real; val_count: the number of D_t^val rows over all devices (the teach term's
-      normaliser); kinds: the task's kinds (vision-language streams); positives: [S]
-      InfoNCE positive ids of the seeds (default their labels).
+      normaliser); kinds: the task's kinds (vision-language streams); pair: how seeds of
+      pair groups replay (``PairReplay``).
 
   Returns:
     {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1}
@@ -251,7 +294,7 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
   """
   config, bank, seen = context.config, state.class_bank, state.seen
   adapted_params = meta.unrolled_inner_loop(
-      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok, positives),
+      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok, pair),
       state.prev_params,
       learning_rate=config.inner_learning_rate, num_steps=config.inner_steps,
       max_grad_norm=config.inner_grad_clip)
@@ -262,7 +305,7 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
     v_img, class_emb, scale = context.embed(state.params, v, bank)
     classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen, mask=ok)
   else:
-    classified = replay_on_seeds(context, state.params, bank, seen, v, w, label, ok, positives)
+    classified = replay_on_seeds(context, state.params, bank, seen, v, w, label, ok, pair)
   return {'teach': teach, 'classified': classified,
           'align': losses.alignment_loss(v, w, mask=ok),
           'anchor': losses.anchor_loss(v, w, slot, data.image_means, data.class_text,
@@ -346,11 +389,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
 
   stores_w = variant.text_prototypes or variant.pair_text
 
-  def positives_of(label):
-    """InfoNCE positive ids of seeds with ``label`` (``Variant.pair_positives``)."""
-    if vl is None:
-      return None
-    return pair_groups.infonce_labels(label, num_bank, variant.pair_positives)
+  pair = variant.pair_replay
 
   def init_state(key):
     gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
@@ -360,9 +399,8 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     return dict(memory=memory, gen_params=gen_params,
                 gen_opt_state=gen_optimizer.init(gen_params))
 
-  def seed_replay_loss(params, bank, seen, v, w, label, valid):
-    return replay_on_seeds(context, params, bank, seen, v, w, label, valid,
-                           positives_of(label))
+  def replay_under(params, bank, seen, v, w, label, valid):
+    return replay_on_seeds(context, params, bank, seen, v, w, label, valid, pair)
 
   def seed_row_loss(params, bank, seen, v, w, label, valid, others, i):
     """Seed i's replay loss among the candidates (VL candidate scoring): CE over the class
@@ -375,8 +413,8 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     logits = losses.class_logits(img, class_emb, scale, row_mask)[0]
     ce = -jax.nn.log_softmax(logits)[jnp.clip(label[i], 0, num_bank - 1)]
     images, texts = others[0].at[i].set(img[0]), others[1].at[i].set(txt[0])
-    positives = label if vl is None else positives_of(label)
-    nce = losses.info_nce_row(i, images, texts, scale, mask=valid, labels=positives)
+    nce = losses.info_nce_row(i, images, texts, scale, mask=valid,
+                              labels=seed_positives(context, label, pair))
     return jnp.where(ce_mask[i], ce, 0.0) + config.replay_infonce_weight * nce
 
   def extra_loss(params, state, x, y, key, text=None):
@@ -389,20 +427,29 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     terms = {}
     total = 0.0
     if config.replay_weight > 0:
-      class_mask, ce_mask = replay_masks(context, state.seen, batch.label, batch.valid)
-      terms['replay'] = losses.replay_loss(
-          v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
-          mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight,
-          positive_labels=positives_of(batch.label))
+      terms['replay'] = seed_replay_loss(context, v_img, w_txt, class_emb, scale, state.seen,
+                                         batch.label, batch.valid, pair)
       total = total + config.replay_weight * terms['replay']
-    if config.consistency_weight > 0:
+    split = vl is not None and pair is not None and pair.consistency_weight is not None
+    if config.consistency_weight > 0 or (split and pair.consistency_weight > 0):
       prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
       prev_class = context.embed(state.prev_params, text_z=state.class_bank)[1]
-      terms['consistency'] = losses.consistency_loss(
-          v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
-          logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
-          mask=batch.valid, kd_temperature=config.kd_temperature)
-      total = total + config.consistency_weight * terms['consistency']
+
+      def consistency(mask):
+        return losses.consistency_loss(
+            v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
+            logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
+            mask=mask, kd_temperature=config.kd_temperature)
+
+      if split:  # pair seeds with their own λ_c
+        is_pair = batch.valid & (batch.label >= num_bank)
+        terms['consistency'] = consistency(batch.valid & ~is_pair)
+        terms['pair_consistency'] = consistency(is_pair)
+        total = (total + config.consistency_weight * terms['consistency']
+                 + pair.consistency_weight * terms['pair_consistency'])
+      else:
+        terms['consistency'] = consistency(batch.valid)
+        total = total + config.consistency_weight * terms['consistency']
     return total, terms
 
   def memory_nbytes(memory):
@@ -497,7 +544,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
       terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
                                val_rows=val_part[:3], val_mask=val_part[3],
                                val_count=task.val_count, kinds=task.kind,
-                               positives=positives_of(label))
+                               pair=pair)
       teach = terms['teach'] if local else terms['teach'] / shards
       seed_terms = (terms['classified'] + config.align_weight * terms['align']
                     + config.anchor_weight * terms['anchor'])
@@ -525,7 +572,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
                              val_rows=(task.val_x, task.val_text, task.val_y),
                              val_mask=in_val, val_count=task.val_count, kinds=task.kind,
-                             positives=positives_of(label))
+                             pair=pair)
     total = (terms['teach'] + terms['classified'] + config.align_weight * terms['align']
              + config.anchor_weight * terms['anchor'])
     if variant.held_out_terms is not None:
@@ -557,7 +604,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
       if vl is None:
         def one_seed_loss(params, s):
           sv, sw, slabel = s
-          return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
+          return replay_under(params, bank, seen, sv[None], sw[None], slabel[None],
                                   jnp.ones((1,), bool))
         seed_inputs = (v, w, label)
       else:  # a seed's replay loss among all candidates (the others held fixed)

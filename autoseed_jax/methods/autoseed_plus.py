@@ -68,8 +68,8 @@ import ml_collections
 
 from autoseed_jax.core import kmeans, losses, pair_groups, seeds, task_kinds
 from autoseed_jax.core.config_checks import check_fields
-from autoseed_jax.methods.autoseed import (RULES as AUTOSEED_RULES, SeedUpdateData, Variant,
-                                           autoseed)
+from autoseed_jax.methods.autoseed import (RULES as AUTOSEED_RULES, PairReplay,
+                                           SeedUpdateData, Variant, autoseed)
 from autoseed_jax.methods.base import Context, Method
 
 SEED_CODES = ('slots', 'noise')
@@ -109,6 +109,8 @@ def defaults() -> dict:
                                      # targets as seeds, no generator)
       plus_pair_points='concat',   # joint space of a pair group's rows: 'concat' | 'sum'
       plus_pair_positives='group',  # InfoNCE positives of a pair seed: 'group' | 'seed'
+      plus_pair_infonce_weight=1.0,  # InfoNCE weight of pair seeds (among themselves)
+      plus_pair_consistency_weight=0.3,  # λ_c of pair seeds
       mmd_bandwidths=(0.25, 0.5, 1.0),  # RBF widths σ of every MMD term (mean of kernels)
       mmd_points=256,              # real rows per class an MMD term compares seeds with
   )
@@ -151,6 +153,8 @@ FAMILY_RULES = (
     ('plus_anchor_weight', '>= 0', 'γ of the family'),
     ('plus_replay_infonce_weight', '>= 0', 'weight of in-batch InfoNCE inside L_replay'),
     ('plus_meta_steps', '>= 0', 'M of the family'),
+    ('plus_pair_infonce_weight', '>= 0', 'InfoNCE weight of the seeds of pair groups'),
+    ('plus_pair_consistency_weight', '>= 0', 'λ_c of the seeds of pair groups'),
     ('mmd_points', '> 0', 'real rows per class the MMD term compares with'),
 )
 PLUS_RULES = (
@@ -272,6 +276,14 @@ def summary_pairs(data: SeedUpdateData, key, *, num_centres: int, mode: str,
   return v, w, sizes
 
 
+def pair_replay(config) -> PairReplay:
+  """How the family replays seeds of pair groups (``autoseed.PairReplay``)."""
+  s = settings(config)
+  return PairReplay(positives=s['plus_pair_positives'],
+                    infonce_weight=float(s['plus_pair_infonce_weight']),
+                    consistency_weight=float(s['plus_pair_consistency_weight']))
+
+
 def family_variant(context: Context, plan: MemoryPlan, **fields) -> Variant:
   """A ``Variant`` of the family for ``context``'s stream: its groups, byte rule and
   InfoNCE positives on a vision-language stream; ``fields`` the method's own."""
@@ -279,8 +291,7 @@ def family_variant(context: Context, plan: MemoryPlan, **fields) -> Variant:
   vl_fields = {}
   if context.vl is not None:
     vl_fields = dict(update_data=family_update_data, pair_text=plan.pair_text,
-                     budget_bytes=plan.budget_bytes,
-                     pair_positives=s['plus_pair_positives'])
+                     budget_bytes=plan.budget_bytes, pair_replay=pair_replay(context.config))
   return Variant(text_prototypes=plan.text_prototypes, kinds=KINDS, **vl_fields, **fields)
 
 

@@ -36,9 +36,9 @@ from autoseed_jax.core import kmeans, losses, pair_groups, seeds
 from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import autoseed, replay_on_seeds, seed_update_data
 from autoseed_jax.methods.autoseed_plus import (class_mmd, family_update_data, family_variant,
-                                                memory_plan, real_rows, seed_method_config,
-                                                settings as plus_settings, summary_pairs,
-                                                validate_family)
+                                                memory_plan, pair_replay, real_rows,
+                                                seed_method_config, settings as plus_settings,
+                                                summary_pairs, validate_family)
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the k-means starts and the MMD rows.
@@ -88,7 +88,6 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
   bandwidths = tuple(float(b) for b in plus_settings(config)['mmd_bandwidths'])
   mmd_points = int(plus_settings(config)['mmd_points'])
   pair_mode = plus_settings(config)['plus_pair_points']
-  positives = plus_settings(config)['plus_pair_positives']
   vl = context.vl is not None
 
   def init_state(key):
@@ -129,8 +128,7 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
         if vl:  # the replay loss: answer selection, InfoNCE against the fixed w
           return replay_on_seeds(
               dataclasses.replace(context, config=derived), state.params, state.class_bank,
-              state.seen, v, w, label, ok,
-              pair_groups.infonce_labels(label, context.num_classes, positives))
+              state.seen, v, w, label, ok, pair_replay(config))
         img, _, scale = context.embed(state.params, v)
         return losses.task_loss(img, class_emb, label, scale, class_mask=state.seen, mask=ok)
 
