@@ -34,8 +34,7 @@ only for pair groups).
 
 from __future__ import annotations
 
-import dataclasses
-
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,9 +47,10 @@ JOINT_MODES = ('concat', 'sum')
 POSITIVES = ('group', 'seed')
 
 
-@dataclasses.dataclass(frozen=True)
+@flax.struct.dataclass
 class SummaryGroups:
-  """The groups of one task (rows per group slot; padding slots have ``ok`` False).
+  """The groups of one task, a pytree (rows per group slot; padding slots have ``ok``
+  False).
 
   Attributes:
     labels: [n] int32 label a group's seeds carry: a bank id (class, answer) or a pair

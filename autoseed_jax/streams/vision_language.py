@@ -447,7 +447,8 @@ SPECS = {
         "(scene seeds of their own) from the stream-TRAIN object images only: per "
         "category, a fixed 20% of them are drawn into the test scenes and the rest into the "
         "training scenes. The TEST object images, of which vl-scenes' test scenes are made, "
-        "play no part.",
+        "play no part. (Animal-MNIST's stream-train holds pairs of identical images, so 66 of "
+        "the 1,440 animal test objects have a twin among the training objects.)",
         scene_dev_stream, datasets=(('animal_mnist', 0), ('sklearn_digits', 10))),
     COCO_FLICKR: StreamSpec(
         COCO_FLICKR,
