@@ -107,10 +107,10 @@ def defaults() -> dict:
                                    # 'best_iterate+centres'
       plus_seed_source='generator',  # 'generator' | 'centres' (ablation: the centre
                                      # targets as seeds, no generator)
-      plus_pair_points='concat',   # joint space of a pair group's rows: 'concat' | 'sum'
+      plus_pair_points='sum',      # joint space of a pair group's rows: 'concat' | 'sum'
       plus_pair_positives='group',  # InfoNCE positives of a pair seed: 'group' | 'seed'
-      plus_pair_infonce_weight=1.0,  # InfoNCE weight of pair seeds (among themselves)
-      plus_pair_consistency_weight=0.3,  # λ_c of pair seeds
+      plus_pair_infonce_weight=0.0,  # InfoNCE weight of pair seeds (among themselves)
+      plus_pair_consistency_weight=10.0,  # λ_c of pair seeds
       mmd_bandwidths=(0.25, 0.5, 1.0),  # RBF widths σ of every MMD term (mean of kernels)
       mmd_points=256,              # real rows per class an MMD term compares seeds with
   )
