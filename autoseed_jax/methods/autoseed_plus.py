@@ -197,11 +197,6 @@ def validate(config) -> None:
   if s['plus_centre_weight'] > 0 and s['plus_seed_codes'] != 'slots':
     raise ValueError("invalid config: plus_centre_weight > 0 needs plus_seed_codes='slots' "
                      '(a centre target per seed index); set one of them.')
-  if ((s['plus_guard'] != 'none' and 'centres' in s['plus_guard'])
-      or s['plus_seed_source'] == 'centres') and s['plus_seed_codes'] != 'slots':
-    raise ValueError(f"invalid config: plus_guard={s['plus_guard']!r} / plus_seed_source="
-                     f"{s['plus_seed_source']!r} need plus_seed_codes='slots' (a centre per "
-                     'seed index); set plus_seed_codes or choose another guard.')
 
 
 def memory_plan(config, dim: int, num_classes: int, vl=None) -> MemoryPlan:
