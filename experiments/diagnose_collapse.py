@@ -197,7 +197,7 @@ def _figure(runs: list[dict], out: pathlib.Path) -> str:
 def _markdown(runs: list[dict], stream: str) -> str:
   header = ['run seed', 'loss first → min (step) → last', 'teach first → last',
             'centre first → last', '‖Δ_v‖ first → last', 'cos between classes last',
-            'within-class cos last', 'inner grad norm first → max']
+            'within-class cos last', 'inner grad norm first → max', 'meta-gradient norm, step 0']
   body = []
   for run in runs:
     r = run['steps']
@@ -208,7 +208,8 @@ def _markdown(runs: list[dict], stream: str) -> str:
                  f"{r[0]['centre']:.3f} → {r[-1]['centre']:.3f}",
                  f"{r[0]['offset_norm']:.2f} → {r[-1]['offset_norm']:.2f}",
                  f"{r[-1]['between_class_cosine']:.3f}", f"{r[-1]['within_class_cosine']:.3f}",
-                 f"{r[0]['inner_grad_norm']:.2f} → {max(x['inner_grad_norm'] for x in r):.2f}"])
+                 f"{r[0]['inner_grad_norm']:.2f} → {max(x['inner_grad_norm'] for x in r):.2f}",
+                 f"{r[0]['meta_grad_norm']:.1f}"])
   return (f'# The meta-update of task 1 on {stream}, step by step\n\n'
           'autoseed_plus defaults, no guard; written by `experiments/diagnose_collapse.py`. '
           'Every number per step is in collapse.json.\n\n'
