@@ -101,7 +101,7 @@ def defaults() -> dict:
       plus_anchor_weight=0.0,      # γ of the variant (the anchor pulls seeds to the mean)
       plus_replay_infonce_weight=1.0,  # weight of InfoNCE inside the variant's L_replay
       plus_meta_steps=100,         # M of the variant: Adam steps on φ per task
-      plus_guard='none',           # 'none' | 'best_iterate' (keep the best φ iterate) |
+      plus_guard='best_iterate+centres',  # 'none' | 'best_iterate' (keep the best φ iterate) |
                                    # 'centres' (fall back to the centre targets and the
                                    # previous φ when they teach D_t^val better) |
                                    # 'best_iterate+centres'
