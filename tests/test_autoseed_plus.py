@@ -294,8 +294,8 @@ def test_eight_devices_match_one_device(eight_devices, method, form):
 
 
 def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
-  """experiments/tune_plus.py's choices (experiments/tuning/, every stage of its ORDER)
-  are what the methods use."""
+  """experiments/tune_plus.py's choices (experiments/tuning/, every stage of its ORDER, the
+  pair and guard stages included) are what the methods use."""
   import json  # pylint: disable=import-outside-toplevel
   import pathlib  # pylint: disable=import-outside-toplevel
   from autoseed_jax.methods.autoseed_plus import defaults as plus_defaults
@@ -303,9 +303,14 @@ def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
   from experiments import tune_plus  # pylint: disable=import-outside-toplevel
   from experiments.configs.real_streams import real_stream_config  # pylint: disable=import-outside-toplevel
   tuning = pathlib.Path(__file__).resolve().parents[1] / 'experiments' / 'tuning'
+  dev_streams = set(tune_plus.DEV_STREAMS + tune_plus.VL_DEV_STREAMS)
+  assert dev_streams == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev', 'vl-scenes-dev'}
   for stage in tune_plus.ORDER:  # every stage ran, on the development streams only
     record = json.loads((tuning / f'{stage}.json').read_text())
-    assert set(record['streams']) == {'animals-ci-dev', 'digits-ci-dev', 'animals-digits-dev'}
+    assert set(record['streams']) <= dev_streams
+    assert list(record['streams']) == list(tune_plus.STAGE_STREAMS.get(stage,
+                                                                      tune_plus.DEV_STREAMS))
+    assert list(record['seeds']) == list(tune_plus.STAGE_SEEDS.get(stage, tune_plus.SEEDS))
   chosen = tune_plus.chosen_settings(tuning)
   assert chosen
   used = {**real_stream_config().to_dict(), **plus_defaults(), **summary_defaults()}

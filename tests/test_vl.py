@@ -240,9 +240,7 @@ def test_methods_that_cannot_run_a_kind_are_refused_naming_it():
   for method, overrides, reason in [
       ('coop', {}, 'prompts for class names'),
       ('dgr_pixel', {}, 'generates images alone'),
-      ('hnet', {'hnet_task_inference': 'entropy'}, 'entropy'),
-      ('autoseed_plus', {}, 'summarise classes'),
-      ('refined_seeds', {}, 'summarise classes')]:
+      ('hnet', {'hnet_task_inference': 'entropy'}, 'entropy')]:
     with pytest.raises(MethodRefused, match=f"cannot run task kind 'retrieval'.*{reason}"):
       continual.build_learner(small_vl_config(method, **overrides), stream)
 

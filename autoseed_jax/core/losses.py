@@ -131,7 +131,7 @@ def task_loss(image_emb, class_emb, labels, logit_scale, *, class_mask=None,
 
 def replay_loss(seed_image_emb, seed_text_emb, labels, class_emb, logit_scale, *,
                 class_mask=None, mask=None, infonce_weight: float = 1.0,
-                ce_mask=None) -> jax.Array:
+                ce_mask=None, positive_labels=None) -> jax.Array:
   """Replay loss L_replay on seeds (METHOD §3).
 
   The task loss with the adapted visual prototypes h_I(v) standing for images, plus
@@ -146,10 +146,13 @@ def replay_loss(seed_image_emb, seed_text_emb, labels, class_emb, logit_scale, *
     mask: [B] bool valid seeds.
     ce_mask: [B] bool, the seeds the CE term is taken over (default ``mask``; seeds of
       k-means clusters, which stand for no bank label, are left out of it).
+    positive_labels: [B] ids that make seeds InfoNCE positives of each other (default
+      ``labels``; ``pair_groups.infonce_labels``).
   """
   ce = task_loss(seed_image_emb, class_emb, labels, logit_scale,
                  class_mask=class_mask, mask=mask if ce_mask is None else ce_mask)
-  nce = info_nce(seed_image_emb, seed_text_emb, logit_scale, mask=mask, labels=labels)
+  nce = info_nce(seed_image_emb, seed_text_emb, logit_scale, mask=mask,
+                 labels=labels if positive_labels is None else positive_labels)
   return ce + infonce_weight * nce
 
 

@@ -112,7 +112,7 @@ def unrolled_inner_loop(inner_loss: Callable, params0, *, learning_rate: float,
 
 def meta_update(outer_loss: Callable, gen_params, gen_opt_state, key: jax.Array, *,
                 optimizer: optax.GradientTransformation, num_steps: int,
-                axis_name: str | None = None):
+                axis_name: str | None = None, keep_best: bool = False):
   """M optimiser steps on φ of ``outer_loss(φ, key) -> scalar`` (METHOD §4.3c).
 
   Each step draws a fresh key (``fold_in(key, step)``) for the generator's noise.
@@ -120,18 +120,48 @@ def meta_update(outer_loss: Callable, gen_params, gen_opt_state, key: jax.Array,
   the global loss (the shares sum to it); gradients and losses are summed over devices,
   so every device takes the same step as a single device would.
 
+  ``keep_best`` (ours, docs/autoseed_plus.md §6): the outer loss of the final iterate φ_M
+  is evaluated too (key ``fold_in(key, num_steps)``), and the iterate φ_i, i = 0..M, with
+  the lowest loss is returned with the optimiser state it had (ties: the earliest; a NaN
+  loss is never the lowest), so the update never ends worse, by its own objective, than
+  the best point it passed through (φ_0 included).
+
   Returns:
-    (φ, optimiser state, outer losses [num_steps] before each step).
+    (φ, optimiser state, outer losses [num_steps] before each step; with ``keep_best``
+    [num_steps + 1], the last the final iterate's).
   """
 
-  def step(carry, i):
-    params, opt_state = carry
+  def loss_and_grads(params, i):
     loss, grads = jax.value_and_grad(outer_loss)(params, jax.random.fold_in(key, i))
     if axis_name is not None:
       loss, grads = jax.lax.psum((loss, grads), axis_name)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
+    return loss, grads
 
-  (gen_params, gen_opt_state), losses = jax.lax.scan(
-      step, (gen_params, gen_opt_state), jnp.arange(num_steps))
-  return gen_params, gen_opt_state, losses
+  def step(carry, i):
+    params, opt_state = carry[:2]
+    loss, grads = loss_and_grads(params, i)
+    updates, new_opt_state = optimizer.update(grads, opt_state, params)
+    new = (optax.apply_updates(params, updates), new_opt_state)
+    if keep_best:
+      best_params, best_opt_state, best_loss = carry[2:]
+      better = loss < best_loss
+      best = jax.tree.map(lambda a, b: jnp.where(better, a, b), (params, opt_state),
+                          (best_params, best_opt_state))
+      new = new + best + (jnp.where(better, loss, best_loss),)
+    return new, loss
+
+  carry = (gen_params, gen_opt_state)
+  if keep_best:
+    carry = carry + (gen_params, gen_opt_state, jnp.asarray(jnp.inf, jnp.float32))
+  carry, losses = jax.lax.scan(step, carry, jnp.arange(num_steps))
+  if not keep_best:
+    return carry[0], carry[1], losses
+  params, opt_state, best_params, best_opt_state, best_loss = carry
+  if axis_name is None:
+    final_loss = outer_loss(params, jax.random.fold_in(key, num_steps))
+  else:
+    final_loss = jax.lax.psum(outer_loss(params, jax.random.fold_in(key, num_steps)), axis_name)
+  better = final_loss < best_loss
+  best_params, best_opt_state = jax.tree.map(
+      lambda a, b: jnp.where(better, a, b), (params, opt_state), (best_params, best_opt_state))
+  return best_params, best_opt_state, jnp.concatenate([losses, final_loss[None]])

@@ -170,6 +170,28 @@ def prune_memory(memory: SeedMemory, budget) -> SeedMemory:
   return _compact(memory, keep, memory.capacity)
 
 
+def prune_memory_bytes(memory: SeedMemory, budget_bytes, seed_bytes) -> SeedMemory:
+  """Keeps the seeds the balanced top-score rule would keep, as many as fit in
+  ``budget_bytes`` when seeds differ in size.
+
+  The balanced rule with budget b keeps the first b seeds in the order (rank within class,
+  −score, slot) (``balanced_keep``), so a larger budget keeps a superset; this keeps the
+  longest prefix of that order whose bytes sum to at most ``budget_bytes``.
+
+  Args:
+    memory: the memory, capacity K.
+    budget_bytes: int or int32 scalar (may be traced).
+    seed_bytes: [K] int32 bytes of each slot's seed.
+  """
+  n = memory.capacity
+  rank = _rank_within_class(memory.label, memory.valid, memory.score)
+  order = jnp.lexsort((jnp.arange(n), -memory.score, rank))
+  spent = jnp.cumsum(jnp.where(memory.valid, seed_bytes, 0)[order])
+  keep_sorted = memory.valid[order] & (spent <= budget_bytes)
+  keep = jnp.zeros((n,), bool).at[order].set(keep_sorted)
+  return _compact(memory, keep, n)
+
+
 def add_seeds(memory: SeedMemory, seeds: SeedMemory) -> SeedMemory:
   """Adds ``seeds`` (any count n) to ``memory`` without exceeding its capacity.
 

@@ -27,9 +27,12 @@ InfoNCE over them stays small; a candidate's gradient-alignment score uses its r
 within the batch of all candidates, the others' embeddings held fixed (a lone pair has no
 InfoNCE gradient).
 
-A variant of the method (``methods/autoseed_plus.py``) reuses these hooks with a
-``Variant``: where the generator's noise comes from, extra terms of the outer loss, its
-own candidate scores, and whether the memory stores the textual prototypes w.
+A variant of the method (``methods/autoseed_plus.py``, ``methods/summary_seeds.py``) reuses
+these hooks with a ``Variant``: where the generator's noise comes from, extra terms of the
+outer loss, its own candidate scores, whether the memory stores the textual prototypes w
+(all, none, or only those of pair groups, ``core.pair_groups``), its own seed groups, and a
+guard on the meta-update (keep its best iterate; fall back to target seeds and the
+previous φ).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from autoseed_jax.core import kind_losses, losses, meta, parallel, seeds, selection, task_kinds
+from autoseed_jax.core import (kind_losses, losses, meta, pair_groups, parallel, seeds,
+                               selection, task_kinds)
 from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.core.generator import (SeedGenerator, generate_seeds, init_generator,
                                          random_seeds)
@@ -54,6 +58,26 @@ SEED_SOURCES = ('generator', 'generator_no_meta', 'random')
 _GENERATOR_INIT_TAG, _SEED_UPDATE_TAG, _SKETCH_TAG, _VARIANT_TAG = 10, 11, 12, 13
 # Training rows of a vision-language task that its task-gradient conditions use.
 DEFAULT_VL_CONDITION_ROWS = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class PairReplay:
+  """How seeds of pair groups (label >= the bank size C: retrieval / captioning seeds of
+  the summarising family, docs/VL_TASKS.md §6) are replayed.
+
+  Attributes:
+    positives: their InfoNCE positives (``pair_groups.infonce_labels``): ``'group'``, the
+      seeds of their label, or ``'seed'``, themselves alone.
+    infonce_weight: None: every seed is in one in-batch InfoNCE weighted by
+      ``replay_infonce_weight`` (METHOD §3); a number: the pair seeds' InfoNCE among
+      themselves takes this weight and the other seeds' among themselves the shared one.
+    consistency_weight: None: λ_c for every seed; a number: λ_c of the consistency term
+      over the pair seeds (the other seeds keep λ_c).
+  """
+
+  positives: str = 'group'
+  infonce_weight: float | None = None
+  consistency_weight: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +103,26 @@ class Variant:
       alignment (higher is kept first); None: METHOD §4.3d's scores.
     kinds: the task kinds (``task_kinds.KINDS``) the variant runs; refusal: why it does
       not run the others (``Method.refusal``).
+    update_data: ``(task) -> SeedUpdateData``, the variant's seed groups; None:
+      ``seed_update_data`` (METHOD's groups).
+    pair_text: with ``text_prototypes`` False, the memory still has w columns, but only a
+      seed of a pair group (label >= the bank size C, ``SeedUpdateData.stores_text``)
+      stores and pays for its w; a seed labelled by a bank entry uses the bank text
+      (``pair_groups.seed_text``, ``pair_groups.seed_nbytes``).
+    budget_bytes: with ``pair_text``, the memory is pruned to these bytes
+      (``pair_groups.prune_to_bytes``) instead of to ``memory_budget`` seeds.
+    pair_replay: how seeds of pair groups replay (``PairReplay``); None: METHOD §3.
+    keep_best_iterate: the meta-update returns the φ iterate (and its optimiser state)
+      with the lowest outer loss, the final one included (``meta.meta_update``).
+    fallback: ``(aux) -> (v, w)`` [n, k, d] target seeds of each slot; after the
+      meta-update, when the generated seeds' held-out outer loss is higher than these
+      seeds' (``held_out_terms``), the task's candidates are these and φ (with its
+      optimiser state) stays as it was before the meta-update. None: no fallback.
+    held_out_terms: ``(v, w, slot, ok, aux) -> scalar``, the variant's outer terms
+      computed on D_t^val instead of the training rows (the guard's criterion: the outer
+      loss with every data term on held-out rows). None: 0.
+    candidates: ``(aux) -> (v, w)`` [n, k, d] seeds that replace the generator (no
+      conditions, no meta-update); None: the generator.
   """
 
   name: str = 'autoseed'
@@ -90,6 +134,14 @@ class Variant:
   scores: Callable | None = None
   kinds: tuple[str, ...] = task_kinds.KINDS
   refusal: str = ''
+  update_data: Callable | None = None
+  pair_text: bool = False
+  budget_bytes: int = 0
+  pair_replay: PairReplay | None = None
+  keep_best_iterate: bool = False
+  fallback: Callable | None = None
+  held_out_terms: Callable | None = None
+  candidates: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +157,11 @@ class SeedUpdateData:
     val_weights: [n, Nv] float32, the same for D_t^val.
     image_means: [n, d] unit-norm real means μ_I of the slots' training rows.
     train_x: [N, d] the task's training embeddings.
+    stores_text: [n] bool, slots whose seeds store their own w (pair groups,
+      ``Variant.pair_text``); None: none.
+    train_text: [N, d] the training rows' paired texts (vision-language); None: not given.
+    val_x, val_text: [Nv, d] D_t^val's queries and paired texts (the guard's held-out
+      terms); None: not given.
   """
 
   labels: jax.Array
@@ -114,6 +171,10 @@ class SeedUpdateData:
   val_weights: jax.Array
   image_means: jax.Array
   train_x: jax.Array
+  stores_text: jax.Array | None = None
+  train_text: jax.Array | None = None
+  val_x: jax.Array | None = None
+  val_text: jax.Array | None = None
 
 
 def seed_update_data(task) -> SeedUpdateData:
@@ -128,39 +189,77 @@ def seed_update_data(task) -> SeedUpdateData:
                         class_text=losses.l2_normalize(group_text), class_ok=class_ok,
                         train_weights=train_w, val_weights=val_w,
                         image_means=losses.l2_normalize(train_w @ task.train_x),
-                        train_x=task.train_x)
+                        train_x=task.train_x, train_text=task.train_text,
+                        val_x=task.val_x, val_text=task.val_text)
 
 
-def text_prototypes(memory: seeds.SeedMemory, class_bank: jax.Array) -> jax.Array:
+def text_prototypes(memory: seeds.SeedMemory, class_bank: jax.Array,
+                    pair_text: bool = False) -> jax.Array:
   """[K, d] the seeds' w: stored (``memory.w``), or for a memory without textual
-  prototypes (0 columns) each seed's class text embedding from ``class_bank`` [C, d]."""
+  prototypes (0 columns) each seed's class text embedding from ``class_bank`` [C, d];
+  ``pair_text``: stored only for seeds of pair groups, the bank text for the others
+  (``pair_groups.seed_text``)."""
   if memory.w.shape[-1]:
+    if pair_text:
+      return pair_groups.seed_text(memory.w, memory.label, class_bank, class_bank.shape[0])
     return memory.w
   return jnp.take(class_bank, jnp.clip(memory.label, 0, class_bank.shape[0] - 1), axis=0)
 
 
 def replay_masks(context: Context, seen, label, valid):
-  """(label space of the CE term [C], the seeds [S] the CE term covers): on a
-  vision-language stream only seeds labelled by a class (not a cluster) take the CE term,
-  over the class prompts."""
+  """(label space of the CE term, [C] or [S, C]; the seeds [S] the CE term covers): on a
+  vision-language stream a seed labelled by a bank entry (a class prompt or a VQA answer)
+  takes the CE term over the seen entries of that entry's family (answer selection for an
+  answer); a seed of a cluster (label >= C) takes none."""
   if context.vl is None:
     return seen, valid
-  class_family = np.asarray(context.vl.bank_family) == 0
-  return seen & class_family, valid & (label < context.num_classes)
+  family = jnp.asarray(context.vl.bank_family)
+  is_bank = (label >= 0) & (label < context.num_classes)
+  seed_family = jnp.where(is_bank, family[jnp.clip(label, 0, context.num_classes - 1)], -1)
+  label_space = seen[None, :] & (family[None, :] == seed_family[:, None])
+  return label_space, valid & is_bank & (seed_family >= 0)
 
 
-def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid) -> jax.Array:
+def seed_positives(context: Context, label, pair: PairReplay | None = None):
+  """[S] InfoNCE positive ids of seeds with ``label`` (their labels but where ``pair``
+  says otherwise on a vision-language stream)."""
+  if pair is None or context.vl is None:
+    return label
+  return pair_groups.infonce_labels(label, context.num_classes, pair.positives)
+
+
+def seed_replay_loss(context: Context, v_img, w_txt, class_emb, scale, seen, label, valid,
+                     pair: PairReplay | None = None) -> jax.Array:
+  """L_replay (METHOD §3) of adapted seeds h_I(v), h_T(w) [S, d] with labels [S] over the
+  adapted class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots;
+  ``pair``: how seeds of pair groups replay (``PairReplay``)."""
+  class_mask, ce_mask = replay_masks(context, seen, label, valid)
+  positives = seed_positives(context, label, pair)
+  weight = context.config.replay_infonce_weight
+  if pair is None or pair.infonce_weight is None or context.vl is None:
+    return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                              mask=valid, ce_mask=ce_mask, infonce_weight=weight,
+                              positive_labels=positives)
+  is_pair = valid & (label >= context.num_classes)
+  others = losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
+                              mask=valid & ~is_pair, ce_mask=ce_mask, infonce_weight=weight,
+                              positive_labels=positives)
+  return others + pair.infonce_weight * losses.info_nce(v_img, w_txt, scale, mask=is_pair,
+                                                        labels=positives)
+
+
+def replay_on_seeds(context: Context, params, bank, seen, v, w, label, valid,
+                    pair: PairReplay | None = None) -> jax.Array:
   """L_replay (METHOD §3) of seeds v, w [S, d] with labels [S] under ``params`` over the
-  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots."""
+  class bank [C, d] (classes ``seen`` [C]); ``valid`` [S] masks empty slots; ``pair``: how
+  seeds of pair groups replay (``seed_replay_loss``)."""
   v_img, w_txt, scale = context.embed(params, v, w)
   class_emb = context.embed(params, text_z=bank)[1]
-  class_mask, ce_mask = replay_masks(context, seen, label, valid)
-  return losses.replay_loss(v_img, w_txt, label, class_emb, scale, class_mask=class_mask,
-                            mask=valid, ce_mask=ce_mask,
-                            infonce_weight=context.config.replay_infonce_weight)
+  return seed_replay_loss(context, v_img, w_txt, class_emb, scale, seen, label, valid, pair)
 
 
-def seed_replay_terms(context: Context, params, state, batch: seeds.SeedMemory):
+def seed_replay_terms(context: Context, params, state, batch: seeds.SeedMemory,
+                      pair: PairReplay | None = None):
   """λ_r L_replay + λ_c L_consist (METHOD §3) on a batch of seeds; (total, terms).
 
   Args:
@@ -171,9 +270,12 @@ def seed_replay_terms(context: Context, params, state, batch: seeds.SeedMemory):
     batch: the seeds, a ``SeedMemory`` of any size B with w filled (``text_prototypes``);
       its ``valid`` [B] masks empty rows. The statistics-replay methods (methods/
       class_gaussian.py) pass their pseudo-features here, so they replay exactly as seeds.
+    pair: how seeds of pair groups replay on a vision-language stream (``PairReplay``):
+      their InfoNCE positives and weight, and with ``pair.consistency_weight`` their own
+      λ_c (term ``pair_consistency``); None: METHOD §3 for every seed.
 
   Returns:
-    (scalar total, {'replay': L_replay, 'consistency': L_consist} for the terms on).
+    (scalar total, {'replay': L_replay, 'consistency': L_consist, ...} for the terms on).
   """
   config = context.config
   v_img, w_txt, scale = context.embed(params, batch.v, batch.w)
@@ -181,19 +283,29 @@ def seed_replay_terms(context: Context, params, state, batch: seeds.SeedMemory):
   terms = {}
   total = 0.0
   if config.replay_weight > 0:
-    class_mask, ce_mask = replay_masks(context, state.seen, batch.label, batch.valid)
-    terms['replay'] = losses.replay_loss(
-        v_img, w_txt, batch.label, class_emb, scale, class_mask=class_mask,
-        mask=batch.valid, ce_mask=ce_mask, infonce_weight=config.replay_infonce_weight)
+    terms['replay'] = seed_replay_loss(context, v_img, w_txt, class_emb, scale, state.seen,
+                                       batch.label, batch.valid, pair)
     total = total + config.replay_weight * terms['replay']
-  if config.consistency_weight > 0:
+  split = context.vl is not None and pair is not None and pair.consistency_weight is not None
+  if config.consistency_weight > 0 or (split and pair.consistency_weight > 0):
     prev_v, prev_w, prev_scale = context.embed(state.prev_params, batch.v, batch.w)
     prev_class = context.embed(state.prev_params, text_z=state.class_bank)[1]
-    terms['consistency'] = losses.consistency_loss(
-        v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
-        logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
-        mask=batch.valid, kd_temperature=config.kd_temperature)
-    total = total + config.consistency_weight * terms['consistency']
+
+    def consistency(mask):
+      return losses.consistency_loss(
+          v_img, prev_v, w_txt, prev_w, class_emb=class_emb, prev_class_emb=prev_class,
+          logit_scale=scale, prev_logit_scale=prev_scale, class_mask=state.prev_seen,
+          mask=mask, kd_temperature=config.kd_temperature)
+
+    if split:  # pair seeds with their own λ_c
+      is_pair = batch.valid & (batch.label >= context.num_classes)
+      terms['consistency'] = consistency(batch.valid & ~is_pair)
+      terms['pair_consistency'] = consistency(is_pair)
+      total = (total + config.consistency_weight * terms['consistency']
+               + pair.consistency_weight * terms['pair_consistency'])
+    else:
+      terms['consistency'] = consistency(batch.valid)
+      total = total + config.consistency_weight * terms['consistency']
   return total, terms
 
 
@@ -211,7 +323,8 @@ def task_rows_loss(context: Context, params, bank, seen, rows, weights, normaliz
 
 
 def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedUpdateData, *,
-                     val_rows, val_mask, val_count, kinds=None) -> dict[str, jax.Array]:
+                     val_rows, val_mask, val_count, kinds=None,
+                     pair: PairReplay | None = None) -> dict[str, jax.Array]:
   """The terms of the outer loss L_meta (METHOD §4.3c) for candidate seeds, unweighted.
 
   Args:
@@ -221,7 +334,8 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
       ok: [S] bool valid candidates.
     val_rows: (x, text, y) rows of D_t^val (a device's share under pmap); val_mask: which
       are real; val_count: the number of D_t^val rows over all devices (the teach term's
-      normaliser); kinds: the task's kinds (vision-language streams).
+      normaliser); kinds: the task's kinds (vision-language streams); pair: how seeds of
+      pair groups replay (``PairReplay``).
 
   Returns:
     {'teach': L_task(θ'; D_t^val) after ``inner_steps`` steps of seed replay from θ_{t-1}
@@ -231,7 +345,8 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
   """
   config, bank, seen = context.config, state.class_bank, state.seen
   adapted_params = meta.unrolled_inner_loop(
-      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok), state.prev_params,
+      lambda p: replay_on_seeds(context, p, bank, seen, v, w, label, ok, pair),
+      state.prev_params,
       learning_rate=config.inner_learning_rate, num_steps=config.inner_steps,
       max_grad_norm=config.inner_grad_clip)
   teach = task_rows_loss(context, adapted_params, bank, seen, val_rows,
@@ -241,7 +356,7 @@ def outer_loss_terms(context: Context, state, v, w, slot, label, ok, data: SeedU
     v_img, class_emb, scale = context.embed(state.params, v, bank)
     classified = losses.task_loss(v_img, class_emb, label, scale, class_mask=seen, mask=ok)
   else:
-    classified = replay_on_seeds(context, state.params, bank, seen, v, w, label, ok)
+    classified = replay_on_seeds(context, state.params, bank, seen, v, w, label, ok, pair)
   return {'teach': teach, 'classified': classified,
           'align': losses.alignment_loss(v, w, mask=ok),
           'anchor': losses.anchor_loss(v, w, slot, data.image_means, data.class_text,
@@ -323,16 +438,20 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
   vl = context.vl
   num_bank = context.num_classes
 
+  stores_w = variant.text_prototypes or variant.pair_text
+
+  pair = variant.pair_replay
+
   def init_state(key):
     gen_params = init_generator(generator, jax.random.fold_in(key, _GENERATOR_INIT_TAG),
                                 sketch_dim=config.sketch_dim, dim=dim,
                                 noise_dim=config.noise_dim)
-    memory = seeds.init_memory(capacity, dim, text_dim=dim if variant.text_prototypes else 0)
+    memory = seeds.init_memory(capacity, dim, text_dim=dim if stores_w else 0)
     return dict(memory=memory, gen_params=gen_params,
                 gen_opt_state=gen_optimizer.init(gen_params))
 
-  def seed_replay_loss(params, bank, seen, v, w, label, valid):
-    return replay_on_seeds(context, params, bank, seen, v, w, label, valid)
+  def replay_under(params, bank, seen, v, w, label, valid):
+    return replay_on_seeds(context, params, bank, seen, v, w, label, valid, pair)
 
   def seed_row_loss(params, bank, seen, v, w, label, valid, others, i):
     """Seed i's replay loss among the candidates (VL candidate scoring): CE over the class
@@ -341,18 +460,25 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     img, txt, scale = context.embed(params, v[i][None], w[i][None])
     class_emb = context.embed(params, text_z=bank)[1]
     class_mask, ce_mask = replay_masks(context, seen, label, valid)
-    logits = losses.class_logits(img, class_emb, scale, class_mask)[0]
+    row_mask = class_mask if class_mask.ndim == 1 else class_mask[i][None]
+    logits = losses.class_logits(img, class_emb, scale, row_mask)[0]
     ce = -jax.nn.log_softmax(logits)[jnp.clip(label[i], 0, num_bank - 1)]
     images, texts = others[0].at[i].set(img[0]), others[1].at[i].set(txt[0])
-    nce = losses.info_nce_row(i, images, texts, scale, mask=valid, labels=label)
+    nce = losses.info_nce_row(i, images, texts, scale, mask=valid,
+                              labels=seed_positives(context, label, pair))
     return jnp.where(ce_mask[i], ce, 0.0) + config.replay_infonce_weight * nce
 
   def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on a batch of seeds drawn from the memory."""
     del x, y, text
     batch = seeds.sample_seeds(state.memory, key, seed_batch_size)
-    batch = batch.replace(w=text_prototypes(batch, state.class_bank))
-    return seed_replay_terms(context, params, state, batch)
+    batch = batch.replace(w=text_prototypes(batch, state.class_bank, variant.pair_text))
+    return seed_replay_terms(context, params, state, batch, pair)
+
+  def memory_nbytes(memory):
+    if variant.pair_text:
+      return pair_groups.memory_nbytes(memory, num_bank)
+    return seeds.memory_nbytes(memory)
 
   def sketch_matrix(key, params):
     """R [m, P] as per-leaf blocks (``meta.sketch_blocks``), drawn once per run key."""
@@ -363,7 +489,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     """The task-t arrays every step of the seed update reads: (data, aux for the variant,
     the task's loss on rows ``(params, rows, weights, normalizer=None) -> scalar``, the
     training rows, the D_t^val rows)."""
-    data = seed_update_data(task)
+    data = (variant.update_data or seed_update_data)(task)
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     aux = data if variant.prepare is None else variant.prepare(
         jax.random.fold_in(key, _VARIANT_TAG), data)
@@ -376,10 +502,21 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     val_rows = (task.val_x, task.val_text, task.val_y)
     return data, aux, task_loss_on, train_rows, val_rows
 
-  def make_candidates(data, gen_params, key, per_class, condition):
+  def candidate_text(data, w, slot):
+    """[S, d] the w of flat candidates: their own (``w``) where the memory stores it, else
+    their slot's text e_c."""
+    if variant.text_prototypes:
+      return w
+    if variant.pair_text:
+      return jnp.where(data.stores_text[slot][:, None], w, data.class_text[slot])
+    return data.class_text[slot]
+
+  def make_candidates(data, gen_params, key, per_class, condition, aux=None):
     """[n_cls * per_class] flat candidates (v, w, slot, label, ok) of the task's slots."""
     n_cls = data.labels.shape[0]
-    if config.seed_source == 'random':
+    if variant.candidates is not None:
+      v, w = variant.candidates(aux)
+    elif config.seed_source == 'random':
       v, w = random_seeds(key, data.class_text, num_per_class=per_class,
                           sigma=config.random_seed_sigma)
     else:
@@ -389,7 +526,7 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                             noise_dim=config.noise_dim, noise=noise,
                             visual_base=data.image_means if variant.image_mean_base else None)
     slot = jnp.broadcast_to(jnp.arange(n_cls)[:, None], (n_cls, per_class)).reshape(-1)
-    w = w.reshape(-1, dim) if variant.text_prototypes else data.class_text[slot]
+    w = candidate_text(data, w.reshape(-1, dim), slot)
     return v.reshape(-1, dim), w, slot, data.labels[slot], data.class_ok[slot]
 
   def task_gradient_conditions(state, data, task_loss_on, train_rows, constants):
@@ -429,7 +566,8 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
                                               condition)
       terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
                                val_rows=val_part[:3], val_mask=val_part[3],
-                               val_count=task.val_count, kinds=task.kind)
+                               val_count=task.val_count, kinds=task.kind,
+                               pair=pair)
       teach = terms['teach'] if local else terms['teach'] / shards
       seed_terms = (terms['classified'] + config.align_weight * terms['align']
                     + config.anchor_weight * terms['anchor'])
@@ -439,9 +577,30 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
 
     gen_params, gen_opt_state, meta_losses = meta.meta_update(
         outer_loss, state.gen_params, state.gen_opt_state, key, optimizer=gen_optimizer,
-        num_steps=config.meta_steps, axis_name=axis_name)
-    return gen_params, gen_opt_state, {'meta_loss_first': meta_losses[0],
-                                       'meta_loss_last': meta_losses[-1]}
+        num_steps=config.meta_steps, axis_name=axis_name,
+        keep_best=variant.keep_best_iterate)
+    info = {'meta_loss_first': meta_losses[0],
+            'meta_loss_last': meta_losses[config.meta_steps - 1]}
+    if variant.keep_best_iterate:  # losses of φ_0..φ_M: which one was kept
+      best = jnp.argmin(jnp.where(jnp.isnan(meta_losses), jnp.inf, meta_losses))
+      info.update(meta_best_step=best.astype(jnp.int32), meta_loss_best=meta_losses[best])
+    return gen_params, gen_opt_state, info
+
+  def held_out_outer_loss(state, task, data, aux, v, w, slot, label, ok):
+    """The outer loss L_meta of candidates v, w [S, d] with every data term on D_t^val:
+    the teach term (already held out), classified, align and anchor as in the meta-update,
+    and the variant's ``held_out_terms`` (its data terms on D_t^val) -- the guard's
+    criterion (docs/autoseed_plus.md §6); computed whole on every device."""
+    in_val = jnp.arange(task.val_x.shape[0]) < task.val_count
+    terms = outer_loss_terms(context, state, v, w, slot, label, ok, data,
+                             val_rows=(task.val_x, task.val_text, task.val_y),
+                             val_mask=in_val, val_count=task.val_count, kinds=task.kind,
+                             pair=pair)
+    total = (terms['teach'] + terms['classified'] + config.align_weight * terms['align']
+             + config.anchor_weight * terms['anchor'])
+    if variant.held_out_terms is not None:
+      total = total + variant.held_out_terms(v, w, slot, ok, aux)
+    return total
 
   def choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params, condition,
                    key):
@@ -450,12 +609,25 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     the budget; returns (memory, info)."""
     bank, seen = state.class_bank, state.seen
     v, w, slot, label, ok = make_candidates(data, gen_params, key,
-                                            config.candidates_per_class, condition)
+                                            config.candidates_per_class, condition, aux)
+    guard = {}
+    if variant.fallback is not None:  # the generated seeds against the targets
+      target_v, target_w = variant.fallback(aux)
+      target_v = target_v.reshape(-1, dim)
+      target_w = candidate_text(data, target_w.reshape(-1, dim), slot)
+      generated_loss = held_out_outer_loss(state, task, data, aux, v, w, slot, label, ok)
+      target_loss = held_out_outer_loss(state, task, data, aux, target_v, target_w, slot,
+                                        label, ok)
+      falls_back = ~(generated_loss <= target_loss)  # a NaN loss falls back
+      v = jnp.where(falls_back, target_v, v)
+      w = jnp.where(falls_back, target_w, w)
+      guard = {'guard_fallback': falls_back, 'guard_loss_generated': generated_loss,
+               'guard_loss_targets': target_loss}
     if variant.scores is None:
       if vl is None:
         def one_seed_loss(params, s):
           sv, sw, slabel = s
-          return seed_replay_loss(params, bank, seen, sv[None], sw[None], slabel[None],
+          return replay_under(params, bank, seen, sv[None], sw[None], slabel[None],
                                   jnp.ones((1,), bool))
         seed_inputs = (v, w, label)
       else:  # a seed's replay loss among all candidates (the others held fixed)
@@ -474,11 +646,20 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
-    new = seeds.make_seeds(v, w if variant.text_prototypes else v[:, :0], label, task.index,
-                           score=score, valid=keep)
-    memory = seeds.prune_memory(seeds.add_seeds(state.memory, new), budget)
+    if variant.text_prototypes:
+      stored_w = w
+    elif variant.pair_text:  # only seeds of pair groups keep (and pay for) their w
+      stored_w = jnp.where(data.stores_text[slot][:, None], w, 0.0)
+    else:
+      stored_w = v[:, :0]
+    new = seeds.make_seeds(v, stored_w, label, task.index, score=score, valid=keep)
+    merged = seeds.add_seeds(state.memory, new)
+    if variant.pair_text:
+      memory = pair_groups.prune_to_bytes(merged, variant.budget_bytes, num_bank)
+    else:
+      memory = seeds.prune_memory(merged, budget)
     kept = jnp.maximum(jnp.sum(keep), 1)
-    return memory, dict(seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
+    return memory, dict(**guard, seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
                         mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,
                         seed_text_cosine=jnp.sum(jnp.where(keep, jnp.sum(v * w, -1), 0)) / kept)
 
@@ -493,17 +674,26 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SEED_UPDATE_TAG), task.index)
     k_meta, k_gen = jax.random.split(key)
     data, aux, task_loss_on, train_rows, val_rows = task_inputs(state, task)
-    condition = task_gradient_conditions(state, data, task_loss_on, train_rows, constants)
-    gen_params, gen_opt_state, info = meta_update_generator(state, task, data, aux,
-                                                            condition, k_meta, axis_name)
+    if variant.candidates is None:
+      condition = task_gradient_conditions(state, data, task_loss_on, train_rows, constants)
+      gen_params, gen_opt_state, info = meta_update_generator(state, task, data, aux,
+                                                              condition, k_meta, axis_name)
+    else:  # the variant's own candidates: no condition, G_φ untouched
+      condition, gen_params, gen_opt_state, info = (None, state.gen_params,
+                                                    state.gen_opt_state, {})
     memory, choice = choose_seeds(state, task, data, aux, task_loss_on, val_rows, gen_params,
                                   condition, k_gen)
+    if 'guard_fallback' in choice:  # the fallback keeps φ as it was before the update
+      gen_params, gen_opt_state = jax.tree.map(
+          lambda before, after: jnp.where(choice['guard_fallback'], before, after),
+          (state.gen_params, state.gen_opt_state), (gen_params, gen_opt_state))
+      choice['guard_fallback'] = choice['guard_fallback'].astype(jnp.int32)
     return state.replace(gen_params=gen_params, gen_opt_state=gen_opt_state,
                          memory=memory), {**info, **choice}
 
   return Method(name=variant.name, init_state=init_state, extra_loss=extra_loss,
                 kinds=variant.kinds, refusal=variant.refusal,
                 consolidate=consolidate, consolidate_name='seed update',
-                constants=(sketch_matrix if config.sketch_cache
+                constants=(sketch_matrix if config.sketch_cache and variant.candidates is None
                            and config.seed_source != 'random' else None),
-                memory_bytes=lambda state: int(parallel.to_host(seeds.memory_nbytes(state.memory))))
+                memory_bytes=lambda state: int(parallel.to_host(memory_nbytes(state.memory))))

@@ -15,6 +15,14 @@ outer loss, on the seeds directly instead of through a generator.
 Both replay and budget exactly as ``autoseed_plus`` (its ``memory_plan`` and replay fields:
 byte budget, stored w or not, seeds per new class, λ_r, λ_c), so the only difference from
 the variant is where the seeds come from: they measure what the hypernetwork adds.
+
+Every task kind (docs/VL_TASKS.md §6): the groups are classes, VQA answers, or a pair
+task's seed groups, and a group's centres are those of its rows in the joint space
+(``autoseed_plus.summary_pairs``, ``core.pair_groups``): a centre's seed is its members'
+mean query (v) and, for a pair group, their mean caption (w, stored). On a
+vision-language stream the refinement's classification term is the seeds' replay loss
+(``autoseed.replay_on_seeds``: answer selection for answers, InfoNCE for every seed), with
+w held fixed.
 """
 
 from __future__ import annotations
@@ -24,12 +32,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax.core import kmeans, losses, seeds
+from autoseed_jax.core import kmeans, losses, pair_groups, seeds
 from autoseed_jax.core.config_checks import check_fields
-from autoseed_jax.methods.autoseed import Variant, autoseed, seed_update_data
-from autoseed_jax.methods.autoseed_plus import (class_mmd, memory_plan, real_rows,
+from autoseed_jax.methods.autoseed import autoseed, replay_on_seeds, seed_update_data
+from autoseed_jax.methods.autoseed_plus import (class_mmd, family_update_data, family_variant,
+                                                memory_plan, pair_replay, real_rows,
                                                 seed_method_config, settings as plus_settings,
-                                                validate_family, KINDS, REFUSAL)
+                                                summary_pairs, validate_family)
 from autoseed_jax.methods.base import Context, Method
 
 # Tag folded into the run key for the k-means starts and the MMD rows.
@@ -71,52 +80,78 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
   config, dim = context.config, context.dim
   validate(config)
   s = settings(config)
-  plan = memory_plan(config, dim, context.num_classes)
+  plan = memory_plan(config, dim, context.num_classes, context.vl)
   name = 'refined_seeds' if refine else 'kmeans_seeds'
-  base = autoseed(dataclasses.replace(context, config=seed_method_config(config, plan)),
-                  Variant(name=name, text_prototypes=plan.text_prototypes, kinds=KINDS,
-                          refusal=REFUSAL))
+  derived = seed_method_config(config, plan)
+  base = autoseed(dataclasses.replace(context, config=derived),
+                  family_variant(context, plan, name=name))
   bandwidths = tuple(float(b) for b in plus_settings(config)['mmd_bandwidths'])
   mmd_points = int(plus_settings(config)['mmd_points'])
+  pair_mode = plus_settings(config)['plus_pair_points']
+  vl = context.vl is not None
 
   def init_state(key):
     del key
-    text_dim = dim if plan.text_prototypes else 0
+    text_dim = dim if plan.text_prototypes or plan.pair_text else 0
     return dict(memory=seeds.init_memory(plan.budget, dim, text_dim=text_dim))
 
+  def summaries(task, key):
+    """(data, v [S, d], w [S, d], sizes [S], slot [S]): per_new_class centres of each group."""
+    if vl:
+      data = family_update_data(task)
+      v, w, sizes = summary_pairs(data, key, num_centres=plan.per_new_class, mode=pair_mode,
+                                  iterations=int(s['summary_kmeans_iterations']))
+    else:
+      data = seed_update_data(task)
+      v, sizes = kmeans.class_kmeans(
+          data.train_x, data.train_weights, key, num_centres=plan.per_new_class,
+          iterations=int(s['summary_kmeans_iterations']))
+      w = None
+    slot = jnp.repeat(jnp.arange(data.labels.shape[0]), plan.per_new_class)
+    w = data.class_text[slot] if w is None else w.reshape(-1, dim)
+    return data, v.reshape(-1, dim), w, sizes.reshape(-1), slot
+
   def consolidate(state, task, *, axis_name=None):
-    """Summarises each class of ``task`` by its k-means centres (refined), then prunes."""
+    """Summarises each group of ``task`` by its k-means centres (refined), then prunes."""
     del axis_name  # computed replicated
     key = jax.random.fold_in(jax.random.fold_in(state.key, _SUMMARY_TAG), task.index)
     k_means, k_rows = jax.random.split(key)
-    data = seed_update_data(task)
-    n_cls = task.classes.shape[0]
-    centres, sizes = kmeans.class_kmeans(
-        data.train_x, data.train_weights, k_means, num_centres=plan.per_new_class,
-        iterations=int(s['summary_kmeans_iterations']))
-    slot = jnp.repeat(jnp.arange(n_cls), plan.per_new_class)
-    v, sizes = centres.reshape(-1, dim), sizes.reshape(-1)
+    data, v, w, sizes, slot = summaries(task, k_means)
     ok = data.class_ok[slot] & (sizes > 0)
-    label = jnp.where(data.class_ok, task.classes, 0)[slot]
+    label = data.labels[slot]
     info = {}
     if refine and s['summary_refine_steps'] > 0:
       real_x, real_ok = real_rows(k_rows, data, mmd_points)
       class_emb = context.embed(state.params, text_z=state.class_bank)[1]
 
-      def refine_loss(v):
+      def classified_loss(v):
+        if vl:  # the replay loss: answer selection, InfoNCE against the fixed w
+          return replay_on_seeds(
+              dataclasses.replace(context, config=derived), state.params, state.class_bank,
+              state.seen, v, w, label, ok, pair_replay(config))
         img, _, scale = context.embed(state.params, v)
-        classified = losses.task_loss(img, class_emb, label, scale, class_mask=state.seen,
-                                      mask=ok)
-        return classified + s['summary_mmd_weight'] * class_mmd(
+        return losses.task_loss(img, class_emb, label, scale, class_mask=state.seen, mask=ok)
+
+      def refine_loss(v):
+        return classified_loss(v) + s['summary_mmd_weight'] * class_mmd(
             v, slot, ok, real_x, real_ok, bandwidths=bandwidths)
 
       info['refine_loss_first'] = refine_loss(v)
       v = kmeans.refine_on_sphere(v, refine_loss, num_steps=int(s['summary_refine_steps']),
                                    learning_rate=float(s['summary_refine_learning_rate']))
       info['refine_loss_last'] = refine_loss(v)
-    w = data.class_text[slot] if plan.text_prototypes else v[:, :0]
-    new = seeds.make_seeds(v, w, label, task.index, score=sizes, valid=ok)
-    memory = seeds.prune_memory(seeds.add_seeds(state.memory, new), plan.budget)
+    if plan.text_prototypes:
+      stored_w = w
+    elif plan.pair_text:  # only seeds of pair groups keep (and pay for) their w
+      stored_w = jnp.where(data.stores_text[slot][:, None], w, 0.0)
+    else:
+      stored_w = v[:, :0]
+    new = seeds.make_seeds(v, stored_w, label, task.index, score=sizes, valid=ok)
+    merged = seeds.add_seeds(state.memory, new)
+    if plan.pair_text:
+      memory = pair_groups.prune_to_bytes(merged, plan.budget_bytes, context.num_classes)
+    else:
+      memory = seeds.prune_memory(merged, plan.budget)
     info.update(seeds_added=jnp.sum(ok), memory_size=memory.num_valid())
     return state.replace(memory=memory), info
 

@@ -136,12 +136,13 @@ class _Embedder:
     return table[[row[t] for t in texts]]
 
 
-def _scene_split(spec: SceneTaskSpec, num: int, part: str, rng, embedder: _Embedder,
-                 data_dir, answer_ids: dict):
-  """One split of a scene task as a PairSplit / BankSplit (and its captions)."""
+def _scene_split(spec: SceneTaskSpec, num: int, pools, split: str, rng, embedder: _Embedder,
+                 answer_ids: dict, stream: str = VL_SCENES):
+  """One split of a scene task, its scenes drawn from the object ``pools`` (per category),
+  as a PairSplit / BankSplit (and its captions)."""
   scene_list = scenes.sample_scenes(num, spec.categories, rng)
-  images, _ = scenes.render(scene_list, object_pools(part, data_dir), rng)
-  image_x = embedder.images(f'{VL_SCENES}-{spec.name}', part, images)
+  images, _ = scenes.render(scene_list, pools, rng)
+  image_x = embedder.images(f'{stream}-{spec.name}', split, images)
   if spec.kind in ('retrieval', 'captioning'):
     captions = [c for scene in scene_list for c in scenes.captions(scene)]
     owner = np.repeat(np.arange(len(scene_list)), scenes.CAPTIONS_PER_SCENE)
@@ -163,6 +164,19 @@ def scene_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
   accepted for the ``get_stream`` interface, but the stream carries no images (methods
   that replay images refuse its kinds)."""
   del pixels
+  pools = {'train': object_pools('train', data_dir), 'test': object_pools('test', data_dir)}
+  return _scene_tasks_stream(VL_SCENES, pools, [seed], backbone, cache_dir=cache_dir,
+                             seed=seed, val_fraction=val_fraction,
+                             train_fraction=train_fraction, train_scenes=train_scenes,
+                             test_scenes=test_scenes, clusters=clusters)
+
+
+def _scene_tasks_stream(name: str, pools: dict, rng_seed: list, backbone, *, cache_dir,
+                        seed: int, val_fraction: float, train_fraction: float,
+                        train_scenes: int, test_scenes: int, clusters: int) -> TaskStream:
+  """The scene tasks (``SCENE_TASKS``) with training scenes from ``pools['train']`` and test
+  scenes from ``pools['test']`` (per-category object images); task t's scenes are drawn
+  with ``default_rng(rng_seed + [t])``."""
   if backbone is None or _is_offline(backbone):
     from autoseed_jax.models.scene_tower import load_scene_backbone  # pylint: disable=import-outside-toplevel
     backbone = load_scene_backbone(text_encoder=getattr(backbone, 'text_encoder', None))
@@ -173,19 +187,62 @@ def scene_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
   num_train = max(10, int(round(train_fraction * train_scenes)))
   built = []
   for t, spec in enumerate(SCENE_TASKS):
-    rng = np.random.default_rng([seed, t])
-    train = _scene_split(spec, num_train, 'train', rng, embedder, data_dir, answer_ids)
-    test = _scene_split(spec, test_scenes, 'test', rng, embedder, data_dir, answer_ids)
+    rng = np.random.default_rng(list(rng_seed) + [t])
+    train = _scene_split(spec, num_train, pools['train'], 'train', rng, embedder, answer_ids,
+                         name)
+    test = _scene_split(spec, test_scenes, pools['test'], 'test', rng, embedder, answer_ids,
+                        name)
     bank = {}
     if spec.kind == 'captioning':
       bank_captions = sorted(set(train.captions))
       bank = dict(bank_captions=bank_captions, bank_x=embedder.texts(bank_captions))
     built.append(task_kinds.VLTask(spec.name, spec.kind, train, test, **bank))
   return task_kinds.build_vl_stream(
-      VL_SCENES, built, bank_text=embedder.texts(list(scenes.ANSWERS)),
+      name, built, bank_text=embedder.texts(list(scenes.ANSWERS)),
       bank_names=scenes.ANSWERS, bank_family=[1] * len(scenes.ANSWERS), clusters=clusters,
-      val_fraction=val_fraction, seed=seed,
-      description=SPECS[VL_SCENES].description)
+      val_fraction=val_fraction, seed=seed, description=SPECS[name].description)
+
+
+# ---------------------------------------------------------------------------------------------
+# The development stream: for choosing settings without touching vl-scenes' test scenes
+
+VL_SCENES_DEV = 'vl-scenes-dev'
+# Share of each category's stream-train object images held out for the dev stream's test
+# scenes, and the tag that keeps its scene draws apart from vl-scenes' (rng seeds [seed]).
+DEV_TEST_FRACTION = 0.2
+_DEV_TAG = 1000
+
+
+def dev_object_pools(data_dir=None, fraction: float = DEV_TEST_FRACTION):
+  """(train pools, test pools) of ``vl-scenes-dev``: each category's stream-train object
+  images (``object_pools('train')``) split by a fixed permutation, ``fraction`` (at least
+  one image) for its test scenes and the rest for its training scenes. The TEST objects,
+  which vl-scenes' test scenes are made of, play no part."""
+  rng = np.random.default_rng(_DEV_TAG)
+  train, test = [], []
+  for pool in object_pools('train', data_dir):
+    order = rng.permutation(len(pool))
+    n_test = max(1, int(round(fraction * len(pool))))
+    test.append(pool[np.sort(order[:n_test])])
+    train.append(pool[np.sort(order[n_test:])])
+  return tuple(train), tuple(test)
+
+
+def scene_dev_stream(backbone=None, *, data_dir=None, cache_dir=None, seed: int = 0,
+                     val_fraction: float = 0.05, train_fraction: float = 1.0,
+                     pixels: bool = False, train_scenes: int = 400, test_scenes: int = 100,
+                     clusters: int = 8) -> TaskStream:
+  """``vl-scenes-dev``: vl-scenes' protocol (the same four tasks, sizes and fields) on
+  scenes drawn anew from the stream-train objects only (``dev_object_pools``: training and
+  test scenes from disjoint object images), with scene draws of their own
+  (``default_rng([1000 + seed, t])``)."""
+  del pixels
+  train, test = dev_object_pools(data_dir)
+  return _scene_tasks_stream(VL_SCENES_DEV, {'train': train, 'test': test},
+                             [_DEV_TAG + seed], backbone, cache_dir=cache_dir, seed=seed,
+                             val_fraction=val_fraction, train_fraction=train_fraction,
+                             train_scenes=train_scenes, test_scenes=test_scenes,
+                             clusters=clusters)
 
 
 def _is_offline(backbone) -> bool:
@@ -383,6 +440,16 @@ SPECS = {
         "scene tower was pretrained on scenes of the pretraining split). R[i, j]: mean recall "
         "(1), BLEU-4 (2), VQA accuracy (3, 4).",
         scene_stream, datasets=(('animal_mnist', 0), ('sklearn_digits', 10))),
+    VL_SCENES_DEV: StreamSpec(
+        VL_SCENES_DEV,
+        "Development stream: vl-scenes' four tasks (animal-retrieval, digit-captioning, "
+        "count-vqa, relational-vqa), 400 training / 100 test scenes per task, drawn anew "
+        "(scene seeds of their own) from the stream-TRAIN object images only: per "
+        "category, a fixed 20% of them are drawn into the test scenes and the rest into the "
+        "training scenes. The TEST object images, of which vl-scenes' test scenes are made, "
+        "play no part. (Animal-MNIST's stream-train holds pairs of identical images, so 66 of "
+        "the 1,440 animal test objects have a twin among the training objects.)",
+        scene_dev_stream, datasets=(('animal_mnist', 0), ('sklearn_digits', 10))),
     COCO_FLICKR: StreamSpec(
         COCO_FLICKR,
         "The paper's C->F sequence (user-prepared data, autoseed_jax/data/vl_sources.py): "
