@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from experiments import suite, update_readme
+from experiments.paper import claims as paper_claims
 from experiments.paper import configs as paper_configs
 from experiments.paper import seeds as paper_seeds
 from experiments.configs.exp_common import base_config
@@ -192,6 +193,23 @@ def test_best_method_is_the_most_accurate_within_the_byte_budget():
   best = update_readme.best_method(main)
   assert best['method'] == 'seeds' and best['budget'] == 1000  # 70.5 on a and b, not 68.5
   assert best['runner_up_method'] == 'stats' and set(best['streams']) == {'a', 'b'}
+
+
+def test_generation_is_crucial_only_when_it_beats_random_seeds_and_its_centres():
+  def row(stream, name, acc, std=1.0):
+    return {'stream': stream, 'row': name, 'final_avg_acc': {'mean': acc, 'std': std,
+                                                             'min': acc - 1}}
+  paper = {'full': 82.2, 'random_seeds': 68.9}
+  beats_both = [row('a', 'full', 80.0), row('a', 'random_seeds', 70.0),
+                row('a', 'plus_full', 80.0), row('a', 'plus_centres', 78.0)]
+  assert paper_claims.generation_claim(beats_both, paper)['verdict'] == 'holds'
+  within_spread = beats_both[:3] + [row('a', 'plus_centres', 79.5)]  # random seeds lose
+  claim = paper_claims.generation_claim(within_spread, paper)
+  assert claim['verdict'] == 'does not hold' and 'starting centres' in claim['measured']
+  two_streams = beats_both + [row('b', 'full', 80.0), row('b', 'random_seeds', 70.0),
+                              row('b', 'plus_full', 77.0), row('b', 'plus_centres', 80.0)]
+  assert paper_claims.generation_claim(two_streams, paper)['verdict'] == 'partly'
+  assert paper_claims.generation_claim([], paper)['verdict'] == 'not measured'
 
 
 def test_readme_is_short_and_answers_first():

@@ -1,6 +1,10 @@
 # COMMAND: python -m experiments.paper --config experiments/configs/exp_ablation.py --workdir experiments/results
 """Ablation (METHOD §5): the five rows of the paper's table and one row of ours (no anchor
-loss), and the switches of autoseed_plus (docs/autoseed_plus.md), on both streams, 3 seeds.
+loss), and the switches of autoseed_plus (docs/autoseed_plus.md), on both streams, 5 seeds.
+autoseed_plus's rows include "G_φ replaced by its own starting centres" (what task-gradient
+conditioning and meta-learning add) and "no guard" (docs/autoseed_plus.md §6); the claim
+"gradient-conditioned generation is crucial" is judged against both random seeds and the
+centres (experiments/paper/claims.py).
 
 Each row is a method with one switch flipped; its drop is measured against the full row
 of the same method and stream (final average accuracy, mean over seeds): Auto-Seed VL2's
@@ -41,14 +45,17 @@ def get_config(arg=None):
              'autoseed_plus'),
             ('plus_noise', {'plus_seed_codes': 'noise', 'plus_centre_weight': 0.0,
                             'plus_mmd_weight': 10.0}, 'autoseed_plus'),
-            ('plus_with_mmd', {'plus_mmd_weight': 10.0}, 'autoseed_plus'),
             ('plus_text_base', {'plus_generator_base': 'text'}, 'autoseed_plus'),
             ('plus_text_prototypes', {'plus_text_prototypes': True}, 'autoseed_plus'),
-            ('plus_no_fill', {'plus_fill_budget': False}, 'autoseed_plus'),
+            # What the generator adds: its own starting centres (same bytes, no G_φ), and
+            # the meta-update without the guard that keeps it from ending below them.
+            ('plus_centres', {'plus_seed_source': 'centres'}, 'autoseed_plus'),
+            ('plus_no_guard', {'plus_guard': 'none'}, 'autoseed_plus'),
             ('plus_paper_weights', {'plus_replay_weight': 1.0, 'plus_consistency_weight': 10.0,
                                     'plus_anchor_weight': 5.0}, 'autoseed_plus'))
   if c.quick:  # one switched row beside each full one (each row compiles anew)
-    c.rows = (c.rows[0], c.rows[2], c.rows[6], c.rows[7])
+    c.rows = tuple(r for r in c.rows
+                   if r[0] in ('full', 'random_seeds', 'plus_full', 'plus_centres'))
   c.row_titles = ml_collections.ConfigDict(dict(
       full='full',
       no_consistency='no consistency loss (λ_c = 0)',
@@ -61,11 +68,12 @@ def get_config(arg=None):
                           '(λ_centre = 0, λ_mmd = 10)',
       plus_noise='autoseed_plus with METHOD\'s noise z ~ N(0, I) instead of fixed codes (and '
                  'so the MMD term instead of centre targets, which need the codes)',
-      plus_with_mmd='autoseed_plus with the MMD term added to centre targets (λ_mmd = 10)',
       plus_text_base='autoseed_plus with G_φ starting v at the class text e_c (METHOD) '
                      'instead of the class image mean',
       plus_text_prototypes='autoseed_plus storing w (half the seeds in the same bytes)',
-      plus_no_fill='autoseed_plus keeping K // C seeds per class (memory full only at the end)',
+      plus_centres='autoseed_plus with G_φ replaced by its own starting centres (the '
+                   'per-class k-means centres it is trained toward; no generator)',
+      plus_no_guard='autoseed_plus without the guard on its meta-update (plus_guard=none)',
       plus_paper_weights='autoseed_plus with METHOD\'s loss weights (λ_r = 1, λ_c = 10, γ = 5)'))
   # The paper's table (METHOD §5): average accuracy on its C->R sequence (rows of ours that
   # it does not have are left out).
