@@ -44,7 +44,6 @@ in ``--cache``. ``chosen_settings`` reads back what the method defaults must be
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import pathlib
@@ -57,6 +56,7 @@ import numpy as np  # noqa: E402
 
 from experiments import suite as suite_lib  # noqa: E402
 from experiments.configs.real_streams import real_stream_config  # noqa: E402
+from experiments import tune_plus  # noqa: E402
 from experiments.tune_plus import (DEV_STREAMS, SEEDS, TIE_POINTS,  # noqa: E402
                                    choose as choose_plus)
 
@@ -150,19 +150,11 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
 
 def chosen_settings(out: pathlib.Path = REPO / 'experiments' / 'tuning') -> dict:
   """The settings every finished stage in ``out`` chose (what the method defaults must be)."""
-  chosen = {}
-  for stage in ORDER:
-    path = out / f'peers_{stage}.json'
-    if path.exists():
-      chosen.update(json.loads(path.read_text())['chosen'])
-  return chosen
+  return tune_plus.chosen_settings(out, ORDER, prefix='peers_')
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--stage', choices=ORDER + ('all',), default='all')
-  parser.add_argument('--out', default=str(REPO / 'experiments' / 'tuning'))
-  parser.add_argument('--cache', default=str(REPO / 'runs' / 'tuning_cache'))
+  parser = tune_plus.tuning_parser(__doc__.split('\n\n')[0], ORDER)
   parser.add_argument('--seeds', type=int, nargs='+', default=list(SEEDS))
   parser.add_argument('--streams', nargs='+', default=list(DEV_STREAMS))
   args = parser.parse_args(argv)
@@ -170,13 +162,9 @@ def main(argv=None) -> int:
   out.mkdir(parents=True, exist_ok=True)
   suite = suite_lib.Suite(args.cache, out=lambda line: print(line, flush=True))
   for stage in ORDER if args.stage == 'all' else (args.stage,):
-    earlier = [out / f'peers_{s}.json' for s in EARLIER.get(stage, ())]
-    missing = [str(p) for p in earlier if not p.exists()]
-    if missing:
-      print(f'error: stage {stage!r} starts from the choices of the earlier stages; run '
-            f'them first (missing {", ".join(missing)}).', file=sys.stderr)
+    fixed = tune_plus.earlier_choices(out, stage, EARLIER.get(stage, ()), prefix='peers_')
+    if fixed is None:
       return 2
-    fixed = {k: v for p in earlier for k, v in json.loads(p.read_text())['chosen'].items()}
     chosen = run_stage(suite, stage, fixed, tuple(args.seeds), tuple(args.streams), out,
                        log=lambda line: print(line, flush=True))
     print(f'{stage}: chose {json.dumps(chosen)}', flush=True)

@@ -194,21 +194,40 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
   return chosen['overrides']
 
 
-def chosen_settings(out: pathlib.Path) -> dict:
-  """The settings every finished stage in ``out`` chose (what the method defaults must be)."""
+def chosen_settings(out: pathlib.Path, stages=ORDER, prefix: str = '') -> dict:
+  """The settings every finished stage of ``stages`` in ``out`` chose (what the method
+  defaults must be); a stage's file is ``<prefix><stage>.json``."""
   chosen = {}
-  for stage in ORDER:
-    path = out / f'{stage}.json'
+  for stage in stages:
+    path = out / f'{prefix}{stage}.json'
     if path.exists():
       chosen.update(json.loads(path.read_text())['chosen'])
   return chosen
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--stage', choices=ORDER + ('all',), default='all')
+def earlier_choices(out: pathlib.Path, stage: str, earlier, prefix: str = '') -> dict | None:
+  """The settings the ``earlier`` stages chose, which ``stage`` starts from; None (after
+  printing which files are missing and the fix) when one has not run."""
+  paths = [out / f'{prefix}{s}.json' for s in earlier]
+  missing = [str(p) for p in paths if not p.exists()]
+  if missing:
+    print(f'error: stage {stage!r} starts from the choices of the earlier stages; run '
+          f'them first (missing {", ".join(missing)}).', file=sys.stderr)
+    return None
+  return chosen_settings(out, earlier, prefix)
+
+
+def tuning_parser(description: str, stages) -> argparse.ArgumentParser:
+  """The command line every tuning script shares: ``--stage``, ``--out``, ``--cache``."""
+  parser = argparse.ArgumentParser(description=description)
+  parser.add_argument('--stage', choices=tuple(stages) + ('all',), default='all')
   parser.add_argument('--out', default=str(REPO / 'experiments' / 'tuning'))
   parser.add_argument('--cache', default=str(REPO / 'runs' / 'tuning_cache'))
+  return parser
+
+
+def main(argv=None) -> int:
+  parser = tuning_parser(__doc__.split('\n\n')[0], ORDER)
   parser.add_argument('--seeds', type=int, nargs='+', default=None,
                       help=f'run seeds (default: STAGE_SEEDS, else {list(SEEDS)})')
   parser.add_argument('--streams', nargs='+', default=None,
@@ -219,13 +238,9 @@ def main(argv=None) -> int:
   suite = suite_lib.Suite(args.cache, out=lambda line: print(line, flush=True))
   stages = ORDER if args.stage == 'all' else (args.stage,)
   for stage in stages:
-    earlier = [out / f'{s}.json' for s in ORDER[:ORDER.index(stage)]]
-    missing = [str(p) for p in earlier if not p.exists()]
-    if missing:
-      print(f'error: stage {stage!r} starts from the choices of the earlier stages; run '
-            f'them first (missing {", ".join(missing)}).', file=sys.stderr)
+    fixed = earlier_choices(out, stage, ORDER[:ORDER.index(stage)])
+    if fixed is None:
       return 2
-    fixed = {k: v for p in earlier for k, v in json.loads(p.read_text())['chosen'].items()}
     seeds = tuple(args.seeds or STAGE_SEEDS.get(stage, SEEDS))
     streams = tuple(args.streams or STAGE_STREAMS.get(stage, DEV_STREAMS))
     chosen = run_stage(suite, stage, fixed, seeds, streams, out,

@@ -11,13 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax.tools import checkpoint
 from autoseed_jax import continual
 from autoseed_jax.core import class_stats
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.frozen_heads import ranpac_bytes, ranpac_width_for_bytes
 from autoseed_jax.streams.synthetic import make_synthetic_stream
+from autoseed_jax.tools import checkpoint
 from experiments.configs.common import method_config
+from helpers.resume_checks import copy_up_to
 
 D = 6
 PEERS = ('gauss_replay', 'fetril', 'ncm', 'ncm_text', 'ranpac')
@@ -401,16 +402,13 @@ def _resume_check(stream, tmp_path, config, resume_at):
   learner = continual.build_learner(config, stream)
   reference = continual.run_sequence(config, stream, learner=learner)
   small = Small(stream, config, learner, checkpoint.state_digest(reference.state))
-  import shutil  # pylint: disable=import-outside-toplevel
   full = tmp_path / 'full'
   result, _ = run(small, full, keep=100)
   assert checkpoint.state_digest(result.state) == small.reference_digest
   ids = checkpoint.CheckpointStore(str(full), keep=100).ids()
   for ckpt_id in resume_at(ids):
     partial = tmp_path / f'upto{ckpt_id}'
-    shutil.copytree(full, partial)
-    for later in ids[ids.index(ckpt_id) + 1:]:
-      shutil.rmtree(partial / str(later))
+    copy_up_to(full, partial, ids, ckpt_id)
     resumed, lines = run(small, partial)
     assert any(line.startswith(f'resuming from checkpoint {ckpt_id} ') for line in lines)
     assert checkpoint.state_digest(resumed.state) == small.reference_digest, ckpt_id

@@ -25,13 +25,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from helpers import TEST_XLA_FLAGS
-
-from autoseed_jax.tools import checkpoint
 from autoseed_jax import continual, runner
 from autoseed_jax.streams.synthetic import make_synthetic_stream
+from autoseed_jax.tools import checkpoint
 from experiments.configs.common import method_config
-from helpers import disks
+from helpers import TEST_XLA_FLAGS, disks
+from helpers.resume_checks import copy_up_to
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 40  # steps per task on the command line: 2 chunks of 20, a checkpoint after each
@@ -75,6 +74,19 @@ def checkpoint_meta(workdir, method, ckpt_id):
   path = os.path.join(workdir, 'methods', method, 'checkpoints', str(ckpt_id), 'meta',
                       'metadata')
   return json.load(open(path))
+
+
+def assert_resumed_in_task_two(cli, steps):
+  """The rerun of a run killed inside task 2 (of 3, ``steps`` steps each, a checkpoint
+  after every chunk) ended well and resumed from the newest checkpoint the kill left;
+  returns its (return code, stdout, stderr)."""
+  newest = cli['after_kill'][-1]
+  tasks_done, steps_in_task = divmod(newest, steps + 1)
+  assert tasks_done == 1 and 0 < steps_in_task <= steps, cli['after_kill']
+  rc, out, err = cli['final']
+  assert rc == 0, err[-3000:]
+  assert f'resuming from checkpoint {newest} (task 2 of 3, {steps_in_task}/{steps} steps)' in out
+  return rc, out, err
 
 
 def wait_until(proc, condition, what, timeout=240):
@@ -154,12 +166,7 @@ def test_sigkill_mid_task_then_rerun_gives_bit_identical_results(cli):
   rc, _, _ = cli['sigkill']
   assert rc == -signal.SIGKILL
   assert not cli['result_after_kill']
-  newest = cli['after_kill'][-1]
-  tasks_done, steps_in_task = divmod(newest, STEPS + 1)
-  assert tasks_done == 1 and 0 < steps_in_task <= STEPS, cli['after_kill']
-  rc, out, err = cli['final']
-  assert rc == 0, err[-3000:]
-  assert f'resuming from checkpoint {newest} (task 2 of 3, {steps_in_task}/{STEPS} steps)' in out
+  _, out, _ = assert_resumed_in_task_two(cli, STEPS)
   reference = json.load(open(cli['reference_dir'] / 'results.json'))
   resumed = json.load(open(cli['work'] / 'results.json'))
   assert without_seconds(resumed) == without_seconds(reference)
@@ -302,9 +309,7 @@ def test_resuming_from_every_checkpoint_matches_the_engine_bit_for_bit(small, tm
   # Resume mid-task (31), at a task boundary (42), with adaptation done (62).
   for ckpt_id in (31, 42, 62):
     partial = tmp_path / f'upto{ckpt_id}'
-    shutil.copytree(full, partial)
-    for later in ids[ids.index(ckpt_id) + 1:]:
-      shutil.rmtree(partial / str(later))
+    copy_up_to(full, partial, ids, ckpt_id)
     resumed, lines = run(small, partial)
     assert any(line.startswith(f'resuming from checkpoint {ckpt_id} ') for line in lines)
     assert checkpoint.state_digest(resumed.state) == small.reference_digest, ckpt_id

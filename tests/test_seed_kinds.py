@@ -8,20 +8,19 @@ the guard; every kind on 1 vs 8 devices; resume; the development stream kept apa
 vl-scenes' test scenes.
 """
 
-import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax.tools import checkpoint
-from autoseed_jax import continual, runner
-from autoseed_jax.core import kmeans, meta, pair_groups, seeds, tasks
+from autoseed_jax import continual
+from autoseed_jax.core import meta, pair_groups, seeds, tasks
 from autoseed_jax.methods.autoseed import PairReplay, replay_on_seeds
 from autoseed_jax.methods.autoseed_plus import memory_plan
 from experiments.configs.common import method_config
 from helpers.device_runs import run_on_eight_devices
+from helpers.resume_checks import assert_resumes_bit_identically
 from helpers.vl_mock import mock_vl_stream, small_vl_config
 
 D = 16
@@ -397,26 +396,7 @@ def test_eight_devices_equal_one_device_on_every_kind():
 
 def test_resume_on_every_kind_is_bit_identical(stream, tmp_path):
   config = small_vl_config('autoseed_plus', plus_meta_steps=2, plus_guard='best_iterate+centres')
-  learner = continual.build_learner(config, stream)
-  store = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100)
-  try:
-    full = runner.run_method(config, stream, learner, store, out=lambda line: None)
-  finally:
-    store.close()
-  ids = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100).ids()
-  middle = ids[len(ids) // 2]
-  partial = tmp_path / 'partial'
-  shutil.copytree(tmp_path / 'full', partial)
-  for later in ids[ids.index(middle) + 1:]:
-    shutil.rmtree(partial / str(later))
-  store = checkpoint.CheckpointStore(str(partial), keep=100)
-  lines = []
-  try:
-    resumed = runner.run_method(config, stream, learner, store, out=lines.append)
-  finally:
-    store.close()
-  assert any(line.startswith(f'resuming from checkpoint {middle} ') for line in lines)
-  assert checkpoint.state_digest(resumed.state) == checkpoint.state_digest(full.state)
+  assert_resumes_bit_identically(config, stream, tmp_path)
 
 
 # ---------------------------------------------------------------------------------------

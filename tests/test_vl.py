@@ -3,7 +3,6 @@ fixed-shape packing, the scene stream's protocol, every method on every kind, co
 once, resume and multi-device exactness (docs/VL_TASKS.md)."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax.tools import checkpoint
-from autoseed_jax import continual, runner
+from autoseed_jax import continual
 from autoseed_jax.core import kind_metrics, task_kinds
 from autoseed_jax.streams import vision_language
 from autoseed_jax.data import scenes, vl_sources
 from autoseed_jax.methods.base import MethodRefused
 from autoseed_jax.methods.er import bytes_per_example, bytes_per_pair_example
 from helpers.device_runs import learn_all_tasks, run_on_eight_devices
+from helpers.resume_checks import assert_resumes_bit_identically
 from helpers.vl_mock import mock_vl_stream, small_vl_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -246,27 +245,8 @@ def test_methods_that_cannot_run_a_kind_are_refused_naming_it():
 
 
 def test_resume_from_a_checkpoint_is_bit_identical(stream, tmp_path):
-  config = small_vl_config('er')  # its buffer holds rows of every kind
-  learner = continual.build_learner(config, stream)
-  store = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100)
-  try:
-    full = runner.run_method(config, stream, learner, store, out=lambda line: None)
-  finally:
-    store.close()
-  ids = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100).ids()
-  middle = ids[len(ids) // 2]
-  partial = tmp_path / 'partial'
-  shutil.copytree(tmp_path / 'full', partial)
-  for later in ids[ids.index(middle) + 1:]:
-    shutil.rmtree(partial / str(later))
-  store = checkpoint.CheckpointStore(str(partial), keep=100)
-  lines = []
-  try:
-    resumed = runner.run_method(config, stream, learner, store, out=lines.append)
-  finally:
-    store.close()
-  assert any(line.startswith(f'resuming from checkpoint {middle} ') for line in lines)
-  assert checkpoint.state_digest(resumed.state) == checkpoint.state_digest(full.state)
+  # ER's buffer holds rows of every kind.
+  assert_resumes_bit_identically(small_vl_config('er'), stream, tmp_path)
 
 
 def test_eight_devices_equal_one_device_on_every_kind():

@@ -27,7 +27,8 @@ from experiments.configs import synthetic as synthetic_config
 from experiments.configs.common import method_config
 from helpers import TEST_XLA_FLAGS
 from helpers.device_runs import run_on_eight_devices
-from test_resume import ROOT, checkpoint_ids, checkpoint_meta, finish, wait_until
+from test_resume import (ROOT, assert_resumed_in_task_two, checkpoint_ids, checkpoint_meta,
+                         finish, wait_until)
 
 SEEDS = (0, 1, 2)
 # Largest |vmapped - sequential| measured on this file's stream and config (2 cores, CPU):
@@ -226,12 +227,7 @@ def cli(tmp_path_factory, stream):
 
 def test_a_killed_vmapped_run_resumes_bit_identically(cli):
   assert cli['sigkill'][0] == -signal.SIGKILL
-  newest = cli['after_kill'][-1]
-  tasks_done, steps_in_task = divmod(newest, STEPS + 1)
-  assert tasks_done == 1 and 0 < steps_in_task <= STEPS, cli['after_kill']
-  rc, out, err = cli['final']
-  assert rc == 0, err[-3000:]
-  assert f'resuming from checkpoint {newest} (task 2 of 3, {steps_in_task}/{STEPS} steps)' in out
+  _, out, err = assert_resumed_in_task_two(cli, STEPS)
   assert 'taking the lock over' in out + err  # the killed run's lock
   last = 3 * (STEPS + 1)
   assert checkpoint_ids(cli['reference_dir'], 'autoseed')[-1] == last

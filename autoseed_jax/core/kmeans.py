@@ -44,7 +44,6 @@ def sample_class_rows(class_weights: jax.Array, key: jax.Array,
 
 def _kmeans_one_class(x, weight, key, num_centres: int, iterations: int):
   """Spherical k-means of the rows of x [N, d] with weight [N] > 0 (k-means++ start)."""
-  n = x.shape[0]
   first = jax.random.categorical(key, jnp.where(weight > 0, 0.0, -jnp.inf))
   centres = jnp.zeros((num_centres, x.shape[1]), x.dtype).at[0].set(x[first])
 

@@ -198,3 +198,25 @@ def infonce_labels(label, num_bank: int, positives: str = 'group') -> jax.Array:
     return label
   own = -2 - jnp.arange(label.shape[0], dtype=label.dtype)  # never a label (>= -1)
   return jnp.where(label >= num_bank, own, label)
+
+
+def add_to_memory(memory: seeds.SeedMemory, v, w, label, task_index, score, valid,
+                  group_stores_text, slot, *, text_prototypes: bool, pair_text: bool,
+                  budget: int, budget_bytes: int, num_bank: int) -> seeds.SeedMemory:
+  """The summarising family's memory after adding new seeds v, w [S, d] (labels, scores,
+  ``valid`` [S]; the group slot [S] of each, ``group_stores_text`` [n] whether a group
+  slot is a pair group's, None without pair groups) and pruning:
+  w is stored for every seed (``text_prototypes``), only for seeds of pair groups, which
+  then pay for it (``pair_text``; the prune keeps ``budget_bytes``), or for none (0
+  columns; the prune keeps ``budget`` seeds)."""
+  if text_prototypes:
+    stored_w = w
+  elif pair_text:
+    stored_w = jnp.where(group_stores_text[slot][:, None], w, 0.0)
+  else:
+    stored_w = v[:, :0]
+  merged = seeds.add_seeds(memory, seeds.make_seeds(v, stored_w, label, task_index,
+                                                    score=score, valid=valid))
+  if pair_text:
+    return prune_to_bytes(merged, budget_bytes, num_bank)
+  return seeds.prune_memory(merged, budget)

@@ -42,7 +42,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from autoseed_jax.core import (kind_losses, losses, meta, pair_groups, parallel, seeds,
@@ -646,18 +645,10 @@ def autoseed(context: Context, variant: Variant = Variant()) -> Method:
     keep = selection.select_diverse(
         v.reshape(shape + (dim,)), score.reshape(shape), ok.reshape(shape),
         num_keep=config.seeds_per_class, max_cosine=max_cosine).reshape(-1)
-    if variant.text_prototypes:
-      stored_w = w
-    elif variant.pair_text:  # only seeds of pair groups keep (and pay for) their w
-      stored_w = jnp.where(data.stores_text[slot][:, None], w, 0.0)
-    else:
-      stored_w = v[:, :0]
-    new = seeds.make_seeds(v, stored_w, label, task.index, score=score, valid=keep)
-    merged = seeds.add_seeds(state.memory, new)
-    if variant.pair_text:
-      memory = pair_groups.prune_to_bytes(merged, variant.budget_bytes, num_bank)
-    else:
-      memory = seeds.prune_memory(merged, budget)
+    memory = pair_groups.add_to_memory(
+        state.memory, v, w, label, task.index, score, keep, data.stores_text, slot,
+        text_prototypes=variant.text_prototypes, pair_text=variant.pair_text, budget=budget,
+        budget_bytes=variant.budget_bytes, num_bank=num_bank)
     kept = jnp.maximum(jnp.sum(keep), 1)
     return memory, dict(**guard, seeds_added=jnp.sum(keep), memory_size=memory.num_valid(),
                         mean_score=jnp.sum(jnp.where(keep, score, 0)) / kept,

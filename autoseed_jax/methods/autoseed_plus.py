@@ -295,7 +295,6 @@ def pair_replay(config) -> PairReplay:
 def family_variant(context: Context, plan: MemoryPlan, **fields) -> Variant:
   """A ``Variant`` of the family for ``context``'s stream: its groups, byte rule and
   InfoNCE positives on a vision-language stream; ``fields`` the method's own."""
-  s = settings(context.config)
   vl_fields = {}
   if context.vl is not None:
     vl_fields = dict(update_data=family_update_data, pair_text=plan.pair_text,

@@ -140,18 +140,10 @@ def summary_seeds(context: Context, *, refine: bool) -> Method:
       v = kmeans.refine_on_sphere(v, refine_loss, num_steps=int(s['summary_refine_steps']),
                                    learning_rate=float(s['summary_refine_learning_rate']))
       info['refine_loss_last'] = refine_loss(v)
-    if plan.text_prototypes:
-      stored_w = w
-    elif plan.pair_text:  # only seeds of pair groups keep (and pay for) their w
-      stored_w = jnp.where(data.stores_text[slot][:, None], w, 0.0)
-    else:
-      stored_w = v[:, :0]
-    new = seeds.make_seeds(v, stored_w, label, task.index, score=sizes, valid=ok)
-    merged = seeds.add_seeds(state.memory, new)
-    if plan.pair_text:
-      memory = pair_groups.prune_to_bytes(merged, plan.budget_bytes, context.num_classes)
-    else:
-      memory = seeds.prune_memory(merged, plan.budget)
+    memory = pair_groups.add_to_memory(
+        state.memory, v, w, label, task.index, sizes, ok, data.stores_text, slot,
+        text_prototypes=plan.text_prototypes, pair_text=plan.pair_text, budget=plan.budget,
+        budget_bytes=plan.budget_bytes, num_bank=context.num_classes)
     info.update(seeds_added=jnp.sum(ok), memory_size=memory.num_valid())
     return state.replace(memory=memory), info
 

@@ -18,7 +18,10 @@ from experiments.suite import Suite
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
 EXPERIMENTS = ('main', 'ablation', 'memory', 'seeds', 'fwt')
 # The streams built from the embedded data (the offline default), which experiments run on.
-EMBEDDED_STREAMS = tuple(name for name, spec in STREAMS.items() if spec.datasets)
+# The streams a reported table may use: the registered streams with embedded data, but the
+# development streams the settings were chosen on (tuning only; they end in '-dev').
+EMBEDDED_STREAMS = tuple(name for name, spec in STREAMS.items()
+                         if spec.datasets and not name.endswith('-dev'))
 DEFAULT_CACHE = pathlib.Path(__file__).resolve().parents[2] / 'runs' / 'experiments_cache'
 
 
@@ -68,7 +71,8 @@ def validate_experiment_config(cfg: ml_collections.ConfigDict) -> None:
   known = EMBEDDED_STREAMS
   streams = tuple(cfg.streams)
   need(streams and all(s in known for s in streams),
-       f'streams={streams}: give one or more of {known}.')
+       f'streams={streams}: give one or more of {known} (the development streams are '
+       'for tuning only, experiments/tune_plus.py).')
   need(len(tuple(cfg.seeds)) > 0, f'seeds={tuple(cfg.seeds)}: give at least one run seed.')
   need(0.0 < cfg.train_fraction <= 1.0,
        f'train_fraction={cfg.train_fraction} must be in (0, 1].')
