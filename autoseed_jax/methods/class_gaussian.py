@@ -38,14 +38,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax.core import class_stats, parallel, seeds
+from autoseed_jax.core import class_stats, group_stats, parallel, seeds, task_kinds
 from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import seed_replay_terms, seed_update_data, text_prototypes
 from autoseed_jax.methods.autoseed_plus import (family_budget_bytes, family_loss_config,
-                                                validate_family)
+                                                pair_replay, validate_family)
 from autoseed_jax.methods.base import Context, Method
 
-KINDS = ('classification',)
+KINDS = ('classification',)  # fetril's; gauss_replay runs every kind (its pair form)
 REFUSAL = ('its memory holds statistics of the image embeddings of each class, and this '
            'task has no classes')
 # Tags folded into the run key for the replay draws.
@@ -94,9 +94,12 @@ def validate(config) -> None:
 
 
 def _replay_method(context: Context, *, name: str, memory: class_stats.ClassMemory,
-                   draw, consolidate, begin_task=None, extras=None) -> Method:
+                   draw, consolidate, begin_task=None, extras=None, kinds=KINDS,
+                   memory_bytes=None, pair=None) -> Method:
   """The hooks shared by the statistics replays: ``draw(state, key) -> (x, label, valid)``
-  pseudo-features replayed as seeds (w: the class text) each step."""
+  pseudo-features replayed as seeds (w: the class text) each step; with ``pair`` (the
+  pair form on a vision-language stream, ``autoseed.PairReplay``) ``draw`` gives
+  (v, w, label, valid) and the seeds of pair groups replay as ``pair`` says."""
   replay_context = dataclasses.replace(context, config=family_loss_config(context.config))
 
   def init_state(key):
@@ -106,16 +109,21 @@ def _replay_method(context: Context, *, name: str, memory: class_stats.ClassMemo
   def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on pseudo-features of the stored classes."""
     del x, y, text
+    if pair is not None:
+      v, w, label, valid = draw(state, key)
+      batch = seeds.make_seeds(v, w, label, -1, valid=valid)
+      return seed_replay_terms(replay_context, params, state, batch, pair=pair)
     v, label, valid = draw(state, key)
     batch = seeds.make_seeds(v, v[:, :0], label, -1, valid=valid)
     batch = batch.replace(w=text_prototypes(batch, state.class_bank))
     return seed_replay_terms(replay_context, params, state, batch)
 
+  if memory_bytes is None:
+    memory_bytes = lambda extras: class_stats.nbytes(extras['classes'])
   return Method(name=name, init_state=init_state, extra_loss=extra_loss,
                 begin_task=begin_task, consolidate=consolidate,
-                consolidate_name='class statistics', kinds=KINDS, refusal=REFUSAL,
-                memory_bytes=lambda state: int(parallel.to_host(
-                    class_stats.nbytes(state.extras['classes']))))
+                consolidate_name='class statistics', kinds=kinds, refusal=REFUSAL,
+                memory_bytes=lambda state: int(parallel.to_host(memory_bytes(state.extras))))
 
 
 def _store_task(state, task, fit) -> tuple:
@@ -129,10 +137,12 @@ def _store_task(state, task, fit) -> tuple:
 
 
 def gauss_replay(context: Context) -> Method:
-  """Class-Gaussian replay (see module doc)."""
+  """Class-Gaussian replay (see module doc); its pair form on a vision-language stream."""
   config, dim = context.config, context.dim
   validate(config)
   s = settings(config)
+  if context.vl is not None:
+    return _gauss_pair_replay(context, s)
   form = s['gauss_covariance']
   rank, _ = class_stats.class_memory_plan(form, dim, context.num_classes,
                                           family_budget_bytes(config, dim),
@@ -153,7 +163,44 @@ def gauss_replay(context: Context) -> Method:
         x, w, covariance=form, rank=rank, shrinkage=shrinkage))
 
   return _replay_method(context, name='gauss_replay', memory=memory, draw=draw,
-                        consolidate=consolidate)
+                        consolidate=consolidate, kinds=task_kinds.KINDS)
+
+
+def _gauss_pair_replay(context: Context, s: dict) -> Method:
+  """The pair form of ``gauss_replay`` (module doc, ``core.group_stats``): a Gaussian per
+  summary group, bank groups over x, pair groups over [x ; t] / √2."""
+  config, dim = context.config, context.dim
+  form = s['gauss_covariance']
+  num_bank, num_pair = group_stats.group_slots(context.num_classes, context.vl)
+  rank, _ = group_stats.group_memory_plan(form, dim, num_bank, num_pair,
+                                          family_budget_bytes(config, dim),
+                                          rank=int(s['gauss_rank']))
+  bank, pairs = group_stats.init_group_memory(num_bank, num_pair, dim, covariance=form,
+                                              rank=rank)
+  per_group, sphere = int(s['gauss_samples_per_class']), bool(s['gauss_sphere'])
+  shrinkage = float(s['gauss_shrinkage'])
+
+  def draw(state, key):
+    return group_stats.sample_groups(state.extras['classes'], state.extras['pairs'],
+                                     state.class_bank, jax.random.fold_in(key, _GAUSS_TAG),
+                                     per_group, sphere=sphere)
+
+  def consolidate(state, task, *, axis_name=None):
+    """Stores the Gaussians of ``task``'s groups (computed replicated)."""
+    del axis_name
+    groups, bank_fit, pair_fit = group_stats.fit_groups(task, covariance=form, rank=rank,
+                                                        shrinkage=shrinkage)
+    new_bank, new_pairs = group_stats.store_groups(state.extras['classes'],
+                                                   state.extras['pairs'], groups, bank_fit,
+                                                   pair_fit)
+    extras = {**state.extras, 'classes': new_bank, 'pairs': new_pairs}
+    return state.replace(extras=extras), {'classes_stored': new_bank.num_valid(),
+                                          'pair_groups_stored': new_pairs.num_valid()}
+
+  return _replay_method(
+      context, name='gauss_replay', memory=bank, draw=draw, consolidate=consolidate,
+      extras={'pairs': pairs}, kinds=task_kinds.KINDS, pair=pair_replay(config),
+      memory_bytes=lambda extras: group_stats.nbytes(extras['classes'], extras['pairs']))
 
 
 def fetril(context: Context) -> Method:
