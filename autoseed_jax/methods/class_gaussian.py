@@ -27,8 +27,19 @@ counted by ``class_stats.nbytes``, by ``seeds.bytes_per_seed``'s rule (every sto
 and int). A form whose memory of the stream's classes exceeds the budget is refused with
 one line when the method is built (``class_stats.class_memory_plan``).
 
-Only classification tasks: the statistics are per class; a vision-language task with no
-classes is refused (``REFUSAL``).
+Task kinds: ``fetril`` runs classification tasks only (a vision-language task with no
+classes is refused, ``REFUSAL``). ``gauss_replay`` runs every kind in its pair form on a
+vision-language stream (``core.group_stats``, docs/PEERS.md §1 "Pair form"): the groups
+are the seed family's (``pair_groups.summary_groups``): a bank group (class or VQA answer,
+label < C) is a Gaussian of its queries x in a bank memory of C slots, a pair group (text
+cluster of a retrieval or captioning task, label >= C) a Gaussian of its joint points
+[x ; t] / √2 (2d dims, always the 'concat' space: a 'sum' point cannot be split) in a pair
+memory of ``vl.num_groups`` − C slots. Bytes: ``class_stats.nbytes`` of both memories (a
+pair group pays for its text half, a bank group stores no text); the plan pays for every
+slot and refuses a form over the budget (``group_stats.group_memory_plan``). A pair draw is
+split into its image and text halves, each normalised (v, w); a bank draw takes the bank
+text as w; replay is ``seed_replay_terms`` with the family's ``PairReplay``
+(``autoseed_plus.pair_replay``).
 """
 
 from __future__ import annotations
