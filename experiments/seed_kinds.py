@@ -10,9 +10,9 @@ like every table of the suite):
 
   dev_vl   the seed family on vl-scenes-dev (a development stream): which member is the
            best seed method on vision-language tasks (chosen here, on development data)
-  vl       vl-scenes: the seed family vs ER at the same bytes (er_budget), Auto-Seed VL2
-           and deep generative replay, with every task's scores (R@1/5/10, BLEU-4, VQA
-           accuracy)
+  vl       vl-scenes: the seed family vs ER at the same bytes (er_budget), Auto-Seed VL2,
+           deep generative replay and the class-Gaussian replay (its pair form), with every
+           task's scores (R@1/5/10, BLEU-4, VQA accuracy)
   animals  animals-ci and animals-digits: autoseed_plus (its guard on, the default) with
            its mean, std and minimum over run seeds, against kmeans_seeds, er_budget and
            the ablations "without the guard", "G_φ without meta-update" and "the generator
@@ -50,6 +50,10 @@ BASELINES = {
     'er_budget': ('er', {'er_memory_seed_multiple': 1.0}),
     'autoseed': ('autoseed', {}),
     'dgr': ('dgr', {}),
+    # The class-Gaussian replay in its pair form (docs/PEERS.md §1); at the default bytes
+    # on vl-scenes the low-rank form is refused (rank 1 needs 396,344 B), the mean fits.
+    'gauss_lowrank': ('gauss_replay', {'gauss_covariance': 'lowrank'}),
+    'gauss_mean': ('gauss_replay', {'gauss_covariance': 'mean'}),
 }
 ABLATIONS = {
     'autoseed_plus (no guard)': ('autoseed_plus', {'plus_guard': 'none'}),

@@ -29,7 +29,8 @@ its image half and text half (``split_joint``) and each half normalised; a sampl
 group takes the bank text as w (``seed_text``); replay is ``methods.autoseed.replay_on_seeds``
 (answer CE for bank groups, InfoNCE for every seed, positives from ``infonce_labels``).
 Stored bytes: the per-group statistics in place of seeds, counted by the same rule (a w part
-only for pair groups).
+only for pair groups). Built in ``core.group_stats`` (the 'concat' space only: a 'sum' point
+has no halves to split; replay through ``seed_replay_terms`` with the family's PairReplay).
 """
 
 from __future__ import annotations

@@ -27,8 +27,19 @@ counted by ``class_stats.nbytes``, by ``seeds.bytes_per_seed``'s rule (every sto
 and int). A form whose memory of the stream's classes exceeds the budget is refused with
 one line when the method is built (``class_stats.class_memory_plan``).
 
-Only classification tasks: the statistics are per class; a vision-language task with no
-classes is refused (``REFUSAL``).
+Task kinds: ``fetril`` runs classification tasks only (a vision-language task with no
+classes is refused, ``REFUSAL``). ``gauss_replay`` runs every kind in its pair form on a
+vision-language stream (``core.group_stats``, docs/PEERS.md §1 "Pair form"): the groups
+are the seed family's (``pair_groups.summary_groups``): a bank group (class or VQA answer,
+label < C) is a Gaussian of its queries x in a bank memory of C slots, a pair group (text
+cluster of a retrieval or captioning task, label >= C) a Gaussian of its joint points
+[x ; t] / √2 (2d dims, always the 'concat' space: a 'sum' point cannot be split) in a pair
+memory of ``vl.num_groups`` − C slots. Bytes: ``class_stats.nbytes`` of both memories (a
+pair group pays for its text half, a bank group stores no text); the plan pays for every
+slot and refuses a form over the budget (``group_stats.group_memory_plan``). A pair draw is
+split into its image and text halves, each normalised (v, w); a bank draw takes the bank
+text as w; replay is ``seed_replay_terms`` with the family's ``PairReplay``
+(``autoseed_plus.pair_replay``).
 """
 
 from __future__ import annotations
@@ -38,14 +49,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from autoseed_jax.core import class_stats, parallel, seeds
+from autoseed_jax.core import class_stats, group_stats, parallel, seeds, task_kinds
 from autoseed_jax.core.config_checks import check_fields
 from autoseed_jax.methods.autoseed import seed_replay_terms, seed_update_data, text_prototypes
 from autoseed_jax.methods.autoseed_plus import (family_budget_bytes, family_loss_config,
-                                                validate_family)
+                                                pair_replay, validate_family)
 from autoseed_jax.methods.base import Context, Method
 
-KINDS = ('classification',)
+KINDS = ('classification',)  # fetril's; gauss_replay runs every kind (its pair form)
 REFUSAL = ('its memory holds statistics of the image embeddings of each class, and this '
            'task has no classes')
 # Tags folded into the run key for the replay draws.
@@ -94,9 +105,12 @@ def validate(config) -> None:
 
 
 def _replay_method(context: Context, *, name: str, memory: class_stats.ClassMemory,
-                   draw, consolidate, begin_task=None, extras=None) -> Method:
+                   draw, consolidate, begin_task=None, extras=None, kinds=KINDS,
+                   memory_bytes=None, pair=None) -> Method:
   """The hooks shared by the statistics replays: ``draw(state, key) -> (x, label, valid)``
-  pseudo-features replayed as seeds (w: the class text) each step."""
+  pseudo-features replayed as seeds (w: the class text) each step; with ``pair`` (the
+  pair form on a vision-language stream, ``autoseed.PairReplay``) ``draw`` gives
+  (v, w, label, valid) and the seeds of pair groups replay as ``pair`` says."""
   replay_context = dataclasses.replace(context, config=family_loss_config(context.config))
 
   def init_state(key):
@@ -106,16 +120,21 @@ def _replay_method(context: Context, *, name: str, memory: class_stats.ClassMemo
   def extra_loss(params, state, x, y, key, text=None):
     """λ_r L_replay + λ_c L_consist on pseudo-features of the stored classes."""
     del x, y, text
+    if pair is not None:
+      v, w, label, valid = draw(state, key)
+      batch = seeds.make_seeds(v, w, label, -1, valid=valid)
+      return seed_replay_terms(replay_context, params, state, batch, pair=pair)
     v, label, valid = draw(state, key)
     batch = seeds.make_seeds(v, v[:, :0], label, -1, valid=valid)
     batch = batch.replace(w=text_prototypes(batch, state.class_bank))
     return seed_replay_terms(replay_context, params, state, batch)
 
+  if memory_bytes is None:
+    memory_bytes = lambda extras: class_stats.nbytes(extras['classes'])
   return Method(name=name, init_state=init_state, extra_loss=extra_loss,
                 begin_task=begin_task, consolidate=consolidate,
-                consolidate_name='class statistics', kinds=KINDS, refusal=REFUSAL,
-                memory_bytes=lambda state: int(parallel.to_host(
-                    class_stats.nbytes(state.extras['classes']))))
+                consolidate_name='class statistics', kinds=kinds, refusal=REFUSAL,
+                memory_bytes=lambda state: int(parallel.to_host(memory_bytes(state.extras))))
 
 
 def _store_task(state, task, fit) -> tuple:
@@ -129,10 +148,12 @@ def _store_task(state, task, fit) -> tuple:
 
 
 def gauss_replay(context: Context) -> Method:
-  """Class-Gaussian replay (see module doc)."""
+  """Class-Gaussian replay (see module doc); its pair form on a vision-language stream."""
   config, dim = context.config, context.dim
   validate(config)
   s = settings(config)
+  if context.vl is not None:
+    return _gauss_pair_replay(context, s)
   form = s['gauss_covariance']
   rank, _ = class_stats.class_memory_plan(form, dim, context.num_classes,
                                           family_budget_bytes(config, dim),
@@ -153,7 +174,44 @@ def gauss_replay(context: Context) -> Method:
         x, w, covariance=form, rank=rank, shrinkage=shrinkage))
 
   return _replay_method(context, name='gauss_replay', memory=memory, draw=draw,
-                        consolidate=consolidate)
+                        consolidate=consolidate, kinds=task_kinds.KINDS)
+
+
+def _gauss_pair_replay(context: Context, s: dict) -> Method:
+  """The pair form of ``gauss_replay`` (module doc, ``core.group_stats``): a Gaussian per
+  summary group, bank groups over x, pair groups over [x ; t] / √2."""
+  config, dim = context.config, context.dim
+  form = s['gauss_covariance']
+  num_bank, num_pair = group_stats.group_slots(context.num_classes, context.vl)
+  rank, _ = group_stats.group_memory_plan(form, dim, num_bank, num_pair,
+                                          family_budget_bytes(config, dim),
+                                          rank=int(s['gauss_rank']))
+  bank, pairs = group_stats.init_group_memory(num_bank, num_pair, dim, covariance=form,
+                                              rank=rank)
+  per_group, sphere = int(s['gauss_samples_per_class']), bool(s['gauss_sphere'])
+  shrinkage = float(s['gauss_shrinkage'])
+
+  def draw(state, key):
+    return group_stats.sample_groups(state.extras['classes'], state.extras['pairs'],
+                                     state.class_bank, jax.random.fold_in(key, _GAUSS_TAG),
+                                     per_group, sphere=sphere)
+
+  def consolidate(state, task, *, axis_name=None):
+    """Stores the Gaussians of ``task``'s groups (computed replicated)."""
+    del axis_name
+    groups, bank_fit, pair_fit = group_stats.fit_groups(task, covariance=form, rank=rank,
+                                                        shrinkage=shrinkage)
+    new_bank, new_pairs = group_stats.store_groups(state.extras['classes'],
+                                                   state.extras['pairs'], groups, bank_fit,
+                                                   pair_fit)
+    extras = {**state.extras, 'classes': new_bank, 'pairs': new_pairs}
+    return state.replace(extras=extras), {'classes_stored': new_bank.num_valid(),
+                                          'pair_groups_stored': new_pairs.num_valid()}
+
+  return _replay_method(
+      context, name='gauss_replay', memory=bank, draw=draw, consolidate=consolidate,
+      extras={'pairs': pairs}, kinds=task_kinds.KINDS, pair=pair_replay(config),
+      memory_bytes=lambda extras: group_stats.nbytes(extras['classes'], extras['pairs']))
 
 
 def fetril(context: Context) -> Method:

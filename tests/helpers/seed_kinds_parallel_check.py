@@ -1,6 +1,6 @@
-"""The seed family (kmeans_seeds, autoseed_plus with its guard) on a stream of every seed
-kind -- pair groups of a captioning task, answers of a VQA task -- on 1 device, on 8 with
-jit+sharding and on 8 with pmap. Started by tests/test_seed_kinds.py with
+"""The seed family (kmeans_seeds, autoseed_plus with its guard) and gauss_replay's pair form
+on a stream of every seed kind -- pair groups of a captioning task, answers of a VQA task --
+on 1 device, on 8 with jit+sharding and on 8 with pmap. Started by tests/test_seed_kinds.py with
 XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results."""
 
 import json
@@ -17,7 +17,8 @@ from autoseed_jax.core import parallel  # noqa: E402
 from vl_mock import mock_vl_stream, small_vl_config  # noqa: E402
 
 METHODS = {'kmeans_seeds': {},
-           'autoseed_plus': {'plus_meta_steps': 2, 'plus_guard': 'best_iterate+centres'}}
+           'autoseed_plus': {'plus_meta_steps': 2, 'plus_guard': 'best_iterate+centres'},
+           'gauss_replay': {'plus_memory_bytes': 20000}}  # its pair form
 
 
 def main():
@@ -30,9 +31,14 @@ def main():
       result = continual.run_sequence(
           small_vl_config(method, num_devices=n, parallel=mode, steps_per_task=8, **overrides),
           stream)
-      memory = parallel.to_host(result.state.memory)
+      if method == 'gauss_replay':  # the group means: bank (v), pairs (joint, 'w')
+        extras = parallel.to_host(result.state.extras)
+        memory_v, memory_w = extras['classes'].mean, extras['pairs'].mean
+      else:
+        memory = parallel.to_host(result.state.memory)
+        memory_v, memory_w = memory.v, memory.w
       out[method][name] = {'acc_matrix': result.acc_matrix.tolist(),
-                           'memory_v': memory.v.tolist(), 'memory_w': memory.w.tolist(),
+                           'memory_v': memory_v.tolist(), 'memory_w': memory_w.tolist(),
                            'memory_bytes': int(result.memory_bytes)}
   print('RESULT ' + json.dumps(out))
 
