@@ -7,17 +7,15 @@ draws split into normalised halves with the bank text as a bank group's w; the b
 of every kind; resume; bad settings named.
 """
 
-import shutil
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from autoseed_jax import continual, runner
+from autoseed_jax import continual
 from autoseed_jax.core import class_stats, group_stats
 from autoseed_jax.methods.autoseed_plus import family_budget_bytes
-from autoseed_jax.tools import checkpoint
+from helpers.resume_checks import assert_resumes_bit_identically
 from helpers.vl_mock import mock_vl_stream, small_vl_config
 
 D = 16
@@ -185,26 +183,7 @@ def test_gauss_replay_runs_every_kind_within_its_byte_budget(stream, lowrank_run
 
 def test_resume_on_every_kind_is_bit_identical(stream, tmp_path):
   config = small_vl_config('gauss_replay', steps_per_task=8, plus_memory_bytes=BUDGET)
-  learner = continual.build_learner(config, stream)
-  store = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100)
-  try:
-    full = runner.run_method(config, stream, learner, store, out=lambda line: None)
-  finally:
-    store.close()
-  ids = checkpoint.CheckpointStore(str(tmp_path / 'full'), keep=100).ids()
-  middle = ids[len(ids) // 2]
-  partial = tmp_path / 'partial'
-  shutil.copytree(tmp_path / 'full', partial)
-  for later in ids[ids.index(middle) + 1:]:
-    shutil.rmtree(partial / str(later))
-  store = checkpoint.CheckpointStore(str(partial), keep=100)
-  lines = []
-  try:
-    resumed = runner.run_method(config, stream, learner, store, out=lines.append)
-  finally:
-    store.close()
-  assert any(line.startswith(f'resuming from checkpoint {middle} ') for line in lines)
-  assert checkpoint.state_digest(resumed.state) == checkpoint.state_digest(full.state)
+  assert_resumes_bit_identically(config, stream, tmp_path)
 
 
 @pytest.mark.parametrize('overrides, error, message', [
