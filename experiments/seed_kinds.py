@@ -1,4 +1,4 @@
-r"""Preliminary measurements of the seed family on every task kind and of autoseed_plus's
+r"""Measurements of the seed family on every task kind and of autoseed_plus's
 guard (issue 21), for the report: not for tuning (the settings are the library defaults,
 chosen on the development streams by experiments/tune_plus.py).
 
@@ -71,15 +71,16 @@ PARTS = {
 
 
 def run_part(suite: suite_lib.Suite, part: str, seeds) -> list[dict]:
-  """Every row of ``part`` on its streams and ``seeds``; one dict per run."""
+  """Every row of ``part`` on its streams and ``seeds`` (the seeds of a row in one program,
+  ``Suite.run_seeds``); one dict per run."""
   streams, rows = PARTS[part]
   runs = []
   for stream in streams:
     for label, (method, overrides) in rows.items():
-      for seed in seeds:
-        config = suite_lib.run_config(real_stream_config(), method=method, seed=seed,
-                                      **overrides)
-        record = suite.run(stream, config, label=label, overrides=overrides)
+      config = suite_lib.run_config(real_stream_config(), method=method, seed=seeds[0],
+                                    **overrides)
+      records = suite.run_seeds(stream, config, tuple(seeds), label=label, overrides=overrides)
+      for seed, record in zip(seeds, records):
         runs.append({'part': part, 'stream': stream, 'label': label, 'method': method,
                      'seed': seed, 'overrides': overrides, 'error': record.error,
                      'final_avg_acc': None if record.error else record.metrics['final_avg_acc'],
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
                       ['part', 'stream', 'label', 'seed', 'final_avg_acc', 'forgetting',
                        'memory_bytes', 'seconds', 'error'])
   (out / 'seed_kinds.md').write_text(
-      '# The seed family on every kind, and the guard (preliminary, issue 21)\n\n'
+      '# The seed family on every kind, and the guard (issue 21)\n\n'
       'Written by `python experiments/seed_kinds.py`; settings: the library defaults '
       '(experiments/tuning/). Final average of each task\'s primary score (vision-language: '
       'mean recall, BLEU-4, VQA accuracy), mean ± sample std over run seeds, and the '

@@ -73,7 +73,7 @@ QUICK = SeedsPreset(
                    adapter_hidden=16, generator_hidden=16, sketch_dim=8, noise_dim=4,
                    memory_budget=8, candidates_per_class=4, seeds_per_class=2,
                    batch_size=16),
-    methods=('er', 'autoseed'), seed_counts=(2,), repeats=1, device_count=2,
+    methods=('er',), seed_counts=(2,), repeats=1, device_count=2,
     device_seeds=2, device_repeats=1)
 
 
