@@ -8,11 +8,11 @@ memory, seeds, fwt.
 Writes ``<workdir>/<experiment>/`` for each experiment (see its exp_*.py), then
 ``<workdir>/claims.json`` / ``claims.md`` (the paper's claims beside what was measured)
 and ``<workdir>/suite.json`` (timings, machine, commit). ``experiments/update_readme.py``
-turns these into the README's results section. The full suite (257 runs, with the
-vision-language stream in the main table and autoseed_plus's ablation rows on both
-streams) took 51 minutes of wall time on 2 shared CPU cores (load average 3-4): main 25
-min, ablation 21, memory 6; ``:quick`` (the smoke form: tiny steps, one seed, 10% of
-animals-ci) a few.
+turns these into the README's results section. The full suite (730 runs: 5 run seeds
+per row in one program, the vision-language stream in the main table, autoseed_plus's
+ablation rows and the peers on both streams) took 57 minutes of wall time on 2 shared CPU
+cores (load average 2-5): main 30 min, ablation 13.5, memory 13.5; ``:quick`` (the smoke
+form: tiny steps, one seed, 10% of animals-ci) a few.
 
 Fields:
   experiment        'all': run the configs in ``experiments``
