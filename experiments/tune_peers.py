@@ -52,7 +52,6 @@ import sys
 if __package__ in (None, ''):  # run as a script: make the repository importable
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 from experiments import suite as suite_lib  # noqa: E402
 from experiments.configs.real_streams import real_stream_config  # noqa: E402
@@ -121,13 +120,8 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
           if acc is not None:
             accs.append(acc)
       per_stream[stream] = suite_lib.mean_std(accs)
-    means = [s['mean'] for s in per_stream.values() if s['mean'] is not None]
-    complete = len(means) == len(streams)
-    summary.append({'overrides': overrides, 'per_stream': per_stream,
-                    'mean': float(np.mean(means)) if complete else -1.0,
-                    'worst': float(np.min(means)) if complete else -1.0})
-    log(f'{stage} {json.dumps(overrides)}: mean {summary[-1]["mean"]:.2f}, worst '
-        f'{summary[-1]["worst"]:.2f}')
+    summary.append(tune_plus.setting_summary(overrides, per_stream, every_stream=True))
+    log(tune_plus.summary_line(stage, summary[-1]))
   chosen = choose(summary, stage)
   record = {'stage': stage, 'method': method, 'grid': fields, 'averaged_over': across,
             'fixed': fixed, 'streams': list(streams), 'seeds': list(seeds),

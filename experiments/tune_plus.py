@@ -162,14 +162,8 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
           accs.append(acc)
       per_stream[stream] = {**suite_lib.mean_std(accs),
                             'min': float(np.min(accs)) if accs else None}
-    means = [s['mean'] for s in per_stream.values() if s['mean'] is not None]
-    minima = [s['min'] for s in per_stream.values() if s['min'] is not None]
-    summary.append({'overrides': overrides, 'per_stream': per_stream,
-                    'mean': float(np.mean(means)) if means else -1.0,
-                    'worst': float(np.min(means)) if means else -1.0,
-                    'mean_of_minima': float(np.mean(minima)) if minima else -1.0})
-    log(f'{stage} {json.dumps(overrides)}: mean {summary[-1]["mean"]:.2f}, worst '
-        f'{summary[-1]["worst"]:.2f}, mean of minima {summary[-1]["mean_of_minima"]:.2f}')
+    summary.append(setting_summary(overrides, per_stream))
+    log(summary_line(stage, summary[-1]))
   chosen = choose(summary, stage)
   record = {'stage': stage, 'method': method, 'grid': fields, 'fixed': fixed,
             'streams': list(streams), 'seeds': list(seeds), 'rule': __doc__.split('Rule: ')[1]
@@ -192,6 +186,25 @@ def run_stage(suite: suite_lib.Suite, stage: str, fixed: dict, seeds, streams,
       + result_records.markdown_table(header + [''], [row + [''] * (len(header) + 1 - len(row))
                                                  for row in body]) + '\n')
   return chosen['overrides']
+
+
+def setting_summary(overrides: dict, per_stream: dict, *,
+                    every_stream: bool = False) -> dict:
+  """One setting's row of a stage: its per-stream ``mean_std`` (with 'min'), the mean and
+  the worst of the stream means and the mean of the streams' minima (-1 when no stream,
+  or with ``every_stream`` not every stream, has a finished run)."""
+  means = [s['mean'] for s in per_stream.values() if s['mean'] is not None]
+  minima = [s['min'] for s in per_stream.values() if s.get('min') is not None]
+  ok = bool(means) and (not every_stream or len(means) == len(per_stream))
+  return {'overrides': overrides, 'per_stream': per_stream,
+          'mean': float(np.mean(means)) if ok else -1.0,
+          'worst': float(np.min(means)) if ok else -1.0,
+          'mean_of_minima': float(np.mean(minima)) if ok and minima else -1.0}
+
+
+def summary_line(stage: str, row: dict) -> str:
+  return (f'{stage} {json.dumps(row["overrides"])}: mean {row["mean"]:.2f}, worst '
+          f'{row["worst"]:.2f}, mean of minima {row["mean_of_minima"]:.2f}')
 
 
 def chosen_settings(out: pathlib.Path, stages=ORDER, prefix: str = '') -> dict:

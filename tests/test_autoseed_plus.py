@@ -315,3 +315,14 @@ def test_the_defaults_are_the_settings_chosen_on_the_development_streams():
   assert chosen
   used = {**real_stream_config().to_dict(), **plus_defaults(), **summary_defaults()}
   assert {name: used[name] for name in chosen} == chosen
+
+
+def test_a_settings_row_of_a_tuning_stage_needs_its_streams():
+  from experiments import tune_plus  # pylint: disable=import-outside-toplevel
+  per_stream = {'a': {'mean': 70.0, 'std': 1.0, 'min': 68.0, 'n': 3},
+                'b': {'mean': 80.0, 'std': 2.0, 'min': 76.0, 'n': 3},
+                'c': {'mean': None, 'std': None, 'min': None, 'n': 0}}
+  row = tune_plus.setting_summary({'x': 1}, per_stream)
+  assert (row['mean'], row['worst'], row['mean_of_minima']) == (75.0, 70.0, 72.0)
+  assert tune_plus.setting_summary({'x': 1}, per_stream, every_stream=True)['mean'] == -1.0
+  assert 'mean 75.00, worst 70.00, mean of minima 72.00' in tune_plus.summary_line('s', row)
