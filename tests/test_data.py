@@ -3,6 +3,7 @@ the embedding cache."""
 
 import collections
 import gzip
+import hashlib
 import json
 import os
 import pickle
@@ -316,6 +317,26 @@ def test_cache_misses_on_new_fingerprint_split_or_images(tmp_path):
   changed[0, 0, 0, 0] ^= 1
   _cache(encoder, tmp_path, images=changed)
   assert encoder.calls == 4
+
+
+def test_cache_keeps_embeddings_of_other_xla_numerics_apart(tmp_path, monkeypatch):
+  """The tests' XLA flags change embeddings' last bits: a cache they fill is not read by a
+  run under XLA's defaults, and the defaults' key is the one it always was."""
+  encoder = CountingEncoder()
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+  default_key = embedding_cache.cache_key(fingerprint="bb", dataset="d", split="train",
+                                          inputs_digest="x")
+  assert embedding_cache.numerics_flags() == ""
+  _cache(encoder, tmp_path)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+  assert embedding_cache.cache_key(fingerprint="bb", dataset="d", split="train",
+                                   inputs_digest="x") != default_key
+  _cache(encoder, tmp_path)
+  _cache(encoder, tmp_path)
+  assert encoder.calls == 2
+  monkeypatch.delenv("XLA_FLAGS")
+  payload = {"fingerprint": "bb", "dataset": "d", "split": "train", "inputs": "x"}
+  assert default_key == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_byte", "drop_sidecar", "bad_sidecar"])

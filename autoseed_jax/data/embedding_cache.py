@@ -3,8 +3,8 @@ and text embeddings are computed once per dataset split and reused).
 
 Each entry is ``<dataset>_<split>_<key>.npy`` plus a JSON sidecar ``….json`` holding the key,
 shape, dtype and sha256 of the array bytes. The key is the sha256 of (backbone fingerprint,
-dataset, split, sha256 of the inputs), so a new backbone, other images or other prompts miss the
-cache. Files are written to a temporary file in the cache directory and moved into place with
+dataset, split, sha256 of the inputs, and the XLA flags that change float results when set),
+so a new backbone, other images or other prompts miss the cache. Files are written to a temporary file in the cache directory and moved into place with
 ``os.replace`` (the array first, the sidecar last), so an interrupted write never yields an
 entry that loads; an entry cut short or not matching its sidecar is recomputed after a
 one-line warning. A cache directory that is a file, an entry that cannot be read for lack
@@ -52,13 +52,27 @@ def texts_digest(texts: Sequence[str]) -> str:
   return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()
 
 
+# XLA flags that change an embedding's last float bits (the test suite turns the backend
+# optimisations off, tests/conftest.py): embeddings computed under them are kept apart, so a
+# cache the tests filled never feeds a command-line run (a chaotic method such as
+# Auto-Seed VL2 amplifies such bits: the demo's 40.30 became 43.50).
+NUMERICS_FLAGS = ('--xla_backend_optimization_level',)
+
+
+def numerics_flags() -> str:
+  """The ``NUMERICS_FLAGS`` set in ``$XLA_FLAGS``, sorted; '' under XLA's defaults."""
+  flags = os.environ.get("XLA_FLAGS", "").split()
+  return " ".join(sorted(f for f in flags if f.startswith(NUMERICS_FLAGS)))
+
+
 def cache_key(*, fingerprint: str, dataset: str, split: str, inputs_digest: str) -> str:
-  """sha256 hex identifying one (backbone, dataset, split, inputs) embedding table."""
-  payload = json.dumps(
-      {"fingerprint": fingerprint, "dataset": dataset, "split": split, "inputs": inputs_digest},
-      sort_keys=True,
-  )
-  return hashlib.sha256(payload.encode()).hexdigest()
+  """sha256 hex identifying one (backbone, dataset, split, inputs) embedding table, and the
+  XLA flags it was computed under when they are not the defaults (``numerics_flags``)."""
+  fields = {"fingerprint": fingerprint, "dataset": dataset, "split": split,
+            "inputs": inputs_digest}
+  if numerics_flags():
+    fields["xla_flags"] = numerics_flags()
+  return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 def _entry_paths(cache_dir: pathlib.Path, dataset: str, split: str, key: str):
