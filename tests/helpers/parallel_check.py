@@ -1,7 +1,7 @@
 """Runs one short continual run on 1 device, on 8 with jit+sharding and on 8 with pmap.
 
-Started by tests/test_parallel.py (and, with a method name as its argument, by
-tests/test_autoseed_plus.py) in a subprocess with
+Started by tests/test_parallel.py (and, with a method name and the forms to run as its
+arguments, by tests/test_autoseed_plus.py) in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results.
 """
 
@@ -30,12 +30,14 @@ def config(num_devices, mode, method='autoseed'):
   return c
 
 
-def main(method='autoseed'):
+def main(method='autoseed', forms='one,jit8,pmap8'):
   assert jax.device_count() == 8, jax.devices()
   stream = make_synthetic_stream(num_tasks=3, classes_per_task=2, dim=32, train_per_class=60,
                                  test_per_class=30, seed=2)
   out = {}
-  for name, (n, mode) in {'one': (1, 'jit'), 'jit8': (8, 'jit'), 'pmap8': (8, 'pmap')}.items():
+  all_forms = {'one': (1, 'jit'), 'jit8': (8, 'jit'), 'pmap8': (8, 'pmap')}
+  for name in forms.split(','):
+    n, mode = all_forms[name]
     c = config(n, mode, method)
     learner = continual.build_learner(c, stream)
     test = learner.put_test(stream.test)
