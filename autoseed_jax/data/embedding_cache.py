@@ -70,8 +70,9 @@ def cache_key(*, fingerprint: str, dataset: str, split: str, inputs_digest: str)
   XLA flags it was computed under when they are not the defaults (``numerics_flags``)."""
   fields = {"fingerprint": fingerprint, "dataset": dataset, "split": split,
             "inputs": inputs_digest}
-  if numerics_flags():
-    fields["xla_flags"] = numerics_flags()
+  flags = numerics_flags()
+  if flags:
+    fields["xla_flags"] = flags
   return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
