@@ -272,20 +272,17 @@ def test_a_state_with_a_memory_without_text_prototypes_checkpoints_and_restores(
   assert checkpoint.state_digest(restored.state) == checkpoint.state_digest(plus_run.state)
 
 
-# refined_seeds under pmap is left out: on 8 simulated CPU devices this check's child hung
-# (every thread waiting, no CPU) in 3 of 4 fresh-clone runs of 2026-12-05; the two hangs we
-# located were both in refined_seeds' pmap'd consolidation. Cause not found yet;
-# docs/DEVICES.md tells users to run refined_seeds with parallel='jit'.
-EIGHT_DEVICE_FORMS = {'autoseed_plus': ('jit8', 'pmap8'), 'refined_seeds': ('jit8',)}
+EIGHT_DEVICE_FORMS = {'autoseed_plus': ('jit8', 'pmap8'), 'refined_seeds': ('jit8', 'pmap8')}
 
 
 @pytest.fixture(scope='module')
 def eight_devices():
-  """autoseed_plus on 1 device, 8 with jit and 8 with pmap; refined_seeds on 1 and 8 with
-  jit (``EIGHT_DEVICE_FORMS``)."""
+  """autoseed_plus and refined_seeds on 1 device, 8 with jit and 8 with pmap, in one child
+  process (``EIGHT_DEVICE_FORMS``). refined_seeds' pmap form is the one that deadlocked
+  before ``parallel.compile_step`` waited for a pmap's result (docs/DEVICES.md)."""
   from helpers.device_runs import run_on_eight_devices  # pylint: disable=import-outside-toplevel
-  return {method: run_on_eight_devices('parallel_check.py', method, ','.join(('one',) + forms))
-          for method, forms in EIGHT_DEVICE_FORMS.items()}
+  return run_on_eight_devices('parallel_check.py', *(
+      f"{method}={','.join(('one',) + forms)}" for method, forms in EIGHT_DEVICE_FORMS.items()))
 
 
 @pytest.mark.parametrize('method, form', [(m, f) for m, forms in EIGHT_DEVICE_FORMS.items()

@@ -213,7 +213,13 @@ def compile_step(fn, parallelism: Parallelism, *, static_argnums=(), donate_argn
   def call(*args):
     args = [stack_for_pmap(a, parallelism) if i in pmap_argnums else a
             for i, a in enumerate(args)]
-    return unstack_from_pmap(mapped(*args), parallelism)
+    # Wait for every device's copy before anything reads it: XLA's CPU client admits a
+    # bounded number of computations per device (a semaphore taken when the launch runs
+    # on its thread pool, not in dispatch order), so the per-leaf reads below could fill
+    # a device's slots before that device's share of the pmap launched, all waiting on a
+    # result that never comes (docs/DEVICES.md, "A deadlock of pmap on simulated CPU
+    # devices"). One wait per step; the step itself stays one program.
+    return unstack_from_pmap(jax.block_until_ready(mapped(*args)), parallelism)
 
   return call
 

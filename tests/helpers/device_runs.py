@@ -41,14 +41,12 @@ def run_on_eight_devices(script: str, *args: str, timeout: int = 300, attempts: 
   """Runs ``tests/helpers/<script> [args]`` with 8 simulated CPU devices; returns the JSON
   of its last ``RESULT`` line (the test fails with its stderr if it exits non-zero).
 
-  XLA's simulated CPU devices now and then deadlock on a 2-core machine (in 2 of 3
-  fresh-clone runs of 2026-12-05, both in tests/test_autoseed_plus.py's check: every thread
-  of the child waiting on a futex, no CPU used, its main thread waiting for a pmap'd
-  consolidation's result; the same script passes on rerun, and on 1 device). An attempt
-  that runs past ``timeout`` seconds (the slowest check, Auto-Seed's 8 run seeds on 1 and 8
-  devices, takes about 90 s on a loaded machine) is killed and the same deterministic
-  script runs again, up to ``attempts`` times, so the check is as strict and a deadlock
-  costs 5 minutes, not the CI's budget."""
+  An attempt that runs past ``timeout`` seconds (the slowest check, Auto-Seed's 8 run seeds
+  on 1 and 8 devices, takes about 90 s on a loaded machine) is killed and the same
+  deterministic script runs again, up to ``attempts`` times. The deadlock this guarded
+  against (refined_seeds' pmap form, docs/DEVICES.md) is fixed; the retry stays so that an
+  unknown hang of the host simulation costs minutes rather than the CI's budget, and the
+  check is as strict: it fails when every attempt hangs."""
   env = dict(os.environ, **EIGHT_DEVICES_ENV)
   command = [sys.executable, os.path.join(ROOT, 'tests', 'helpers', script), *args]
   for attempt in range(attempts):

@@ -1,8 +1,10 @@
 """Runs one short continual run on 1 device, on 8 with jit+sharding and on 8 with pmap.
 
-Started by tests/test_parallel.py (and, with a method name and the forms to run as its
-arguments, by tests/test_autoseed_plus.py) in a subprocess with
-XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results.
+Started by tests/test_parallel.py (Auto-Seed VL2 and the embedding extraction) and, with
+``METHOD=FORMS`` arguments (``autoseed_plus=one,jit8,pmap8 refined_seeds=one,pmap8``), by
+tests/test_autoseed_plus.py, in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=8; prints one JSON line of results
+(``{form: ...}`` without arguments, ``{method: {form: ...}}`` with them).
 """
 
 import json
@@ -30,8 +32,8 @@ def config(num_devices, mode, method='autoseed'):
   return c
 
 
-def main(method='autoseed', forms='one,jit8,pmap8'):
-  assert jax.device_count() == 8, jax.devices()
+def method_runs(method, forms):
+  """{form: results} of ``method`` in each of ``forms`` ('one,jit8,pmap8')."""
   stream = make_synthetic_stream(num_tasks=3, classes_per_task=2, dim=32, train_per_class=60,
                                  test_per_class=30, seed=2)
   out = {}
@@ -58,9 +60,16 @@ def main(method='autoseed', forms='one,jit8,pmap8'):
         'memory_v': parallel.to_host(result.state.memory.v).tolist(),
         'train_x_sharding': str(task.train_x.sharding),
     }
-  if method != 'autoseed':
-    print('RESULT ' + json.dumps(out))
+  return out
+
+
+def main(*method_forms):
+  assert jax.device_count() == 8, jax.devices()
+  if method_forms:
+    print('RESULT ' + json.dumps({method: method_runs(method, forms) for method, forms in
+                                  (spec.split('=') for spec in method_forms)}))
     return
+  out = method_runs('autoseed', 'one,jit8,pmap8')
   # Embedding extraction: the LiT image tower over 8 devices equals one device.
   from autoseed_jax.models import backbone as backbone_lib
   from autoseed_jax.models.offline_backbone import load_offline_backbone
