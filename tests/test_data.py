@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from autoseed_jax.data import builders, embedding_cache, sources
+from helpers import TEST_XLA_FLAGS
 
 EMBEDDED = {
     "animal_mnist": (builders.ANIMAL_MNIST_CLASS_NAMES, (28, 28, 1)),
@@ -119,6 +121,17 @@ def test_prepare_is_idempotent(data_dir):
   again = builders.prepare("sklearn_digits", data_dir)
   assert os.stat(info_file).st_mtime_ns == before
   assert again.info.splits["train"].num_examples == 1438
+
+
+def test_a_builder_for_an_unbuilt_dir_leaves_no_temporary_folder(monkeypatch, tmp_path):
+  # TFDS makes an empty /tmp/tmp*tfds folder, never removed, for every builder of an
+  # unbuilt dataset (DatasetInfo.initialize_from_bucket); ours skip that.
+  scratch = tmp_path / 'tmp'
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
+  builder = builders.embedded_builder('sklearn_digits', tmp_path / 'data')
+  assert not builders.is_built(builder)
+  assert list(scratch.iterdir()) == []
 
 
 def test_default_dirs_follow_environment(monkeypatch, tmp_path):
@@ -328,9 +341,13 @@ def test_cache_keeps_embeddings_of_other_xla_numerics_apart(tmp_path, monkeypatc
                                           inputs_digest="x")
   assert embedding_cache.numerics_flags() == ""
   _cache(encoder, tmp_path)
+  keys = {default_key}
+  for flag in TEST_XLA_FLAGS.split():  # each of the tests' flags alone keeps its own key
+    monkeypatch.setenv("XLA_FLAGS", flag)
+    keys.add(embedding_cache.cache_key(fingerprint="bb", dataset="d", split="train",
+                                       inputs_digest="x"))
+  assert len(keys) == 1 + len(TEST_XLA_FLAGS.split())
   monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
-  assert embedding_cache.cache_key(fingerprint="bb", dataset="d", split="train",
-                                   inputs_digest="x") != default_key
   _cache(encoder, tmp_path)
   _cache(encoder, tmp_path)
   assert encoder.calls == 2

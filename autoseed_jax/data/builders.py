@@ -242,6 +242,16 @@ def load_sklearn_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
   return images, digits.target.astype(np.int64)
 
 
+class _InstalledDatasetInfo(tfds.core.DatasetInfo):
+  """The DatasetInfo of a dataset built from an installed package: TFDS's bucket has
+  nothing of it. Before a dataset is built TFDS looks there (``initialize_from_bucket``)
+  and, even with the bucket switched off, first makes a temporary folder it never removes
+  (one empty ``/tmp/tmp*tfds`` per builder made for an unbuilt data dir); skip the look."""
+
+  def initialize_from_bucket(self) -> None:
+    pass
+
+
 class _EmbeddedImageClassification(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Shared layout: uint8 image [H, W, 1], ClassLabel label, text id; train/test splits."""
 
@@ -272,7 +282,7 @@ class _EmbeddedImageClassification(tfds.core.GeneratorBasedBuilder, skip_registr
     """Returns (images: [N, H, W] uint8, labels: [N] int64) from the installed package."""
 
   def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
+    return _InstalledDatasetInfo(
         builder=self,
         description=self.DESCRIPTION,
         features=tfds.features.FeaturesDict({
