@@ -56,7 +56,7 @@ def texts_digest(texts: Sequence[str]) -> str:
 # optimisations off, tests/conftest.py): embeddings computed under them are kept apart, so a
 # cache the tests filled never feeds a command-line run (a chaotic method such as
 # Auto-Seed VL2 amplifies such bits: the demo's 40.30 became 43.50).
-NUMERICS_FLAGS = ('--xla_backend_optimization_level',)
+NUMERICS_FLAGS = ('--xla_backend_optimization_level', '--xla_cpu_use_fusion_emitters')
 
 
 def numerics_flags() -> str:
