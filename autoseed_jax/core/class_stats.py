@@ -176,6 +176,19 @@ def class_variances(x: jax.Array, weights: jax.Array, mean: jax.Array) -> jax.Ar
   return jnp.maximum(second - mean * mean, 0.0)
 
 
+def each_matrix(decompose, matrices: jax.Array) -> jax.Array:
+  """``decompose`` (an eigh or Cholesky factorisation) of each of ``matrices`` [n, d, d]
+  in turn (``lax.map``); bit-identical to the batched call.
+
+  jaxlib's CPU LAPACK kernels split a batch over XLA's intra-op thread pool and wait for
+  the pieces on a pool thread. When every pool thread is such a waiting kernel (8
+  simulated CPU devices on 2 cores, each running the program) nobody runs the pieces and
+  the process deadlocks (docs/DEVICES.md); a batch of one runs inline. (Under the seed
+  axis's ``vmap`` the call is batched again, over the run seeds.)
+  """
+  return jax.lax.map(decompose, matrices)
+
+
 def lowrank_plus_diag(cov: jax.Array, rank: int, shrinkage: float) -> tuple[jax.Array, jax.Array]:
   """Σ ≈ Fᵀ F + diag ψ with the top-``rank`` principal axes in F and the exact diagonal.
 
@@ -188,7 +201,7 @@ def lowrank_plus_diag(cov: jax.Array, rank: int, shrinkage: float) -> tuple[jax.
     (factor F [n, r, d]: rows sqrt(λ_k) u_k for the r largest eigenvalues λ_k (clipped at
     0) with eigenvectors u_k; scale [n, d]: sqrt(ψ) with ψ = max(diag Σ − diag FᵀF, 0) + ε).
   """
-  eigenvalues, eigenvectors = jnp.linalg.eigh(cov)                    # ascending
+  eigenvalues, eigenvectors = each_matrix(jnp.linalg.eigh, cov)       # ascending
   top_values = jnp.maximum(eigenvalues[:, ::-1][:, :rank], 0.0)        # [n, r]
   top_vectors = jnp.swapaxes(eigenvectors[:, :, ::-1][:, :, :rank], 1, 2)  # [n, r, d]
   factor = jnp.sqrt(top_values)[..., None] * top_vectors
@@ -226,7 +239,8 @@ def fit_class_gaussians(x: jax.Array, weights: jax.Array, *, covariance: str, ra
   if covariance == 'lowrank':
     out['factor'], out['scale'] = lowrank_plus_diag(cov, rank, shrinkage)
   else:
-    out['chol'] = jnp.linalg.cholesky(cov + shrinkage * jnp.eye(d, dtype=cov.dtype))
+    out['chol'] = each_matrix(jnp.linalg.cholesky,
+                              cov + shrinkage * jnp.eye(d, dtype=cov.dtype))
   return out
 
 
