@@ -190,8 +190,18 @@ def stack_for_pmap(tree, parallelism: Parallelism):
 
 
 def unstack_from_pmap(tree, parallelism: Parallelism):
-  """The first device's copy of a pmap output (all copies are equal), on that device."""
-  return jax.tree.map(lambda x: jax.device_put(x[0], parallelism.replicated), tree)
+  """The first local device's copy of a pmap output (all copies are equal), replicated.
+
+  Read from that device's buffer (``addressable_data``) and copied to the others, never
+  as ``x[0]``: indexing an array sharded over the devices is a program on all of them
+  with a collective, and one such program per leaf, launched in a different order on
+  each simulated CPU device, deadlocked on 2 cores (docs/DEVICES.md)."""
+
+  def first(x):
+    local = x.addressable_data(0)  # [1, ...] on one device: no computation
+    return jax.device_put(local.reshape(local.shape[1:]), parallelism.replicated)
+
+  return jax.tree.map(first, tree)
 
 
 def compile_step(fn, parallelism: Parallelism, *, static_argnums=(), donate_argnums=(),
