@@ -279,7 +279,8 @@ EIGHT_DEVICE_FORMS = {'autoseed_plus': ('jit8', 'pmap8'), 'refined_seeds': ('jit
 def eight_devices():
   """autoseed_plus and refined_seeds on 1 device, 8 with jit and 8 with pmap, in one child
   process (``EIGHT_DEVICE_FORMS``). refined_seeds' pmap form is the one that deadlocked
-  before ``parallel.compile_step`` waited for a pmap's result (docs/DEVICES.md)."""
+  most often before ``parallel.compile_step`` changed how it reads a pmap's outputs
+  (docs/DEVICES.md)."""
   from helpers.device_runs import run_on_eight_devices  # pylint: disable=import-outside-toplevel
   return run_on_eight_devices('parallel_check.py', *(
       f"{method}={','.join(('one',) + forms)}" for method, forms in EIGHT_DEVICE_FORMS.items()))
