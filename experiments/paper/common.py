@@ -129,7 +129,7 @@ def crash_notes(summaries: dict[tuple[str, str], dict]) -> list[str]:
   notes = []
   for (stream, label), s in summaries.items():
     if s.get('refused'):
-      notes.append(f'{label} on {stream}: {s["refused"]}.')
+      notes.append(f'{label} on {stream}: {s["refused"].rstrip(".")}.')
       continue
     for e in s['errors']:
       lines = e['error'].strip().splitlines()
