@@ -176,9 +176,9 @@ def class_variances(x: jax.Array, weights: jax.Array, mean: jax.Array) -> jax.Ar
   return jnp.maximum(second - mean * mean, 0.0)
 
 
-def each_matrix(decompose, matrices: jax.Array) -> jax.Array:
+def each_matrix(decompose, matrices: jax.Array):
   """``decompose`` (an eigh or Cholesky factorisation) of each of ``matrices`` [n, d, d]
-  in turn (``lax.map``); bit-identical to the batched call.
+  in turn (``lax.map``), its outputs stacked over n; bit-identical to the batched call.
 
   jaxlib's CPU LAPACK kernels split a batch over XLA's intra-op thread pool and wait for
   the pieces on a pool thread. When every pool thread is such a waiting kernel (8
