@@ -164,6 +164,9 @@ def data_source(name: str, split: str, data_dir: str | os.PathLike | None = None
       return tfds.data_source(
           spec.tfds_name, split=_tfds_split(spec, split), data_dir=data_dir, download=False
       )
+  # What TFDS raises for records it cannot read: AssertionError (no such version
+  # prepared), FileNotFoundError or ValueError (nothing prepared there, no file format
+  # recorded), NotImplementedError (stored as tfrecord only: no random access).
   except (AssertionError, FileNotFoundError, NotImplementedError, ValueError) as error:
     diagnosed = _diagnose_unreadable(spec.tfds_name, data_dir, error)
     if diagnosed is error:
