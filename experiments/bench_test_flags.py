@@ -1,6 +1,6 @@
 """How much the test suite's XLA flags cut compile-dominated work: small continual runs
-(Auto-Seed VL2, autoseed_plus, ER on a 3-task synthetic stream, the shapes of
-tests/test_vmap_seeds.py) compiled from scratch under XLA's defaults, under
+(Auto-Seed VL2, autoseed_plus, ER on a 3-task synthetic stream, the run of
+tests/test_vmap_seeds.py: ``helpers.small_runs``) compiled from scratch under XLA's defaults, under
 ``--xla_backend_optimization_level=0`` and under the tests' flags
 (``tests/helpers.TEST_XLA_FLAGS``).
 
@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
 from helpers import TEST_XLA_FLAGS  # noqa: E402  pylint: disable=wrong-import-position
+from helpers.small_runs import SMALL, STREAM  # noqa: E402  pylint: disable=wrong-import-position
 
 FLAG_SETS = {
     'defaults': '',
@@ -32,9 +33,6 @@ FLAG_SETS = {
     'tests': TEST_XLA_FLAGS,
 }
 METHODS = ('autoseed', 'autoseed_plus', 'er')
-SMALL = dict(steps_per_task=12, steps_per_chunk=6, adapter_hidden=16, generator_hidden=16,
-             sketch_dim=16, noise_dim=4, meta_steps=2, plus_meta_steps=2, inner_steps=1,
-             memory_budget=12, candidates_per_class=8)
 
 
 def one_measurement() -> dict:
@@ -42,8 +40,7 @@ def one_measurement() -> dict:
   from autoseed_jax import continual  # pylint: disable=import-outside-toplevel
   from autoseed_jax.streams.synthetic import make_synthetic_stream  # pylint: disable=import-outside-toplevel
   from experiments.configs.common import method_config  # pylint: disable=import-outside-toplevel
-  stream = make_synthetic_stream(num_tasks=3, classes_per_task=2, dim=16, train_per_class=30,
-                                 test_per_class=20, seed=0)
+  stream = make_synthetic_stream(**STREAM)
   start, accuracies = time.perf_counter(), {}
   for method in METHODS:
     config = method_config()

@@ -27,6 +27,7 @@ from experiments.configs import synthetic as synthetic_config
 from experiments.configs.common import method_config
 from helpers import TEST_XLA_FLAGS
 from helpers.device_runs import run_on_eight_devices
+from helpers.small_runs import SMALL, STREAM
 from test_resume import (ROOT, assert_resumed_in_task_two, checkpoint_ids, checkpoint_meta,
                          finish, wait_until)
 
@@ -36,12 +37,6 @@ SEEDS = (0, 1, 2)
 ACC_TOLERANCE = {'er': 0.0, 'kmeans_seeds': 0.0, 'autoseed_plus': 0.0, 'autoseed': 0.0}
 PARAM_TOLERANCE = 1e-5
 
-
-STREAM = dict(num_tasks=3, classes_per_task=2, dim=16, train_per_class=30, test_per_class=20,
-              seed=0)
-SMALL = dict(steps_per_task=12, steps_per_chunk=6, adapter_hidden=16, generator_hidden=16,
-             sketch_dim=16, noise_dim=4, meta_steps=2, plus_meta_steps=2, inner_steps=1,
-             memory_budget=12, candidates_per_class=8)
 
 
 @pytest.fixture(scope='module')
